@@ -1,0 +1,21 @@
+"""Alembic environment: migrations run from lxr's own store code, on its connection."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from lxr.api.tables import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # pragma: no cover - only when running the alembic CLI by hand
+    from sqlalchemy import create_engine
+
+    connection = create_engine(context.config.get_main_option("sqlalchemy.url")).connect()
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,65 @@
+"""What the controller reads from the store for one cycle: plain, frozen records.
+
+These are the planner's inputs on the desired side; they carry no database session, so the
+planner stays a pure function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxr.api.resources import ExperimentSpec
+
+__all__ = ["AttemptRecord", "ExperimentRecord", "WorkUnitRecord"]
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """The attempt in flight for a work unit."""
+
+    id: int
+    number: int
+    submission_id: int
+    submission_tag: str
+    submission_state: str  # Intent | Submitted | Failed
+    submission_error: str | None
+    job_id: str | None
+    array_index: int
+    phase: str
+    state: str | None = None
+    restarts: int = 0
+    submit_time: float | None = None
+    start_time: float | None = None
+    last_seen: float | None = None
+    cancel_requested_at: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkUnitRecord:
+    """A work unit that has not reached a terminal phase."""
+
+    id: int
+    index: int
+    name: str
+    phase: str
+    failures: int = 0
+    disruptions: int = 0
+    next_attempt_after: float | None = None
+    attempt_count: int = 0
+    retry_reason: str | None = None
+    active: AttemptRecord | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """An experiment with its active work units, as one cycle sees it."""
+
+    uid: str
+    name: str
+    cluster: str
+    generation: int
+    spec: ExperimentSpec
+    deleting: bool = False
+    failed_reason: str | None = None
+    failed_count: int = 0
+    work_units: tuple[WorkUnitRecord, ...] = field(default_factory=tuple)

@@ -1,0 +1,44 @@
+"""Expanding an experiment's ``workUnits`` or ``sweep`` into concrete work units."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from lxr.api.resources import ArgValue, ExperimentSpec
+
+__all__ = ["DesiredWorkUnit", "expand_work_units"]
+
+
+@dataclass(frozen=True)
+class DesiredWorkUnit:
+    """One work unit as the spec asks for it; ``index`` is its position, from 0."""
+
+    index: int
+    name: str
+    args: dict[str, ArgValue] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def expand_work_units(spec: ExperimentSpec) -> list[DesiredWorkUnit]:
+    """The work units of ``spec``, in a stable order.
+
+    ``sweep.grid`` is a cartesian product in the order the keys are written (the last key varies
+    fastest); with ``sweep.list`` too, every list entry is combined with every grid point (list
+    keys win). Without a sweep or work units, the experiment is one work unit with no args.
+    """
+    if spec.work_units is not None:
+        return [
+            DesiredWorkUnit(index=i, name=wu.name or str(i), args=dict(wu.args), env=dict(wu.env))
+            for i, wu in enumerate(spec.work_units)
+        ]
+    if spec.sweep is None:
+        return [DesiredWorkUnit(index=0, name="0")]
+    keys = list(spec.sweep.grid)
+    points: list[dict[str, ArgValue]] = [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(spec.sweep.grid[k] for k in keys))
+    ]
+    entries = spec.sweep.entries or [{}]
+    combos = [{**point, **entry} for point in points for entry in entries]
+    return [DesiredWorkUnit(index=i, name=str(i), args=args) for i, args in enumerate(combos)]

@@ -1,0 +1,205 @@
+"""The store's tables. Timestamps are UNIX seconds (float) so every backend agrees on them.
+
+Work units and attempts are rows, indexed by the columns the controller filters on, so that
+an experiment of 100k work units stays cheap to reconcile and to list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AttemptRow",
+    "Base",
+    "ClusterRow",
+    "EventRow",
+    "ExperimentRow",
+    "LeaseRow",
+    "SubmissionRow",
+    "WorkUnitRow",
+]
+
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints stably."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ClusterRow(Base):
+    """An applied Cluster (the default ``local`` cluster needs no row)."""
+
+    __tablename__ = "clusters"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    annotations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    resource_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ExperimentRow(Base):
+    """An applied Experiment: its spec, and the status the controller wrote."""
+
+    __tablename__ = "experiments"
+    uid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    annotations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    cluster: Mapped[str] = mapped_column(String(63), index=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    resource_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[float] = mapped_column(Float)
+    deletion_timestamp: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finalizers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # status (controller-written)
+    observed_generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    phase: Mapped[str] = mapped_column(String(16), default="Pending", index=True)
+    conditions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    failed_indexes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    start_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    completion_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # set when a FailJob rule or maxFailedIndexes ends the experiment early
+    failed_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    failed_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class WorkUnitRow(Base):
+    """One work unit; ``phase`` is indexed because the controller reads only active ones."""
+
+    __tablename__ = "work_units"
+    __table_args__ = (
+        UniqueConstraint("experiment_uid", "idx", name="uq_work_units_experiment_idx"),
+        Index("ix_work_units_cluster_phase", "cluster", "phase"),
+        Index("ix_work_units_experiment_phase", "experiment_uid", "phase"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_uid: Mapped[str] = mapped_column(
+        ForeignKey("experiments.uid", ondelete="CASCADE"), index=True
+    )
+    idx: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    env: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    cluster: Mapped[str] = mapped_column(String(63))
+    phase: Mapped[str] = mapped_column(String(16), default="Pending")
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    disruptions: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    # the attempt in flight (submitted, not yet finished), if any
+    active_attempt_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the reason the next attempt is a retry (Preempted, Error, ...): set when one ends
+    retry_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class SubmissionRow(Base):
+    """One job (an array) lxr submits. Written as an intent *before* the scheduler is called,
+    so a controller restarted after a crash finds the job by its tag instead of submitting again.
+    """
+
+    __tablename__ = "submissions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tag: Mapped[str] = mapped_column(String(64), unique=True)
+    cluster: Mapped[str] = mapped_column(String(63), index=True)
+    experiment_uid: Mapped[str] = mapped_column(
+        ForeignKey("experiments.uid", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), index=True)  # Intent | Submitted | Failed
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    submitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AttemptRow(Base):
+    """One attempt of a work unit: a task of a submitted array."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        UniqueConstraint("work_unit_id", "number", name="uq_attempts_work_unit_number"),
+        Index("ix_attempts_job_task", "job_id", "array_index"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    work_unit_id: Mapped[int] = mapped_column(
+        ForeignKey("work_units.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), index=True
+    )
+    array_index: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    phase: Mapped[str] = mapped_column(String(16), default="Pending")
+    state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    submit_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    start_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cancel_requested_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EventRow(Base):
+    """A Kubernetes-like event: something that happened to an object, with a reason."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[float] = mapped_column(Float, index=True)
+    type: Mapped[str] = mapped_column(String(16))  # Normal | Warning
+    reason: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    experiment_uid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    cluster: Mapped[str | None] = mapped_column(String(63), nullable=True)
+
+
+class LeaseRow(Base):
+    """Leader election: one controller at a time holds the lease and renews it."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    acquired_at: Mapped[float] = mapped_column(Float)
+    renewed_at: Mapped[float] = mapped_column(Float)
+    ttl_seconds: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,142 @@
+"""What the planner asks the actor to do. Plain frozen records: the plan is data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Action",
+    "AttemptPatch",
+    "Cancel",
+    "Event",
+    "FailureHandled",
+    "Resubmit",
+    "RetryIntent",
+    "Submit",
+    "SubmitEntry",
+    "UpdateStatus",
+    "WorkUnitPatch",
+]
+
+
+@dataclass(frozen=True)
+class WorkUnitPatch:
+    """The new state of a work unit (all fields are written)."""
+
+    id: int
+    index: int
+    phase: str
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    failures: int = 0
+    disruptions: int = 0
+    next_attempt_after: float | None = None
+    retry_reason: str | None = None
+    clear_active: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptPatch:
+    """The new state of an attempt (all fields are written)."""
+
+    id: int
+    phase: str
+    job_id: str | None = None
+    state: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    restarts: int = 0
+    start_time: float | None = None
+    end_time: float | None = None
+    last_seen: float | None = None
+    cancel_requested_at: float | None = None
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something worth telling the user (shown by ``lxr describe`` and ``lxr get events``)."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+    kind: str = "Experiment"
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class FailureHandled:
+    """One failed attempt and the policy action it got (for metrics)."""
+
+    reason: str
+    action: str
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    """Record what was observed and decided for one experiment."""
+
+    experiment_uid: str
+    work_units: tuple[WorkUnitPatch, ...] = ()
+    attempts: tuple[AttemptPatch, ...] = ()
+    adoptions: tuple[tuple[int, str], ...] = ()  # (submission id, job id)
+    events: tuple[Event, ...] = ()
+    handled: tuple[FailureHandled, ...] = ()
+    fail_experiment: tuple[str, str] | None = None  # (reason, message)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.work_units
+            or self.attempts
+            or self.adoptions
+            or self.events
+            or self.fail_experiment
+        )
+
+
+@dataclass(frozen=True)
+class SubmitEntry:
+    """One work unit to start an attempt for."""
+
+    work_unit_id: int
+    index: int
+    attempt: int  # the new attempt's number, from 1
+    retry_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Start first attempts for these work units, as one job array (split if too large)."""
+
+    experiment_uid: str
+    entries: tuple[SubmitEntry, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Resubmit(Submit):
+    """Start new attempts for work units whose last attempt failed or was disrupted: exactly the
+    affected indexes, packed into one array."""
+
+
+@dataclass(frozen=True)
+class RetryIntent:
+    """Submit a recorded intent again: it never reached the scheduler (no job carries its tag)."""
+
+    experiment_uid: str
+    submission_id: int
+    tag: str
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Cancel these tasks (one scheduler call per cluster)."""
+
+    experiment_uid: str
+    targets: tuple[tuple[str, int], ...]
+    attempt_ids: tuple[int, ...]
+    reason: str
+
+
+Action = UpdateStatus | Submit | Resubmit | RetryIntent | Cancel

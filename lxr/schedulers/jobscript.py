@@ -1,0 +1,74 @@
+"""Files every driver writes for a job array: the task table and the task launcher.
+
+The task table has one line per task: ``index<TAB>argv<TAB>env<TAB>cwd``, each field the
+base64 of NUL-separated strings. The launcher (bash, present on every cluster) decodes the line
+of its own index and runs the argv directly, so nothing passes through a shell's parser.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from functools import cache
+
+import jinja2
+
+from lxr.schedulers.base import ArrayJob, TaskSpec
+
+__all__ = ["LAUNCHER", "TASKS_FILE", "job_files", "render_template", "task_table"]
+
+TASKS_FILE = "tasks.tsv"
+LAUNCHER = "run-task.sh"
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("lxr.schedulers", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_template(name: str, **context: object) -> str:
+    """Render one of the job templates shipped with lxr."""
+    return _env().get_template(name).render(**context)
+
+
+def _b64(items: Sequence[str]) -> str:
+    raw = b"".join(item.encode() + b"\0" for item in items)
+    return base64.b64encode(raw).decode()
+
+
+def task_table(tasks: Sequence[TaskSpec]) -> bytes:
+    """The task table for ``tasks``."""
+    lines = []
+    for task in tasks:
+        env = [f"{k}={v}" for k, v in task.env.items()]
+        cwd = base64.b64encode((task.working_dir or "").encode()).decode()
+        lines.append(f"{task.array_index}\t{_b64(task.argv)}\t{_b64(env)}\t{cwd}\n")
+    return "".join(lines).encode()
+
+
+def job_files(
+    job: ArrayJob, job_dir: str, extra: Mapping[str, bytes] | None = None
+) -> dict[str, bytes]:
+    """Every file of a job's directory: task table, launcher, and a description for humans."""
+    meta = {
+        "tag": job.tag,
+        "experiment": job.experiment,
+        "experimentUid": job.experiment_uid,
+        "tasks": [
+            {"index": t.array_index, "workUnit": t.work_unit, "attempt": t.attempt}
+            for t in job.tasks
+        ],
+    }
+    files = {
+        f"{job_dir}/{TASKS_FILE}": task_table(job.tasks),
+        f"{job_dir}/{LAUNCHER}": render_template("run-task.sh.j2").encode(),
+        f"{job_dir}/job.json": (json.dumps(meta, indent=1) + "\n").encode(),
+    }
+    files.update(extra or {})
+    return files

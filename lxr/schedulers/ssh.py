@@ -1,0 +1,182 @@
+"""Commands and files over one pooled SSH connection per cluster (asyncssh).
+
+One connection serves every command and SFTP transfer of a cluster. At most
+``max_channels`` (8) run at once, below OpenSSH's default ``MaxSessions 10``. A dropped
+connection is re-opened on next use, with exponential backoff between failed attempts. Host
+keys are always checked against known_hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import PurePosixPath
+
+import anyio
+import asyncssh
+
+from lxr.api.resources import SSHConfig
+from lxr.schedulers.ratelimit import TokenBucket
+from lxr.schedulers.transport import CommandObserver, CommandResult, Transport, TransportError
+
+__all__ = ["SSHTransport"]
+
+
+def _expand(path: str | None) -> str | None:
+    return None if path is None else os.path.expanduser(path)
+
+
+class SSHTransport(Transport):
+    """A cluster's login node, over SSH."""
+
+    def __init__(
+        self,
+        config: SSHConfig,
+        *,
+        bucket: TokenBucket | None = None,
+        observer: CommandObserver | None = None,
+        max_channels: int = 8,
+        connect_timeout: float = 20.0,
+    ) -> None:
+        super().__init__(bucket=bucket, observer=observer)
+        self.config = config
+        self.connect_timeout = connect_timeout
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._tunnel: asyncssh.SSHClientConnection | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._lock = anyio.Lock()
+        self._channels = anyio.Semaphore(max_channels)
+        self._failures = 0
+        self._retry_at = 0.0
+        self.connects = 0  # connections opened (tests check pooling)
+
+    def _options(self) -> dict[str, object]:
+        cfg = self.config
+        known = _expand(cfg.known_hosts) or os.path.expanduser("~/.ssh/known_hosts")
+        opts: dict[str, object] = {
+            "port": cfg.port,
+            "known_hosts": known,
+            "connect_timeout": self.connect_timeout,
+            "keepalive_interval": 30,
+        }
+        if cfg.user:
+            opts["username"] = cfg.user
+        if cfg.identity_file:
+            opts["client_keys"] = [_expand(cfg.identity_file)]
+        return opts
+
+    async def connection(self) -> asyncssh.SSHClientConnection:
+        """The pooled connection, opened (or re-opened) on demand."""
+        async with self._lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                await anyio.sleep(wait)
+            try:
+                opts = self._options()
+                if self.config.proxy_jump:
+                    jump = self.config.proxy_jump
+                    user, _, hostport = jump.rpartition("@")
+                    host, _, port = hostport.partition(":")
+                    self._tunnel = await asyncssh.connect(
+                        host,
+                        port=int(port or 22),
+                        username=user or None,
+                        known_hosts=opts["known_hosts"],
+                        client_keys=opts.get("client_keys"),
+                    )
+                    opts["tunnel"] = self._tunnel
+                self._conn = await asyncssh.connect(self.config.host, **opts)
+            except (OSError, asyncssh.Error) as exc:
+                self._failures += 1
+                self._retry_at = time.monotonic() + min(60.0, 2 ** (self._failures - 1))
+                cfg = self.config
+                target = f"{cfg.user + '@' if cfg.user else ''}{cfg.host}:{cfg.port}"
+                raise TransportError(f"cannot connect to {target}: {exc}") from exc
+            self._failures = 0
+            self._sftp = None
+            self.connects += 1
+            return self._conn
+
+    async def _run(self, argv: tuple[str, ...], input: bytes | None) -> CommandResult:
+        started = time.monotonic()
+        conn = await self.connection()
+        async with self._channels:
+            try:
+                proc = await conn.run(shlex.join(argv), input=input, encoding=None, check=False)
+            except (OSError, asyncssh.Error) as exc:
+                await self._drop()
+                raise TransportError(f"`{shlex.join(argv)}` over SSH failed: {exc}") from exc
+        code = proc.exit_status if proc.exit_status is not None else 255
+        return CommandResult(
+            argv,
+            code,
+            (proc.stdout or b"").decode(errors="replace"),
+            (proc.stderr or b"").decode(errors="replace"),
+            time.monotonic() - started,
+        )
+
+    async def sftp(self) -> asyncssh.SFTPClient:
+        """The SFTP session on the pooled connection."""
+        conn = await self.connection()
+        if self._sftp is None:
+            self._sftp = await conn.start_sftp_client()
+        return self._sftp
+
+    async def write_files(self, files: Mapping[str, bytes], mode: int = 0o644) -> None:
+        try:
+            sftp = await self.sftp()
+            made: set[str] = set()
+            for path, data in files.items():
+                parent = str(PurePosixPath(path).parent)
+                if parent not in made:
+                    await sftp.makedirs(
+                        parent, attrs=asyncssh.SFTPAttrs(permissions=0o700), exist_ok=True
+                    )
+                    made.add(parent)
+                tmp = f"{parent}/.{PurePosixPath(path).name}.{os.getpid()}.tmp"
+                async with self._channels:
+                    async with sftp.open(
+                        tmp, "wb", attrs=asyncssh.SFTPAttrs(permissions=mode)
+                    ) as fh:
+                        await fh.write(data)
+                    await sftp.posix_rename(tmp, path)
+        except (OSError, asyncssh.Error) as exc:
+            await self._drop()
+            raise TransportError(f"writing files over SFTP failed: {exc}") from exc
+
+    async def read_file(self, path: str) -> bytes:
+        try:
+            sftp = await self.sftp()
+            async with sftp.open(path, "rb") as fh:
+                return await fh.read()
+        except asyncssh.SFTPNoSuchFile as exc:
+            raise FileNotFoundError(path) from exc
+        except (OSError, asyncssh.Error) as exc:
+            await self._drop()
+            raise TransportError(f"reading {path} over SFTP failed: {exc}") from exc
+
+    async def follow(self, path: str) -> AsyncIterator[bytes]:  # type: ignore[override]
+        conn = await self.connection()
+        async with conn.create_process(
+            shlex.join(["tail", "-c", "+1", "-F", path]), encoding=None
+        ) as proc:
+            while True:
+                chunk = await proc.stdout.read(65536)
+                if not chunk:
+                    return
+                yield chunk
+
+    async def _drop(self) -> None:
+        conn, self._conn, self._sftp = self._conn, None, None
+        if conn is not None:
+            conn.close()
+
+    async def close(self) -> None:
+        await self._drop()
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None

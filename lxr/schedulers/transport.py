@@ -1,0 +1,172 @@
+"""The transport seam: every command lxr runs on a cluster, and every file it writes there.
+
+:class:`LocalTransport` runs on this machine (the local cluster, or a login node lxr runs on);
+:class:`~lxr.schedulers.ssh.SSHTransport` runs the same over one pooled SSH connection.
+Commands are argv lists, never shell lines.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from lxr.schedulers.ratelimit import TokenBucket
+
+__all__ = [
+    "CommandObserver",
+    "CommandResult",
+    "LocalTransport",
+    "Transport",
+    "TransportError",
+    "write_atomic",
+]
+
+#: called after each command with (command name, seconds, succeeded)
+CommandObserver = Callable[[str, float, bool], None]
+
+
+class TransportError(Exception):
+    """The command could not be run at all (connection lost, timeout)."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command printed and how it exited."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0."""
+        return self.returncode == 0
+
+    def describe(self) -> str:
+        """The command line and its error output, for messages."""
+        err = self.stderr.strip() or self.stdout.strip()
+        return f"`{shlex.join(self.argv)}` exited {self.returncode}: {err[-2000:]}"
+
+
+class Transport(abc.ABC):
+    """Runs commands and moves files on one cluster."""
+
+    def __init__(
+        self, *, bucket: TokenBucket | None = None, observer: CommandObserver | None = None
+    ) -> None:
+        self.bucket = bucket
+        self.observer = observer
+        self.calls = 0  # scheduler commands run (file operations are not counted)
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109 - applied inside with fail_after
+        rate_limited: bool = True,
+    ) -> CommandResult:
+        """Run ``argv``; raise :class:`TransportError` if it cannot be run or times out."""
+        if rate_limited and self.bucket is not None:
+            await self.bucket.acquire()
+        self.calls += 1
+        started = time.monotonic()
+        ok = False
+        try:
+            with anyio.fail_after(timeout):
+                result = await self._run(tuple(argv), input)
+            ok = result.ok
+            return result
+        except TimeoutError as exc:
+            raise TransportError(f"`{shlex.join(argv)}` timed out after {timeout:.0f}s") from exc
+        finally:
+            if self.observer is not None:
+                self.observer(os.path.basename(argv[0]), time.monotonic() - started, ok)
+
+    @abc.abstractmethod
+    async def _run(self, argv: tuple[str, ...], input: bytes | None) -> CommandResult: ...
+
+    @abc.abstractmethod
+    async def write_files(self, files: Mapping[str, bytes], mode: int = 0o644) -> None:
+        """Write files atomically, creating parent directories (mode 0700) as needed."""
+
+    @abc.abstractmethod
+    async def read_file(self, path: str) -> bytes:
+        """A file's content; raises FileNotFoundError."""
+
+    @abc.abstractmethod
+    def follow(self, path: str) -> AsyncIterator[bytes]:
+        """A file's content, then what is appended to it (like ``tail -f``), until cancelled."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class LocalTransport(Transport):
+    """Commands as subprocesses of this machine."""
+
+    async def _run(self, argv: tuple[str, ...], input: bytes | None) -> CommandResult:
+        started = time.monotonic()
+        try:
+            proc = await anyio.run_process(
+                list(argv), input=input, check=False, stdin=None if input else subprocess.DEVNULL
+            )
+        except FileNotFoundError as exc:
+            return CommandResult(argv, 127, "", str(exc), time.monotonic() - started)
+        return CommandResult(
+            argv,
+            proc.returncode,
+            proc.stdout.decode(errors="replace"),
+            proc.stderr.decode(errors="replace"),
+            time.monotonic() - started,
+        )
+
+    async def write_files(self, files: Mapping[str, bytes], mode: int = 0o644) -> None:
+        for path, data in files.items():
+            write_atomic(_local(path), data, mode)
+
+    async def read_file(self, path: str) -> bytes:
+        return await anyio.Path(_local(path)).read_bytes()
+
+    async def follow(self, path: str) -> AsyncIterator[bytes]:  # type: ignore[override]
+        target = anyio.Path(_local(path))
+        offset = 0
+        while True:
+            if await target.exists():
+                async with await anyio.open_file(target, "rb") as fh:
+                    await fh.seek(offset)
+                    chunk = await fh.read()
+                if chunk:
+                    offset += len(chunk)
+                    yield chunk
+                    continue
+            await anyio.sleep(0.5)
+
+
+def _local(path: str) -> Path:
+    return Path(path).expanduser()
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
