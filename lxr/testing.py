@@ -1,0 +1,71 @@
+"""Helpers for tests of lxr and of code built on it: converge experiments in-process.
+
+Like ``kopf.testing``: a test applies resources to a :class:`~lxr.api.store.Store`, then calls
+:func:`converge` to run real reconcile cycles until the experiments finish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import anyio
+
+from lxr.api.resources import Experiment
+from lxr.api.store import NotFound, Store
+from lxr.reconciler.controller import Controller
+
+__all__ = ["converge", "finished", "run_cycles"]
+
+
+def finished(store: Store, name: str) -> bool:
+    """True when the experiment's status is current and its ``Finished`` condition is True
+    (or it no longer exists)."""
+    try:
+        exp: Experiment = store.get_experiment(name)
+    except NotFound:
+        return True
+    st = exp.status
+    if st is None or st.observed_generation != exp.metadata.generation:
+        return False
+    return any(c.type == "Finished" and c.status.value == "True" for c in st.conditions)
+
+
+def converge(
+    store: Store,
+    names: Sequence[str],
+    *,
+    timeout: float = 120.0,
+    controller: Controller | None = None,
+    until: Callable[[], bool] | None = None,
+    interval: float = 0.5,
+) -> Controller:
+    """Run a controller in this process until every experiment in ``names`` finished (or
+    ``until()`` holds). Raises TimeoutError after ``timeout`` seconds."""
+    ctl = controller or Controller(store, interval=interval, local_interval=min(interval, 0.3))
+    done = until or (lambda: all(finished(store, n) for n in names))
+
+    async def main() -> None:
+        with anyio.fail_after(timeout):
+            await ctl.run(until=done)
+
+    started = time.monotonic()
+    try:
+        anyio.run(main)
+    except TimeoutError:
+        raise TimeoutError(
+            f"experiments {list(names)} did not converge in {time.monotonic() - started:.0f}s"
+        ) from None
+    return ctl
+
+
+def run_cycles(store: Store, n: int, controller: Controller | None = None) -> Controller:
+    """Run exactly ``n`` reconcile passes."""
+    ctl = controller or Controller(store)
+
+    async def main() -> None:
+        for _ in range(n):
+            await ctl.run_once()
+
+    anyio.run(main)
+    return ctl

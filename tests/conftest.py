@@ -1,0 +1,74 @@
+"""Shared fixtures. Integration tests need real daemons from deploy/dev-cluster/: on a
+machine without them they skip with the reason, except in CI (CI=true), where they fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lxr.api.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+DEV_ENV = REPO / "deploy" / "dev-cluster" / "env.sh"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip the test when ``condition`` is false; in CI fail instead, a missing daemon is a bug."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+def dev_env() -> dict[str, str]:
+    """The variables deploy/dev-cluster/env.sh exports (empty if it is missing)."""
+    if not DEV_ENV.exists():
+        return {}
+    out = subprocess.run(
+        ["bash", "-c", f"set -a; . {DEV_ENV}; env -0"], capture_output=True, check=False
+    ).stdout
+    env = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+    return {k: v for k, v in env.items() if k.startswith("LXR_")}
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private XDG_STATE_HOME: the default database and local job files go there."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.delenv("LXR_DATABASE_URL", raising=False)
+    return home
+
+
+@pytest.fixture
+def store(state_home: Path) -> Iterator[Store]:
+    """A fresh SQLite store in the private state dir."""
+    s = Store()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def dev_cluster() -> dict[str, str]:
+    """The dev cluster's connection settings; skips (or fails in CI) when it is not up."""
+    env = dev_env()
+    require(bool(env), f"{DEV_ENV} is missing: run deploy/dev-cluster/up.sh as root")
+    key = env.get("LXR_DEV_SSH_KEY", "")
+    require(
+        os.path.exists(key),
+        f"no dev cluster SSH key at {key!r}: run deploy/dev-cluster/up.sh as root",
+    )
+    return env
+
+
+def have(cmd: str) -> bool:
+    """True when ``cmd`` is on PATH."""
+    return shutil.which(cmd) is not None
