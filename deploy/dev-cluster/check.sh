@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# check.sh -- smoke test of the lxr dev cluster, through ssh as user lxr:
+#   ssh key login; Slurm array (sbatch, squeue -t all, sacct); SGE array (qsub,
+#   qstat -xml, qacct); PostgreSQL select 1; prometheus binaries present.
+# One line per check, last line "N passed, M failed"; exit status 0 iff all passed.
+set -uo pipefail
+SSH=(ssh -F /var/lib/lxr-dev/ssh_config lxr-dev)
+S() { "${SSH[@]}" "$@"; }
+pass=0; fail=0
+ok()  { echo "ok   $*"; pass=$((pass+1)); }
+bad() { echo "FAIL $*"; fail=$((fail+1)); }
+t0=$(date +%s)
+
+[ "$(S whoami 2>&1)" = lxr ] && ok "ssh key login as lxr" || bad "ssh key login as lxr"
+
+# ---- Slurm: array of 4, task 2 exits 5
+A=$(S "sbatch --parsable -J lxr-check --comment=lxr-check --array=0-3 -o /dev/null --wrap 'sleep 1; [ \$SLURM_ARRAY_TASK_ID = 2 ] && exit 5; exit 0'" 2>&1)
+[[ "$A" =~ ^[0-9]+$ ]] && ok "sbatch --array -> $A" || bad "sbatch --array: $A"
+for _ in $(seq 120); do
+  [ -z "$(S "squeue -h -r -j $A -t PD,R,CG,S -o %i" 2>/dev/null)" ] && break; sleep 0.5
+done
+st=$(S "squeue -h -r -t all -j $A -o '%i %T'" | sort | tr '\n' ',')
+[ "$st" = "${A}_0 COMPLETED,${A}_1 COMPLETED,${A}_2 FAILED,${A}_3 COMPLETED," ] \
+  && ok "squeue -t all: $st" || bad "squeue -t all: $st"
+sa=""
+for _ in $(seq 30); do   # slurmctld sends records to slurmdbd asynchronously
+  sa=$(S "sacct -n -X -P -j $A -o JobID,State,ExitCode" | sort | tr '\n' ',')
+  [ "$sa" = "${A}_0|COMPLETED|0:0,${A}_1|COMPLETED|0:0,${A}_2|FAILED|5:0,${A}_3|COMPLETED|0:0," ] && break
+  sleep 0.5
+done
+[ "$sa" = "${A}_0|COMPLETED|0:0,${A}_1|COMPLETED|0:0,${A}_2|FAILED|5:0,${A}_3|COMPLETED|0:0," ] \
+  && ok "sacct: $sa" || bad "sacct: $sa"
+
+# ---- SGE: array of 3, task 2 exits 7
+R=$(S "qsub -terse -N lxr-check -t 1-3 -o /dev/null -j y -b y 'sleep 1; [ \$SGE_TASK_ID = 2 ] && exit 7; exit 0'" 2>&1)
+[[ "$R" =~ ^[0-9]+\.1-3:1$ ]] && ok "qsub -t -> $R" || bad "qsub -t: $R"
+J=${R%%.*}
+S "qstat -u lxr -xml" | grep -q '<job_info' && ok "qstat -xml" || bad "qstat -xml"
+for _ in $(seq 120); do
+  [ -z "$(S "qstat -u lxr | awk -v j=$J '\$1==j'")" ] && break; sleep 0.5
+done
+qa=""
+for _ in $(seq 30); do
+  qa=$(S "qacct -j $J 2>/dev/null | awk '/^taskid/{t=\$2} /^exit_status/{print t\":\"\$2}'" | sort | tr '\n' ',')
+  [ "$qa" = "1:0,2:7,3:0," ] && break; sleep 0.5
+done
+[ "$qa" = "1:0,2:7,3:0," ] && ok "qacct exit codes: $qa" || bad "qacct: $qa"
+
+# ---- PostgreSQL (from the client side, as the tests connect)
+r=$(PGPASSWORD=lxr psql -X -h 127.0.0.1 -p 5432 -U lxr -d lxr -tAc 'select 1' 2>&1)
+[ "$r" = 1 ] && ok "psql select 1 as lxr" || bad "psql: $r"
+
+# ---- prometheus package (prometheus-up.sh starts it)
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] && ok "prometheus + promtool installed" \
+  || bad "prometheus binaries missing"
+
+echo "check took $(( $(date +%s) - t0 ))s"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

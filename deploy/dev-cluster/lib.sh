@@ -1,0 +1,85 @@
+# lib.sh -- helpers shared by the lxr dev-cluster scripts (sourced, not run).
+# Conventions: everything runs as root, is idempotent and non-interactive; daemons
+# are started directly (there is no systemd) and tracked by pid file only.
+
+export DEBIAN_FRONTEND=noninteractive
+LXR_USER=${LXR_DEV_USER:-lxr}          # non-root submit user
+LXR_KEYDIR=/var/lib/lxr-dev            # ssh key, known_hosts, ssh_config
+LXR_HOST=$(hostname -s)
+
+# PID 1 here is not an init that reaps promptly: a stopped daemon lingers as a
+# zombie for ~2 s and `kill -0` still succeeds. Treat state Z as "not running".
+running() {
+  local s
+  s=$(sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+  [ -n "$s" ] && [ "$s" != Z ]
+}
+alive() { [ -s "$1" ] && running "$(cat "$1" 2>/dev/null)"; }
+
+_lxr_t0=${_lxr_t0:-$EPOCHREALTIME}
+log() { awk -v a="$_lxr_t0" -v b="$EPOCHREALTIME" -v n="${LOGNAME_TAG:-dev}" -v m="$*" \
+        'BEGIN{printf "[%s %6.1fs] %s\n", n, b-a, m}'; }
+
+# apt_need PKG... : install the packages that are not installed yet.
+# policy-rc.d (exit 101) stops postinst scripts from trying to start services.
+apt_need() {
+  local p missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  fi
+  local aptlog=${TMPDIR:-/tmp}/lxr-dev-apt.log
+  log "apt install ${missing[*]}"
+  if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$aptlog" 2>&1; then
+    apt-get update -qq
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$aptlog" 2>&1 \
+      || { echo "apt-get install failed, see $aptlog" >&2; tail -20 "$aptlog" >&2; return 1; }
+  fi
+}
+
+# ensure_user: the non-root submit user. A locked password ("!" from useradd)
+# makes sshd with UsePAM=no refuse even key logins, so set "*" instead.
+ensure_user() {
+  id "$LXR_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$LXR_USER"
+  case "$(getent shadow "$LXR_USER" | cut -d: -f2)" in '!'*) usermod -p '*' "$LXR_USER" ;; esac
+}
+
+# stop_pidfile PIDFILE NAME : TERM, wait up to 15 s, then KILL. Never by name.
+stop_pidfile() {
+  local pf=$1 name=$2 pid
+  [ -s "$pf" ] || { rm -f "$pf"; return 0; }
+  pid=$(cat "$pf")
+  if running "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 150); do running "$pid" || break; sleep 0.1; done
+    if running "$pid"; then log "$name ($pid) ignored TERM, sending KILL"; kill -9 "$pid" 2>/dev/null || true; fi
+    log "stopped $name ($pid)"
+  fi
+  rm -f "$pf"
+}
+
+# wait_for SECONDS CMD... : poll CMD every 0.2 s
+wait_for() {
+  local n=$(( $1 * 5 )); shift
+  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+
+# sge_preseed: answers for the gridengine postinst (creates the cell, no questions)
+sge_preseed() {
+  local pkg
+  for pkg in gridengine-common gridengine-master gridengine-client gridengine-exec; do
+    printf '%s\n' "$pkg shared/gridengineconfig boolean true" \
+                  "$pkg shared/gridenginecell string default" \
+                  "$pkg shared/gridenginemaster string $LXR_HOST"
+  done | debconf-set-selections
+}
+
+# every Debian package the dev cluster uses (up.sh installs them in one apt run)
+LXR_DEV_PACKAGES=(openssh-server openssh-client rsync
+  munge slurm-wlm slurmctld slurmd slurm-client slurmdbd mariadb-server
+  gridengine-master gridengine-exec gridengine-client
+  postgresql prometheus)
