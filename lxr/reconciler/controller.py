@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import secrets
+import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +37,14 @@ from lxr.schedulers.registry import make_driver
 if TYPE_CHECKING:
     from lxr.metrics import Metrics
 
-__all__ = ["Actor", "Controller", "CycleResult", "controller_socket_path", "observe_query"]
+__all__ = [
+    "CRASH_ENV",
+    "Actor",
+    "Controller",
+    "CycleResult",
+    "controller_socket_path",
+    "observe_query",
+]
 
 log = logging.getLogger("lxr.controller")
 
@@ -94,8 +102,8 @@ class Actor:
         self.driver = driver
         self.cluster_spec = cluster_spec
         self.metrics = metrics
-        # tests inject a crash between "intent recorded" and "job submitted"
-        self.crash_hook = crash_hook
+        # tests inject crashes at the two points that matter for idempotent submission
+        self.crash_hook = crash_hook or _env_crash_hook()
 
     @property
     def cluster(self) -> str:
@@ -175,6 +183,8 @@ class Actor:
         job = self.build_job(sub)
         try:
             job_id = await self.driver.submit(job)
+            if self.crash_hook:
+                self.crash_hook("job-submitted")
         except SubmitRejected as exc:
             self.store.mark_submit_failed(sub.id, str(exc))
             self.store.add_events(
@@ -206,6 +216,25 @@ class Actor:
         if self.metrics:
             self.metrics.submission(self.cluster, "success")
         return len(job.tasks)
+
+
+#: ``LXR_TEST_CRASH_AT=intent-recorded|job-submitted`` makes the controller SIGKILL itself there
+CRASH_ENV = "LXR_TEST_CRASH_AT"
+
+
+def _env_crash_hook() -> Callable[[str], None] | None:
+    """A hook that kills this process at the point named in :data:`CRASH_ENV` (for tests that
+    prove a crash between "intent recorded" and "job id recorded" never submits twice)."""
+    point = os.environ.get(CRASH_ENV)
+    if not point:
+        return None
+
+    def crash(at: str) -> None:
+        if at == point:
+            log.warning("%s=%s: killing this controller now", CRASH_ENV, point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
 
 
 def _metric_reason(reason: str | None) -> str:

@@ -287,7 +287,7 @@ class _ExperimentPlan:
         due = att.cancel_requested_at is None or (
             self.now - att.cancel_requested_at >= CANCEL_REPEAT_SECONDS
         )
-        if due:
+        if due and att.id not in self.cancel_ids:
             self.cancel.append((job_id, att.array_index))
             self.cancel_ids.append(att.id)
         work.phase = phase
