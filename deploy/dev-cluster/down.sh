@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # down.sh [--wipe] -- stop everything up.sh started, by pid file (never by name).
 #   --wipe  also forget all state: Slurm jobs + accounting DB + jobcomp log, the SGE
 #           cell (re-initialised by sge-up.sh) and its accounting, and the lxr

@@ -1,4 +1,5 @@
 # env.sh -- source me: connection settings of the lxr dev cluster (see up.sh).
+# shellcheck shell=bash
 export LXR_DEV_SSH_HOST=127.0.0.1
 export LXR_DEV_SSH_PORT=2222
 export LXR_DEV_SSH_USER=lxr

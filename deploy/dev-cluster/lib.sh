@@ -1,4 +1,5 @@
 # lib.sh -- helpers shared by the lxr dev-cluster scripts (sourced, not run).
+# shellcheck shell=bash disable=SC2034
 # Conventions: everything runs as root, is idempotent and non-interactive; daemons
 # are started directly (there is no systemd) and tracked by pid file only.
 
@@ -23,9 +24,10 @@ log() { awk -v a="$_lxr_t0" -v b="$EPOCHREALTIME" -v n="${LOGNAME_TAG:-dev}" -v 
 # apt_need PKG... : install the packages that are not installed yet.
 # policy-rc.d (exit 101) stops postinst scripts from trying to start services.
 apt_need() {
-  local p missing=()
+  local p missing=() installed
+  installed=" $(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null | awk '$2=="ii"{printf "%s ", $1}')"
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [[ "$installed" == *" $p "* ]] || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # postgres-up.sh -- PostgreSQL (Debian `postgresql` package, major 15 on Debian 12) on
 # 127.0.0.1:5432 for lxr's database tests, started with pg_ctlcluster (no systemd).
 # Creates role `lxr` (password `lxr`) and database `lxr` owned by it. Idempotent.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # sge-up.sh -- single-host Grid Engine 8.1.9 (Debian 12 gridengine-* packages) for the
 # lxr dev cluster. This host is qmaster + exec + submit + admin host. No systemd.
 #
@@ -70,13 +71,14 @@ fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # apply FILE-based change only when it differs (keeps a no-op re-run cheap and quiet)
 # global config: -Mconf takes the config NAME from the FILE NAME, hence "global"
-qconf -sconf global > $tmp/global.cur
+# (qconf wraps long values with a trailing backslash: join those lines first)
+qconf -sconf global | sed -e ':a' -e '/\\$/{N;s/ *\\\n */ /;ba' -e '}' > $tmp/global.cur
 sed -E -e 's/^min_uid .*/min_uid                      0/' \
        -e 's/^min_gid .*/min_gid                      0/' \
        -e 's/^load_report_time .*/load_report_time             00:00:02/' \
        -e 's/^max_unheard .*/max_unheard                  00:01:00/' \
        -e 's/^(reporting_params +).*/\1accounting=true reporting=false flush_time=00:00:01 joblog=false sharelog=00:00:00 accounting_flush_time=00:00:00/' \
-       -e '/^ +flush_time=/d' $tmp/global.cur > $tmp/global
+       -e '/^sharelog=/d' $tmp/global.cur > $tmp/global
 cmp -s $tmp/global $tmp/global.cur || q qconf -Mconf $tmp/global
 
 qconf -ssconf > $tmp/sched.cur

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # slurm-up.sh -- single-node Slurm 22.05 (Debian 12 packages) for the lxr dev cluster.
 # munged + MariaDB + slurmdbd + slurmctld + slurmd, all started directly (no systemd),
 # tracked by pid file. Idempotent: restarts Slurm daemons only if a config changed,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # sshd-up.sh -- private sshd for the lxr dev cluster on 127.0.0.1:${LXR_DEV_SSH_PORT:-2222}.
 # Key-only login for the non-root user `lxr`. Own config /etc/ssh/sshd_config_lxr,
 # own pid file /run/sshd-lxr.pid; the stock sshd config is not touched.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # up.sh -- bring up the whole lxr dev cluster (idempotent, non-interactive, as root):
 #   sshd (127.0.0.1:2222, user lxr), Slurm 22.05 + slurmdbd/MariaDB, Grid Engine 8.1.9,
 #   PostgreSQL (127.0.0.1:5432, db/role lxr), and the `prometheus` package (installed,
@@ -10,8 +11,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 LOGNAME_TAG=up; . "$here/lib.sh"
 export _lxr_t0
 
-# package lists: update once if apt knows no candidate yet (fresh machine)
-if ! apt-cache policy slurmctld 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+# package lists: update once if there are none yet (fresh machine)
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
   apt-get update -qq
 fi
 # one apt run for everything is much faster than one per part
