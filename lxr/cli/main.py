@@ -615,10 +615,25 @@ def controller_run(
     err.print(f"controller {controller.holder} on {store.url}")
 
     async def main() -> None:
-        if once:
-            await controller.run(until=lambda: True)
-        else:
-            await controller.run()
+        import signal
+
+        # SIGTERM (systemctl stop, docker stop) stops like Ctrl-C: cancelling the loop lets
+        # Controller.run close the drivers and release the lease; the default action would
+        # kill the process on the spot.
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_sigterm() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        err.print("SIGTERM: stopping")
+                        tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_on_sigterm)
+            if once:
+                await controller.run(until=lambda: True)
+            else:
+                await controller.run()
+            tg.cancel_scope.cancel()
 
     try:
         anyio.run(main)

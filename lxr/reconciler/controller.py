@@ -374,15 +374,28 @@ class Controller:
                 if self.metrics:
                     self.metrics.observe_reconcile("success", time.monotonic() - started)
         self.cycles += 1
-        self.publish_snapshot()
+        self.publish_snapshot(keys)
         return results
 
-    def publish_snapshot(self) -> None:
-        """Hand the metrics the counts they serve (computed here, never at scrape time)."""
+    def publish_snapshot(self, busy: Sequence[str] | None = None) -> None:
+        """Hand the metrics the counts they serve (computed here, never at scrape time).
+
+        ``busy``: the clusters that had work this pass (queried when not given).
+        """
         if not self.metrics:
             return
         from lxr.metrics import StateSnapshot
 
+        # every configured cluster gets its counters at 0 before its first submission
+        for cluster in self.store.list_clusters():
+            self.metrics.known_cluster(cluster.metadata.name)
+        busy = set(self.store.clusters_with_work() if busy is None else busy)
+        now = time.time()
+        # A cluster with nothing in flight is not observed, and need not be: its (empty) view
+        # is current. Without this its snapshot age would grow on an idle controller until
+        # LxrSchedulerSnapshotStale fires. A busy cluster whose observation fails keeps aging.
+        for cluster in self.metrics.clusters() - busy:
+            self.snapshot_times[cluster] = now
         exps, wus = self.store.phase_counts()
         self.metrics.set_snapshot(
             StateSnapshot(
