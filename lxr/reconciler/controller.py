@@ -73,6 +73,22 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
     return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents))
 
 
+def _env_crash_hook() -> Callable[[str], None] | None:
+    """Crash injection for tests of a *separate* controller process: with
+    ``LXR_TEST_CRASH_AT=<point>`` (``intent-recorded``, or ``after-submit``: sbatch returned but
+    the job id is not yet recorded) the process SIGKILLs itself when it reaches that point."""
+    point = os.environ.get("LXR_TEST_CRASH_AT")
+    if not point:
+        return None
+
+    def hook(at: str) -> None:
+        if at == point:
+            log.warning("LXR_TEST_CRASH_AT=%s: killing this controller (SIGKILL)", point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
 def _new_tag(experiment: str) -> str:
     return f"{experiment[:40]}-{secrets.token_hex(5)}"
 
@@ -199,6 +215,8 @@ class Actor:
             if self.metrics:
                 self.metrics.submission(self.cluster, "error")
             raise
+        if self.crash_hook:
+            self.crash_hook("after-submit")
         self.store.mark_submitted(sub.id, job_id)
         self.store.add_events(
             [
@@ -261,7 +279,7 @@ class Controller:
         self.local_interval = local_interval
         self.metrics = metrics
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.crash_hook = crash_hook
+        self.crash_hook = crash_hook or _env_crash_hook()
         self.queue = WorkQueue()
         self.drivers: dict[str, tuple[Driver, ClusterSpec]] = {}
         self.socket_path = controller_socket_path(store.url)
