@@ -51,11 +51,11 @@ from lxr.api.tables import (
 
 __all__ = [
     "IMMUTABLE_SPEC_FIELDS",
+    "LOCAL_CLUSTER",
     "ApplyResult",
     "Conflict",
     "EventInfo",
     "Invalid",
-    "LOCAL_CLUSTER",
     "NotFound",
     "Store",
     "SubmissionInfo",
@@ -333,24 +333,30 @@ class Store:
                 )
             generation = row.generation + (row.spec_hash != digest)
             if not dry_run:
-                result = s.execute(
-                    update(ExperimentRow)
-                    .where(
-                        ExperimentRow.uid == row.uid,
-                        ExperimentRow.resource_version == row.resource_version,
-                    )
-                    .values(
-                        spec=spec,
-                        spec_hash=digest,
-                        generation=generation,
-                        labels=obj.metadata.labels,
-                        annotations=obj.metadata.annotations,
-                        resource_version=row.resource_version + 1,
-                    )
+                self.compare_and_set(
+                    s,
+                    row.uid,
+                    row.resource_version,
+                    spec=spec,
+                    spec_hash=digest,
+                    generation=generation,
+                    labels=obj.metadata.labels,
+                    annotations=obj.metadata.annotations,
                 )
-                if result.rowcount != 1:
-                    raise Conflict(name)
             return ApplyResult("Experiment", name, "configured", generation)
+
+    @staticmethod
+    def compare_and_set(s: Session, uid: str, resource_version: int, **values: Any) -> int:
+        """Update experiment ``uid`` only if it is still at ``resource_version``; returns the
+        new version. Raises :class:`Conflict` when someone else wrote it in between."""
+        result = s.execute(
+            update(ExperimentRow)
+            .where(ExperimentRow.uid == uid, ExperimentRow.resource_version == resource_version)
+            .values(**values, resource_version=resource_version + 1)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"experiment {uid} is no longer at resourceVersion {resource_version}")
+        return resource_version + 1
 
     @staticmethod
     def _cluster_names(s: Session) -> list[str]:

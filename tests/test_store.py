@@ -1,0 +1,155 @@
+"""The store on SQLite and on a real PostgreSQL (from deploy/dev-cluster)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from lxr.api.resources import Experiment
+from lxr.api.store import Conflict, Invalid, NotFound, Store
+from lxr.api.tables import Base, ExperimentRow
+from tests.conftest import dev_env, require
+
+
+def make_experiment(name: str = "e", n: int = 3, **spec: object) -> Experiment:
+    return Experiment.model_validate(
+        {
+            "metadata": {"name": name, "labels": {"team": "a"}},
+            "spec": {
+                "executable": {"command": ["true"]},
+                "sweep": {"grid": {"x": list(range(n))}},
+                **spec,
+            },
+        }
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path, state_home: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'lxr.db'}")
+    else:
+        url = dev_env().get("LXR_TEST_POSTGRES_URL", "")
+        require(bool(url), "no PostgreSQL: run deploy/dev-cluster/up.sh (LXR_TEST_POSTGRES_URL)")
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:  # a clean schema for every test
+                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        except Exception as exc:  # noqa: BLE001
+            require(False, f"PostgreSQL at {url} is not reachable: {exc}")
+        finally:
+            engine.dispose()
+        store = Store(url)
+    yield store
+    store.close()
+
+
+def test_schema_matches_models_after_migration(any_store: Store) -> None:
+    with any_store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], "tables.py changed without an Alembic migration"
+    any_store.migrate()  # idempotent
+
+
+def test_apply_create_unchanged_configured_and_generation(any_store: Store) -> None:
+    assert any_store.apply(make_experiment()).action == "created"
+    assert any_store.apply(make_experiment()).action == "unchanged"
+    # writing a default explicitly is the same normalized spec: no new generation
+    same = any_store.apply(make_experiment(backoffLimitPerIndex=3))
+    assert (same.action, same.generation) == ("unchanged", 1)
+    changed = any_store.apply(make_experiment(backoffLimitPerIndex=5))
+    assert (changed.action, changed.generation) == ("configured", 2)
+    exp = any_store.get_experiment("e")
+    assert exp.metadata.generation == 2 and exp.spec.backoff_limit_per_index == 5
+    assert [w.spec.args for w in any_store.list_work_units("e")] == [{"x": 0}, {"x": 1}, {"x": 2}]
+    with pytest.raises(Invalid, match="spec.sweep: field is immutable"):
+        any_store.apply(make_experiment(n=4))
+
+
+def test_optimistic_concurrency(any_store: Store) -> None:
+    any_store.apply(make_experiment())
+    with any_store.session() as s:
+        row = s.query(ExperimentRow).one()
+        uid, rv = row.uid, row.resource_version
+    any_store.apply(make_experiment(parallelism=2))  # someone else writes: version moves on
+    with pytest.raises(Conflict), any_store.session() as s:
+        any_store.compare_and_set(s, uid, rv, labels={"stale": "write"})
+    assert any_store.get_experiment("e").metadata.labels == {"team": "a"}
+
+
+def test_unknown_cluster_is_refused(any_store: Store) -> None:
+    with pytest.raises(Invalid, match="no cluster named 'gpu'"):
+        any_store.apply(make_experiment(cluster="gpu"))
+    assert any_store.list_experiments() == []
+
+
+def test_load_desired_reads_only_active_work_units(any_store: Store) -> None:
+    any_store.apply(make_experiment(n=50))
+    with any_store.session() as s:
+        s.execute(text("UPDATE work_units SET phase='Succeeded' WHERE idx <> 7"))
+    (record,) = any_store.load_desired("local")
+    assert [w.index for w in record.work_units] == [7]
+
+
+def test_intent_then_submitted_then_status(any_store: Store) -> None:
+    any_store.apply(make_experiment(n=2))
+    (record,) = any_store.load_desired("local")
+    entries = [(w.id, 1, w.index + 1, None) for w in record.work_units]
+    sid = any_store.record_intent(record.uid, "local", "e-tag", entries)
+    (record,) = any_store.load_desired("local")
+    assert {w.active.submission_state for w in record.work_units if w.active} == {"Intent"}
+    info = any_store.submission(sid)
+    assert [(t[0], t[1], t[2]) for t in info.tasks] == [(1, 0, 1), (2, 1, 1)]
+    any_store.mark_submitted(sid, "123")
+    (record,) = any_store.load_desired("local")
+    assert {(w.active.job_id, w.active.phase) for w in record.work_units if w.active} == {
+        ("123", "Queued")
+    }
+    phase, finished = any_store.refresh_status(record.uid, time.time())
+    assert (phase, finished) == ("Running", False)
+    conds = {c.type: c.status.value for c in any_store.get_experiment("e").status.conditions}
+    assert conds["Submitted"] == "True" and conds["Succeeded"] == "Unknown"
+
+
+def test_delete_marks_then_refresh_removes_when_finished(any_store: Store) -> None:
+    any_store.apply(make_experiment(n=2))
+    assert any_store.delete_experiment("e") is True
+    assert any_store.delete_experiment("e") is False
+    with pytest.raises(Invalid, match="being deleted"):
+        any_store.apply(make_experiment(n=2))
+    with any_store.session() as s:
+        s.execute(text("UPDATE work_units SET phase='Stopped'"))
+    uid = any_store.get_experiment("e").metadata.uid
+    assert any_store.refresh_status(uid, time.time()) == ("Stopped", True)
+    with pytest.raises(NotFound):
+        any_store.get_experiment("e")
+    assert [e.reason for e in any_store.list_events()][-1] == "Deleted"
+
+
+def test_lease(any_store: Store) -> None:
+    assert any_store.try_acquire_lease("a", ttl=0.3, address="/tmp/a.sock")
+    assert not any_store.try_acquire_lease("b", ttl=0.3)
+    assert any_store.lease() == ("a", "/tmp/a.sock")
+    time.sleep(0.35)
+    assert any_store.lease() is None
+    assert any_store.try_acquire_lease("b", ttl=10)
+    any_store.release_lease("a")  # not the holder: no effect
+    assert any_store.lease() is not None
+    any_store.release_lease("b")
+    assert any_store.lease() is None
+
+
+def test_selectors(any_store: Store) -> None:
+    any_store.apply(make_experiment("one"))
+    other = make_experiment("two")
+    other.metadata.labels = {"team": "b"}
+    any_store.apply(other)
+    assert [e.metadata.name for e in any_store.list_experiments({"team": "b"})] == ["two"]
+    units = any_store.list_work_units(selector={"experiment": "one"})
+    assert {u.metadata["labels"]["experiment"] for u in units} == {"one"} and len(units) == 3
