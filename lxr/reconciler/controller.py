@@ -218,12 +218,18 @@ class Actor:
         if self.crash_hook:
             self.crash_hook("after-submit")
         self.store.mark_submitted(sub.id, job_id)
+        # retries get their own reason, so `lxr get events` tells them from first submissions
+        retried = sorted(t.work_unit for t in job.tasks if t.attempt > 1)
+        what = f"{len(job.tasks)} task(s)"
+        if retried:
+            shown = ", ".join(map(str, retried[:10])) + (", ..." if len(retried) > 10 else "")
+            what += f", retrying work unit(s) {shown}"
         self.store.add_events(
             [
                 (
                     "Normal",
-                    "Submitted",
-                    f"job {job_id}: {len(job.tasks)} task(s) (tag {sub.tag})",
+                    "Resubmitted" if retried else "Submitted",
+                    f"job {job_id}: {what} (tag {sub.tag})",
                     "Experiment",
                     sub.experiment,
                 )
