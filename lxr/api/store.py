@@ -7,6 +7,7 @@ Every write is one transaction. Experiments carry a ``resourceVersion`` checked 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -171,6 +172,9 @@ class Store:
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._outer: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
+            f"lxr-store-tx-{id(self)}", default=None
+        )
         if migrate:
             self.migrate()
 
@@ -195,9 +199,25 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on error."""
+        """One transaction: committed on success, rolled back on error. Inside
+        :meth:`transaction` (same thread or task), the enclosing transaction is used."""
+        outer = self._outer.get()
+        if outer is not None:
+            yield outer
+            return
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make every write inside (e.g. several ``apply`` calls) one transaction: a launch
+        script that fails midway leaves nothing behind."""
+        with self._sessions.begin() as session:
+            token = self._outer.set(session)
+            try:
+                yield
+            finally:
+                self._outer.reset(token)
 
     def close(self) -> None:
         """Release connections."""

@@ -253,6 +253,77 @@ def _run_in_process(store, progress, deadline: float | None) -> bool:  # noqa: A
     return result["done"]
 
 
+# ---------------------------------------------------------------------------- launch
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def launch(
+    ctx: typer.Context,
+    script: Annotated[Path, typer.Argument(help="An XManager launch script (Python).")],
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait until the launched experiments converge, showing progress."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="With --wait: give up after S seconds.")
+    ] = None,
+) -> None:
+    """Run an XManager launch script: it writes experiments into the store, then (unless a
+    controller is running) lxr reconciles here until every work unit is submitted, or with
+    --wait until they converge. Flags after `--` go to the script.
+
+    Example:  lxr launch examples/xm/launch_local.py --wait -- --seeds=2
+    Needs the xm extra: pip install 'lxr[xm]'.
+    """
+    if not script.is_file():
+        _die(f"no launch script at {script}")
+    try:
+        from lxr.xm_cluster.launch import run_script
+    except ImportError as exc:
+        _die(f"lxr launch needs the xm extra (pip install 'lxr[xm]'): {exc}", EXIT_FAILED)
+    code, names = run_script(script, list(ctx.args))
+    if code != 0:
+        raise typer.Exit(code)
+    store = _store()
+    for name in names:
+        console.print(f"experiment/{name} created", highlight=False)
+    if wait:
+        raise typer.Exit(_wait_converged(store, names, timeout))
+    if names and _wake_controller(store) is None:
+        raise typer.Exit(_reconcile_until_submitted(store, names, timeout))
+
+
+def _reconcile_until_submitted(store, names: list[str], timeout: float | None) -> int:  # noqa: ANN001
+    """Run the reconciler here until every work unit of ``names`` reached the scheduler."""
+    import anyio
+
+    from lxr.reconciler.controller import Controller
+
+    def submitted() -> bool:
+        for name in names:
+            st = store.get_experiment(name).status
+            conds = {c.type: c.status.value for c in (st.conditions if st else [])}
+            if conds.get("Submitted") != "True" and conds.get("Finished") != "True":
+                return False
+        return True
+
+    async def main() -> None:
+        with anyio.move_on_after(timeout):
+            await Controller(store).run(until=submitted)
+
+    anyio.run(main)
+    if not submitted():
+        err.print("[red]timed out[/] before every work unit was submitted")
+        return EXIT_FAILED
+    err.print(
+        "[dim]submitted; no controller is running: start one with `lxr controller run` to "
+        "follow the work units (retries, preemption), or launch with --wait[/]"
+    )
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- get
 
 
