@@ -166,11 +166,7 @@ def test_qacct_mixed_array_exit_codes() -> None:
     )
     assert (obs[5].reason, obs[5].exit_code) == (FailureReason.ERROR, 42)
     # killed by SIGKILL from outside the launcher: "failed 100 : assumedly after job", 137
-    assert (obs[7].phase, obs[7].reason, obs[7].exit_code) == (
-        TaskPhase.FAILED,
-        FailureReason.CANCELLED,
-        137,
-    )
+    assert (obs[7].phase, obs[7].reason, obs[7].exit_code) == (TaskPhase.CANCELLED, None, 137)
     assert "signal 9" in (obs[7].message or "")
     assert obs[1].start_time is not None and obs[1].end_time is not None
 
@@ -239,7 +235,7 @@ def test_qacct_lost_execd_is_node_fail() -> None:
 
 def test_qacct_qdel_and_eqw_records() -> None:
     qdel = [accounting_observation(r) for r in by_task(fixture("qacct_qdel.txt")).values()]
-    assert len(qdel) == 3 and all(o.reason is FailureReason.CANCELLED for o in qdel)
+    assert len(qdel) == 3 and all(o.phase is TaskPhase.CANCELLED for o in qdel)
     ((_, eqw),) = by_task(fixture("qacct_eqw.txt")).items()
     assert accounting_observation(eqw).reason is FailureReason.SUBMIT_ERROR
 
@@ -462,7 +458,7 @@ def test_lookup_script_reads_qacct_and_exit_files(
     d = SGEDriver("sge", LocalTransport(), str(staging), ClusterSpec(scheduler="sge"))
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     found, tags = anyio.run(d._lookup, {"10": {3, 7}, "77": {1, 2, 3}}, ["never-submitted"])
-    assert found[("10", 3)].exit_code == 3 and found[("10", 7)].reason is FailureReason.CANCELLED
+    assert found[("10", 3)].exit_code == 3 and found[("10", 7)].phase is TaskPhase.CANCELLED
     assert (found[("77", 1)].phase, found[("77", 2)].exit_code) == (TaskPhase.SUCCEEDED, 7)
     assert ("77", 3) not in found
     assert tags == {"mixed": "10"}

@@ -139,7 +139,7 @@ FAILED_CODES: dict[int, FailureReason] = {
     27: FailureReason.SUBMIT_ERROR,  # searching requested shell
     28: FailureReason.SUBMIT_ERROR,  # changing to working directory
     37: FailureReason.TIMEOUT,  # qmaster enforced h_rt, h_cpu, or h_vmem limit
-    100: FailureReason.CANCELLED,  # assumedly after job: killed by a signal (qdel, kill)
+    100: FailureReason.CANCELLED,  # assumedly after job: killed by a signal -> phase Cancelled
 }
 
 #: qsub errors that may pass on their own: the cluster is retried, the job is not failed
@@ -390,6 +390,9 @@ def accounting_observation(runs: Sequence[QacctRecord]) -> TaskObservation:
             if "h_vmem" in limits and not hit_rt and "h_cpu" not in limits:
                 reason = FailureReason.OUT_OF_MEMORY
         elif last.failed == 100:
+            # killed from outside the launcher (qdel by lxr or a person): the planner knows
+            # whether lxr asked for it
+            phase, reason = TaskPhase.CANCELLED, None
             if last.exit_status > 128:
                 message = f"killed by signal {last.exit_status - 128} (failed 100)"
         elif last.failed == 25:
