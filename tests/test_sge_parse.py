@@ -211,16 +211,19 @@ def test_qacct_rescheduled_with_rerun_is_the_rerun_plus_a_restart() -> None:
 
 
 def test_rerun_declined_by_the_job_script_is_rescheduled() -> None:
-    ((_, runs),) = by_task(fixture("qacct_rescheduled.txt")).items()
-    declined = QacctRecord(**{**runs[1].__dict__, "exit_status": RERUN_DECLINED_EXIT})
-    obs = accounting_observation([runs[0], declined])
-    assert (obs.phase, obs.reason, obs.restarts) == (
+    runs = by_task(fixture("qacct_rerun_declined.txt"))
+    assert [r.failed for r in runs[("39", 1)]] == [25, 0]
+    assert runs[("39", 1)][-1].exit_status == RERUN_DECLINED_EXIT
+    obs = accounting_observation(runs[("39", 1)])
+    assert (obs.phase, obs.reason, obs.restarts, obs.exit_code) == (
         TaskPhase.FAILED,
         FailureReason.RESCHEDULED,
         1,
+        None,
     )
+    assert accounting_observation(runs[("39", 2)]).phase is TaskPhase.SUCCEEDED
     # the same exit code without a reschedule before it is the program's own
-    assert accounting_observation([declined]).reason is FailureReason.ERROR
+    assert accounting_observation(runs[("39", 1)][-1:]).reason is FailureReason.ERROR
 
 
 def test_qacct_lost_execd_is_node_fail() -> None:
