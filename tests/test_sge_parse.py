@@ -27,7 +27,7 @@ from lxr.schedulers.sge import (
     state_phase,
 )
 from lxr.schedulers.transport import CommandResult, LocalTransport, Transport
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, REPO
 
 SGE = FIXTURES / "sge"
 
@@ -465,3 +465,15 @@ def test_lookup_script_reads_qacct_and_exit_files(
     assert (found[("77", 1)].phase, found[("77", 2)].exit_code) == (TaskPhase.SUCCEEDED, 7)
     assert ("77", 3) not in found
     assert tags == {"mixed": "10"}
+
+
+def test_examples_load_and_render() -> None:
+    from lxr.api.loader import load_objects
+
+    objs = {type(o.obj).__name__: o.obj for o in load_objects(REPO / "examples" / "sge")}
+    spec = objs["Cluster"].spec
+    exp = objs["Experiment"].spec
+    assert spec.scheduler == "sge" and exp.cluster == objs["Cluster"].metadata.name
+    res = exp.resources.merged_over(spec.defaults)
+    _, argv = driver().render(job(resources=res, throttle=exp.parallelism))
+    assert "h_vmem=512M" in argv and "h_rt=00:05:00" in argv and argv[-3:-1] == ["-tc", "4"]
