@@ -27,9 +27,7 @@ def main(_: list[str]) -> None:
         [executable] = experiment.package([xm.Packageable(spec, executor_spec=executor.Spec())])
         for lr in _LRS.value:
             for seed in range(_SEEDS.value):
-                experiment.add(
-                    xm.Job(executable, executor, args={"lr": float(lr), "seed": seed})
-                )
+                experiment.add(xm.Job(executable, executor, args={"lr": float(lr), "seed": seed}))
 
 
 if __name__ == "__main__":

@@ -319,7 +319,9 @@ class ClusterWorkUnit(xm.WorkUnit):
             try:
                 [unit] = store.list_work_units(name, index=idx)
             except (NotFound, ValueError):
-                phases.append("Unknown")
+                # a stopped experiment is removed once its tasks are gone
+                stopped = (name, idx) in self._experiment._stop_requests  # noqa: SLF001
+                phases.append("Stopped" if stopped else "Unknown")
                 continue
             st = unit.status
             phases.append(st.phase.value)
@@ -382,6 +384,7 @@ class ClusterExperiment(xm.Experiment):
         experiment_id: int | None = None,
         metrics: Any | None = None,
         quiet: bool = False,
+        spec_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # absl sends INFO to stderr: keep the store's schema migration out of launch output
@@ -391,6 +394,7 @@ class ClusterExperiment(xm.Experiment):
         self._id = experiment_id if experiment_id is not None else time.time_ns() // 1_000_000
         self.metrics = metrics
         self.quiet = quiet
+        self.spec_overrides = dict(spec_overrides or {})
         self._work_units: dict[int, ClusterWorkUnit] = {}
         self._lock = threading.Lock()
         self._pending: list[_Task] = []
@@ -479,6 +483,10 @@ class ClusterExperiment(xm.Experiment):
         except BaseException:
             self._discard()
             raise
+        finally:
+            # xm made this loop for the block and stopped it, but does not close it
+            if not self._event_loop.is_running():
+                self._event_loop.close()
         if exc_type is not None:
             self._discard()
             return
@@ -547,6 +555,8 @@ class ClusterExperiment(xm.Experiment):
         return self._stagers[cluster]
 
     async def _write(self, tasks: list[_Task]) -> None:
+        # launches finish in any order (generators run concurrently): index by work unit id
+        tasks = sorted(tasks, key=lambda t: (t.work_unit.work_unit_id, t.number))
         # 1. artifacts each cluster needs, including filesets named only in args/env
         needs: dict[str, dict[str, Blob]] = {}
         extra_filesets: dict[str, Blob] = {}
@@ -668,6 +678,7 @@ class ClusterExperiment(xm.Experiment):
                 resources=first.resources,
                 work_units=units,
                 requeue=first.requeue,
+                **self.spec_overrides,
             ),
         )
 
@@ -735,9 +746,21 @@ def create_experiment(
     store: Store | None = None,
     metrics: Any | None = None,
     quiet: bool = False,
+    spec_overrides: Mapping[str, Any] | None = None,
 ) -> ClusterExperiment:
-    """A new experiment; use it as ``with`` / ``async with`` context."""
-    return ClusterExperiment(experiment_title, store=store, metrics=metrics, quiet=quiet)
+    """A new experiment; use it as ``with`` / ``async with`` context.
+
+    ``spec_overrides``: lxr ExperimentSpec fields for every experiment written, e.g.
+    ``{"backoff_limit_per_index": 0, "parallelism": 8}``. ``metrics``: a
+    :class:`lxr.metrics.Metrics` fed with the staged bytes.
+    """
+    return ClusterExperiment(
+        experiment_title,
+        store=store,
+        metrics=metrics,
+        quiet=quiet,
+        spec_overrides=spec_overrides,
+    )
 
 
 def get_experiment(experiment_id: int, *, store: Store | None = None) -> ClusterExperiment:
