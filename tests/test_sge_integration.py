@@ -305,3 +305,49 @@ def test_task_rescheduled_by_the_system_is_resubmitted_without_spending_failures
     assert first.reason == "Rescheduled" and first.restarts == 1, first
     assert last.exit_code == 0 and len(wu.attempts) == 2
     assert statuses(store, name)[1].phase.value == "Succeeded"
+
+
+def test_commands_per_cycle_do_not_grow_with_tasks(sge: dict[str, str]) -> None:
+    """10 vs 1000 tasks, queued and then gone from the queue: the same number of commands."""
+    import anyio
+
+    from lxr.api.resources import Resources
+    from lxr.schedulers.base import ArrayJob, ObserveQuery, TaskSpec
+    from lxr.schedulers.registry import make_driver
+
+    spec = cluster(sge).spec
+
+    async def main() -> dict[int, tuple[int, int, int, int]]:
+        driver = make_driver(CLUSTER, spec)
+        await driver.prepare()
+        out = {}
+        try:
+            for n in (10, 1000):
+                tag = unique(f"sge-scale{n}")
+                job = ArrayJob(
+                    tag,
+                    "scale",
+                    "uid",
+                    [TaskSpec(i, ["true"]) for i in range(1, n + 1)],
+                    Resources(),
+                )
+                files, argv = driver.render(job)  # type: ignore[attr-defined]
+                await driver.transport.write_files(files)
+                # held: the tasks must stay queued while they are counted
+                res = await driver.transport.run([argv[0], "-h", *argv[1:]])
+                job_id = res.stdout.strip().split(".")[0]
+                query = ObserveQuery({job_id: frozenset(range(1, n + 1))})
+                queued = await driver.observe(query)
+                in_queue = sum(1 for (j, _), o in queued.tasks.items() if j == job_id)
+                await driver.cancel([(job_id, None)])
+                await anyio.sleep(1.5)
+                gone = await driver.observe(query)
+                out[n] = (queued.commands, in_queue, gone.commands, len(gone.tasks))
+        finally:
+            await driver.close()
+        return out
+
+    counts = anyio.run(main)
+    assert counts[10][1] == 10 and counts[1000][1] == 1000, counts
+    assert counts[10][0] == counts[1000][0] == 1, counts  # one qstat
+    assert counts[10][2] == counts[1000][2] == 2, counts  # one qstat + one lookup

@@ -389,9 +389,11 @@ class Scripted(Transport):
         super().__init__()
         self.answers = answers
         self.argvs: list[tuple[str, ...]] = []
+        self.inputs: list[bytes | None] = []
 
     async def _run(self, argv: tuple[str, ...], input: bytes | None) -> CommandResult:
         self.argvs.append(argv)
+        self.inputs.append(input)
         key = argv[0] if argv[0] != "qstat" or "-xml" in argv else "qstat -j"
         return self.answers.get(key, CommandResult(argv, 0, "", "", 0.0))
 
@@ -431,8 +433,9 @@ def test_observe_looks_up_gone_tasks_in_one_command() -> None:
     )
     snap = anyio.run(driver(t).observe, query)
     assert [a[0] for a in t.argvs] == ["qstat", "bash"]
-    lookup = t.argvs[1]
-    assert lookup[-2:] == ("job=10", "name=lxr-gone-tag")  # job 16 is still queued
+    lookup = (t.inputs[1] or b"").decode().splitlines()
+    # every task of job 10 (job 16 is still queued), then the unconfirmed tag
+    assert lookup == [f"job 10 {i}" for i in range(1, 11)] + ["name lxr-gone-tag"]
     assert snap.task("10", 5).exit_code == 42  # type: ignore[union-attr]
     assert snap.task("16", 1).state == "S"  # type: ignore[union-attr]
     assert snap.tags.get("mixed") == "10"  # found through qacct's jobname
@@ -445,8 +448,10 @@ def test_lookup_script_reads_qacct_and_exit_files(
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     qacct = bin_dir / "qacct"
+    calls = tmp_path / "qacct-calls"
     qacct.write_text(
-        f'#!/bin/sh\n[ "$2" = 10 ] && exec cat {SGE / "qacct_array_mixed.txt"}\n'
+        f'#!/bin/sh\necho "$2" >> {calls}\n'
+        f'[ "$2" = 10 ] && exec cat {SGE / "qacct_array_mixed.txt"}\n'
         'echo "error: job id $2 not found" >&2; exit 1\n'
     )
     qacct.chmod(0o755)
@@ -461,6 +466,12 @@ def test_lookup_script_reads_qacct_and_exit_files(
     d = SGEDriver("sge", LocalTransport(), str(staging), ClusterSpec(scheduler="sge"))
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     found, tags = anyio.run(d._lookup, {"10": {3, 7}, "77": {1, 2, 3}}, ["never-submitted"])
+    # job 77's task 3 has no exit file: accounting is asked about it (and about job 10)
+    assert sorted(calls.read_text().split()) == ["10", "77", "lxr-never-submitted"]
+    calls.unlink()
+    found_all, _ = anyio.run(d._lookup, {"77": {1, 2}}, [])
+    assert not calls.exists(), "every task had an exit file: no qacct at all"
+    assert set(found_all) == {("77", 1), ("77", 2)}
     assert found[("10", 3)].exit_code == 3 and found[("10", 7)].phase is TaskPhase.CANCELLED
     assert (found[("77", 1)].phase, found[("77", 2)].exit_code) == (TaskPhase.SUCCEEDED, 7)
     assert ("77", 3) not in found

@@ -1,13 +1,13 @@
 """Small helpers shared by the batch scheduler drivers (Slurm, Grid Engine).
 
-Index ranges, time strings, the cluster's clock and the exit-code files the task launcher
-writes: each driver needs them, none of them is specific to one scheduler.
+Index ranges, time strings, the cluster's clock and remote paths: each driver needs them,
+none of them is specific to one scheduler.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "expand_ranges",
     "hms",
     "local_timestamp",
-    "parse_exit_files",
     "parse_utc_offset",
 ]
 
@@ -81,17 +80,3 @@ def absolute_path(path: str, home: str) -> str:
         return path
     rel = path.removeprefix("~").lstrip("/")
     return f"{home.rstrip('/')}/{rel}" if rel else home
-
-
-def parse_exit_files(text: str, paths: Mapping[str, tuple[str, int]]) -> dict[tuple[str, int], int]:
-    """Exit codes from ``grep -s -H '' FILE...`` output (``path:code`` lines) over the exit
-    files the task launcher writes. ``paths`` maps each file to its ``(job id, index)``; lines
-    for other files and unreadable contents are skipped."""
-    found: dict[tuple[str, int], int] = {}
-    for line in text.splitlines():
-        path, _, content = line.rpartition(":")
-        key = paths.get(path)
-        content = content.strip()
-        if key is not None and content.lstrip("-").isdigit():
-            found[key] = int(content)
-    return found

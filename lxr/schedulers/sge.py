@@ -47,7 +47,6 @@ from lxr.schedulers.common import (
     expand_ranges,
     hms,
     local_timestamp,
-    parse_exit_files,
     parse_utc_offset,
 )
 from lxr.schedulers.jobscript import job_files, render_template
@@ -516,19 +515,24 @@ def _job_key(job: str) -> tuple[int, str]:
 
 # ---------------------------------------------------------------------------- the driver
 
-#: one command for every job that left the queue: its accounting records (filtered) and the
-#: exit-code files of its tasks, and the records of unconfirmed submissions looked up by name.
-#: qacct takes one job per call, so the loop runs on the cluster, not over the connection.
+#: one command for every task that left the queue and every unconfirmed submission. stdin has
+#: ``job ID INDEX`` and ``name NAME`` lines. A task's exit-code file (written by the launcher
+#: when the program ended on its own) answers without accounting; qacct, which reads the whole
+#: accounting file and takes one job per call, runs only for jobs with a task lacking one
+#: (killed, rescheduled, never started) and for names. The loop runs on the cluster.
 _LOOKUP_SCRIPT = r"""
-byid=$1; fields=$2; shift 2
-for arg in "$@"; do
-  case $arg in
-    job=*) j=${arg#job=}
-      qacct -j "$j" 2>/dev/null | grep -E "$fields"
-      grep -s -H '' "$byid/$j/exit/"* ;;
-    name=*) qacct -j "${arg#name=}" 2>/dev/null | grep -E "$fields" ;;
+byid=$1; fields=$2
+declare -A acct=()
+names=()
+while read -r kind key idx; do
+  case $kind in
+    job) code=
+      [ -f "$byid/$key/exit/$idx" ] && read -r code < "$byid/$key/exit/$idx"
+      if [ -n "$code" ]; then echo "exit $key $idx $code"; else acct[$key]=1; fi ;;
+    name) names+=("$key") ;;
   esac
 done
+for j in "${!acct[@]}" "${names[@]}"; do qacct -j "$j" 2>/dev/null | grep -E "$fields"; done
 exit 0
 """
 
@@ -684,33 +688,39 @@ class SGEDriver(Driver):
         """Accounting (and exit files) for tasks gone from the queue, and jobs carrying
         unconfirmed tags: one command, whatever the number of jobs and tasks."""
         fields = "^(==|(" + "|".join(QACCT_FIELDS) + ") )"
-        args = [f"job={j}" for j in sorted(missing, key=_job_key)]
-        args += [f"name={JOB_NAME_PREFIX}{t}" for t in tags]
+        lines = [
+            f"job {job} {idx}\n"
+            for job in sorted(missing, key=_job_key)
+            for idx in sorted(missing[job])
+        ]
+        lines += [f"name {JOB_NAME_PREFIX}{t}\n" for t in tags]
         res = await self.transport.run(
-            ["bash", "-c", _LOOKUP_SCRIPT, "lxr-lookup", self.byid_dir(), fields, *args],
+            ["bash", "-c", _LOOKUP_SCRIPT, "lxr-lookup", self.byid_dir(), fields],
+            input="".join(lines).encode(),
             timeout=300.0,
         )
         if not res.ok:
             raise SchedulerError(res.describe())
-        byid = self.byid_dir() + "/"
-        exit_lines = [ln for ln in res.stdout.splitlines() if ln.startswith(byid)]
-        acct_text = "\n".join(ln for ln in res.stdout.splitlines() if not ln.startswith(byid))
+        exit_codes: dict[tuple[str, int], int] = {}
+        acct: list[str] = []
+        for line in res.stdout.splitlines():
+            words = line.split()
+            if len(words) == 4 and words[0] == "exit" and words[2].isdigit():
+                if words[3].lstrip("-").isdigit():
+                    exit_codes[(words[1], int(words[2]))] = int(words[3])
+            else:
+                acct.append(line)
 
         runs: dict[tuple[str, int], list[QacctRecord]] = {}
         found_tags: dict[str, str] = {}
-        for rec in parse_qacct(acct_text, self.utc_offset):
+        for rec in parse_qacct("\n".join(acct), self.utc_offset):
             runs.setdefault((rec.job_id, rec.array_index), []).append(rec)
             if rec.name.startswith(JOB_NAME_PREFIX):
                 found_tags.setdefault(rec.name[len(JOB_NAME_PREFIX) :], rec.job_id)
         found = {key: accounting_observation(recs) for key, recs in runs.items()}
-
-        paths = {
-            f"{byid}{job}/exit/{idx}": (job, idx)
-            for job, indexes in missing.items()
-            for idx in indexes
-            if (job, idx) not in found
-        }
-        for key, code in parse_exit_files("\n".join(exit_lines), paths).items():
+        for key, code in exit_codes.items():
+            if key in found:
+                continue  # accounting says more (times, Grid Engine's own failure codes)
             found[key] = TaskObservation(
                 key[0],
                 key[1],
@@ -718,7 +728,7 @@ class SGEDriver(Driver):
                 "EXIT_FILE",
                 None if code == 0 else FailureReason.ERROR,
                 code,
-                None if code == 0 else "from the exit-code file (no accounting record)",
+                None if code == 0 else "from the task's exit-code file",
             )
         return found, found_tags
 
