@@ -30,13 +30,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLUSTER = "sge-dev"
 
-# The task: "--key=value" args become shell variables; attempt 1 sleeps --first extra seconds;
-# attempts up to --fail_until exit --code.
+# The task: "--key=value" args become shell variables; attempt 1 sleeps --first extra seconds
+# (not when Grid Engine reruns it); attempts up to --fail_until exit --code.
 TASK = r"""
 sleep=0 code=0 fail_until=0 first=0
 for a; do case $a in --*=*) k=${a%%=*}; printf -v "${k#--}" %s "${a#*=}" ;; esac; done
 echo "wu=$LXR_WORK_UNIT attempt=$LXR_ATTEMPT restarted=${RESTARTED:-0} job=$JOB_ID.$SGE_TASK_ID"
-if [ "$LXR_ATTEMPT" = 1 ] && [ "$first" != 0 ]; then sleep "$first"; fi
+if [ "$LXR_ATTEMPT" = 1 ] && [ "${RESTARTED:-0}" = 0 ]; then sleep "$first"; fi
 sleep "$sleep"
 if [ "$LXR_ATTEMPT" -le "$fail_until" ]; then exit "$code"; fi
 exit 0
@@ -305,6 +305,33 @@ def test_task_rescheduled_by_the_system_is_resubmitted_without_spending_failures
     assert first.reason == "Rescheduled" and first.restarts == 1, first
     assert last.exit_code == 0 and len(wu.attempts) == 2
     assert statuses(store, name)[1].phase.value == "Succeeded"
+
+
+def test_requeue_scheduler_lets_grid_engine_rerun_the_task(
+    sge: dict[str, str], store: Store
+) -> None:
+    """``requeue: Scheduler`` submits ``-r y``: the owner's ``qmod -rj`` reruns the task in
+    place; lxr records the restart and never resubmits."""
+    store.apply(cluster(sge))
+    name = unique("sge-requeue")
+    store.apply(experiment(name, [{"first": 40}], requeue="Scheduler", backoffLimitPerIndex=0))
+
+    def running() -> bool:
+        att = statuses(store, name)[0].attempts
+        return bool(att) and att[-1].state == "r"
+
+    converge(store, [name], timeout=60, until=running)
+    job_id = statuses(store, name)[0].attempts[0].job_id
+    res = remote(sge, f"qmod -rj {job_id}.1")  # as the owner, over ssh: no root needed
+    assert res.returncode == 0 and "rescheduling" in res.stdout, res
+    converge(store, [name], timeout=120)
+
+    wu = statuses(store, name)[0]
+    assert wu.phase.value == "Succeeded", wu
+    assert (len(wu.attempts), wu.failures, wu.disruptions) == (1, 0, 0), wu
+    assert wu.attempts[0].restarts == 1 and wu.attempts[0].exit_code == 0
+    assert "Requeued" in [e.reason for e in store.list_events(name)]
+    assert len(sge_jobs(sge, name)) == 1
 
 
 def test_commands_per_cycle_do_not_grow_with_tasks(sge: dict[str, str]) -> None:

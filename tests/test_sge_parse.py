@@ -366,7 +366,7 @@ def test_render_scheduler_requeue_reruns_instead_of_declining() -> None:
     files, argv = driver().render(job(scheduler_requeue=True))
     assert argv[argv.index("-r") + 1] == "y"
     script = next(v for k, v in files.items() if k.endswith("job.sge")).decode()
-    assert "RESTARTED" not in script
+    assert f"exit {RERUN_DECLINED_EXIT}" not in script and "/restarts" in script
 
 
 def test_render_refuses_names_with_spaces_and_sparse_indexes() -> None:
@@ -460,6 +460,8 @@ def test_lookup_script_reads_qacct_and_exit_files(
     exits.mkdir(parents=True)
     (exits / "1").write_text("0\n")
     (exits / "2").write_text("7\n")
+    (exits.parent / "restarts").mkdir()
+    (exits.parent / "restarts" / "2").write_text("77\n77\n")  # rerun twice (-r y)
     (staging / "sge-byid").mkdir()
     (staging / "sge-byid" / "77").symlink_to(staging / "jobs" / "t1")
 
@@ -474,6 +476,7 @@ def test_lookup_script_reads_qacct_and_exit_files(
     assert set(found_all) == {("77", 1), ("77", 2)}
     assert found[("10", 3)].exit_code == 3 and found[("10", 7)].phase is TaskPhase.CANCELLED
     assert (found[("77", 1)].phase, found[("77", 2)].exit_code) == (TaskPhase.SUCCEEDED, 7)
+    assert (found[("77", 1)].restarts, found[("77", 2)].restarts) == (0, 2)
     assert ("77", 3) not in found
     assert tags == {"mixed": "10"}
 

@@ -526,9 +526,12 @@ declare -A acct=()
 names=()
 while read -r kind key idx; do
   case $kind in
-    job) code=
+    job) code= n=0
       [ -f "$byid/$key/exit/$idx" ] && read -r code < "$byid/$key/exit/$idx"
-      if [ -n "$code" ]; then echo "exit $key $idx $code"; else acct[$key]=1; fi ;;
+      if [ -f "$byid/$key/restarts/$idx" ]; then
+        mapfile -t runs < "$byid/$key/restarts/$idx"; n=${#runs[@]}
+      fi
+      if [ -n "$code" ]; then echo "exit $key $idx $code $n"; else acct[$key]=1; fi ;;
     name) names+=("$key") ;;
   esac
 done
@@ -701,13 +704,13 @@ class SGEDriver(Driver):
         )
         if not res.ok:
             raise SchedulerError(res.describe())
-        exit_codes: dict[tuple[str, int], int] = {}
+        exit_codes: dict[tuple[str, int], tuple[int, int]] = {}  # -> (code, restarts)
         acct: list[str] = []
         for line in res.stdout.splitlines():
             words = line.split()
-            if len(words) == 4 and words[0] == "exit" and words[2].isdigit():
-                if words[3].lstrip("-").isdigit():
-                    exit_codes[(words[1], int(words[2]))] = int(words[3])
+            if len(words) == 5 and words[0] == "exit" and words[2].isdigit():
+                if words[3].lstrip("-").isdigit() and words[4].isdigit():
+                    exit_codes[(words[1], int(words[2]))] = (int(words[3]), int(words[4]))
             else:
                 acct.append(line)
 
@@ -718,7 +721,7 @@ class SGEDriver(Driver):
             if rec.name.startswith(JOB_NAME_PREFIX):
                 found_tags.setdefault(rec.name[len(JOB_NAME_PREFIX) :], rec.job_id)
         found = {key: accounting_observation(recs) for key, recs in runs.items()}
-        for key, code in exit_codes.items():
+        for key, (code, restarts) in exit_codes.items():
             if key in found:
                 continue  # accounting says more (times, Grid Engine's own failure codes)
             found[key] = TaskObservation(
@@ -729,6 +732,7 @@ class SGEDriver(Driver):
                 None if code == 0 else FailureReason.ERROR,
                 code,
                 None if code == 0 else "from the task's exit-code file",
+                restarts=restarts,
             )
         return found, found_tags
 
