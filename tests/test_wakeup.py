@@ -1,0 +1,56 @@
+"""`lxr apply` wakes a running controller at once: a notification, not a slow DB poll."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lxr.api.store import Store
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_apply_wakes_an_idle_controller(state_home: Path, store: Store, tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(state_home)}
+    log = open(tmp_path / "controller.log", "wb")  # noqa: SIM115 - closed in finally
+    ctl = subprocess.Popen(
+        [sys.executable, "-m", "lxr.cli", "controller", "run", "--interval", "60"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while store.lease() is None:
+            assert time.monotonic() < deadline, "controller never took the lease"
+            time.sleep(0.05)
+        time.sleep(1.0)  # let it finish its first pass and go to sleep for 60 s
+        exp = tmp_path / "exp.yaml"
+        exp.write_text(
+            "apiVersion: lxr.dev/v1alpha1\nkind: Experiment\nmetadata: {name: wake}\n"
+            f"spec:\n  executable: {{command: [{sys.executable}, -c, 'pass']}}\n"
+        )
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "lxr.cli", "apply", "-f", str(exp)], cwd=REPO, env=env, check=True
+        )
+        applied = time.monotonic()
+        while not any(e.reason == "Submitted" for e in store.list_events("wake")):
+            assert time.monotonic() - applied < 10, "controller did not pick up the apply"
+            time.sleep(0.01)
+        picked_up = time.monotonic() - applied
+    finally:
+        ctl.terminate()
+        ctl.wait(10)
+        log.close()
+    # the controller sleeps 60 s between cycles: only a wake-up explains seconds or less
+    assert picked_up < 2.0, f"pick-up took {picked_up:.2f}s (apply itself {applied - started:.2f}s)"
+    assert ctl.returncode == 0 or ctl.returncode == -15
+    assert store.lease() is None, "a controller stopped with SIGTERM gives its lease up"
