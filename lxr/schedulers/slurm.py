@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
+import anyio
+
 from lxr.api.resources import ClusterSpec, FailureReason, Resources, parse_memory_mib
 from lxr.schedulers.base import (
     ArrayJob,
@@ -426,10 +428,18 @@ class SlurmDriver(Driver):
         ``MaxArraySize`` and the accounting type, once."""
         if self.config is not None:
             return
-        # one command for both: the remote home (for a relative stagingDir) and the UTC offset
-        res = await self.transport.run(
-            ["sh", "-c", 'printf "%s %s\\n" "$HOME" "$(date +%z)"'], rate_limited=False
-        )
+        results: dict[str, CommandResult] = {}
+
+        async def run(key: str, argv: list[str]) -> None:
+            results[key] = await self.transport.run(argv, rate_limited=False)
+
+        # both at once, on two channels of the one connection: prepare is on the cold path
+        async with anyio.create_task_group() as tg:
+            # one command for two facts: the remote home (for a relative stagingDir) and the
+            # cluster's UTC offset (Slurm prints local times)
+            tg.start_soon(run, "env", ["sh", "-c", 'printf "%s %s\\n" "$HOME" "$(date +%z)"'])
+            tg.start_soon(run, "config", ["scontrol", "show", "config"])
+        res = results["env"]
         if not res.ok:
             raise SchedulerError(f"cannot read the remote home: {res.describe()}")
         home, _, offset = res.stdout.strip().rpartition(" ")
@@ -437,7 +447,7 @@ class SlurmDriver(Driver):
         if not self.staging_dir.startswith("/"):
             rel = self.staging_dir.removeprefix("~").lstrip("/")
             self.staging_dir = f"{home.rstrip('/')}/{rel}"
-        res = await self.transport.run(["scontrol", "show", "config"], rate_limited=False)
+        res = results["config"]
         if not res.ok:
             raise SchedulerError(f"cannot read the Slurm configuration: {res.describe()}")
         config = parse_config(res.stdout)
