@@ -365,6 +365,14 @@ def test_cancel_is_not_repeated_within_the_interval() -> None:
     )
 
 
+def test_task_failing_after_lxr_cancelled_it_is_stopped_not_retried() -> None:
+    unit = wu(0, attempt(cancel_requested_at=NOW - 1), phase="Running")
+    observed = snap(task(TaskPhase.FAILED, reason=FailureReason.ERROR, exit_code=143))
+    u = update(plan_experiment(exp(unit, deleting=True), observed, NOW))
+    assert [(w.phase, w.failures) for w in u.work_units] == [("Stopped", 0)]
+    assert not u.handled
+
+
 def test_cancelled_by_lxr_is_stopped_by_someone_else_fails() -> None:
     unit = wu(0, attempt(cancel_requested_at=NOW - 1), phase="Running")
     u = update(plan_experiment(exp(unit, deleting=True), snap(task(TaskPhase.CANCELLED)), NOW))

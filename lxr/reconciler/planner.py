@@ -338,7 +338,11 @@ class _ExperimentPlan:
             work.phase = WorkUnitPhase.SUCCEEDED.value
             work.reason, work.message, work.exit_code = "Completed", None, obs.exit_code
             work.next_attempt_after = None
-        elif obs.phase is TaskPhase.CANCELLED and self.stopping:
+        elif self.stopping and (
+            obs.phase is TaskPhase.CANCELLED or att.cancel_requested_at is not None
+        ):
+            # lxr asked for this task to stop: however the scheduler words its end
+            # (cancelled, killed by signal, failed), it is not the program's failure
             self.end_attempt(
                 work, att, obs, WorkUnitPhase.STOPPED.value, self.stopping, obs.message, job_id
             )
