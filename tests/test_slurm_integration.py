@@ -269,7 +269,7 @@ def test_controller_killed_after_sbatch_does_not_submit_twice(
     slurm: Slurm, state_home: Path
 ) -> None:
     name = slurm.apply("crash", ["bash", "-c", "sleep 1"], 5)
-    env = {**os.environ, "LXR_TEST_CRASH_AT": "after-submit"}
+    env = {**os.environ, "LXR_TEST_CRASH_AT": "job-submitted"}
     proc = subprocess.run(
         [*CLI, "controller", "run", "--interval", "0.5"],
         capture_output=True,

@@ -73,22 +73,6 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
     return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents))
 
 
-def _env_crash_hook() -> Callable[[str], None] | None:
-    """Crash injection for tests of a *separate* controller process: with
-    ``LXR_TEST_CRASH_AT=<point>`` (``intent-recorded``, or ``after-submit``: sbatch returned but
-    the job id is not yet recorded) the process SIGKILLs itself when it reaches that point."""
-    point = os.environ.get("LXR_TEST_CRASH_AT")
-    if not point:
-        return None
-
-    def hook(at: str) -> None:
-        if at == point:
-            log.warning("LXR_TEST_CRASH_AT=%s: killing this controller (SIGKILL)", point)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return hook
-
-
 def _new_tag(experiment: str) -> str:
     return f"{experiment[:40]}-{secrets.token_hex(5)}"
 
@@ -199,8 +183,6 @@ class Actor:
         job = self.build_job(sub)
         try:
             job_id = await self.driver.submit(job)
-            if self.crash_hook:
-                self.crash_hook("job-submitted")
         except SubmitRejected as exc:
             self.store.mark_submit_failed(sub.id, str(exc))
             self.store.add_events(
@@ -216,7 +198,7 @@ class Actor:
                 self.metrics.submission(self.cluster, "error")
             raise
         if self.crash_hook:
-            self.crash_hook("after-submit")
+            self.crash_hook("job-submitted")
         self.store.mark_submitted(sub.id, job_id)
         # retries get their own reason, so `lxr get events` tells them from first submissions
         retried = sorted(t.work_unit for t in job.tasks if t.attempt > 1)
