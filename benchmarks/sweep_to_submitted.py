@@ -82,6 +82,14 @@ def sh(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=True, **kw)  # type: ignore[call-overload]
 
 
+def sh_verbose(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    """``sh`` whose failure message carries the command's stderr tail (peers fail deep inside)."""
+    proc = subprocess.run(argv, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if proc.returncode:
+        raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+    return proc
+
+
 # ---------------------------------------------------------------------------- floors
 
 
@@ -271,10 +279,11 @@ with xm_cluster.create_experiment(experiment_title=sys.argv[2]) as experiment:
     t0 = time.perf_counter()
     experiment.add(xm_cluster.ArrayJob(
         executable=executable,
-        executor=xm_cluster.Slurm(directives=["--hold"]),
+        executor=xm_cluster.Slurm(extra_directives=["--hold"]),
         args=[{"i": i} for i in range(n)],
     ))
-    t = time.perf_counter() - t0
+# add() only queues the launch: leaving the experiment waits for it (job script upload + sbatch)
+t = time.perf_counter() - t0
 print(json.dumps({"seconds": t}))
 """
 
@@ -303,13 +312,16 @@ def lxm3(n: int, tmp: Path) -> tuple[float, list[str]]:
             server = "127.0.0.1"
             user = "lxr"
             ssh_private_key = "/var/lib/lxr-dev/id_ed25519"
+            # lxm3's SFTP artifact store (fsspec/paramiko) takes no port: reach sshd's 2222
+            # through a plain TCP relay (its documented ``proxycommand``), no extra SSH hop
+            proxycommand = "socat - TCP:127.0.0.1:2222"
             [clusters.storage]
             staging = "/home/lxr/lxm3-staging"
             """
         )
     )
     env = {**os.environ, "HOME": str(home), "LXM_CONFIG": str(cfg)}
-    out = sh([str(PEERS), "-c", LXM3, str(n), f"{PREFIX}-lxm3", str(pkg)], env=env, cwd=pkg)
+    out = sh_verbose([str(PEERS), "-c", LXM3, str(n), f"{PREFIX}-lxm3", str(pkg)], env=env, cwd=pkg)
     data = json.loads(out.stdout.strip().splitlines()[-1])
     return data["seconds"], []
 
