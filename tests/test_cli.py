@@ -246,3 +246,11 @@ def test_schema_matches_crds(state: Path) -> None:
     out = json.loads(lxr("schema", "Experiment", state=state, check=True).stdout)
     committed = json.loads((REPO / "crds" / "experiment.schema.json").read_text())
     assert out == committed
+
+
+def test_dry_run_of_a_cluster_and_its_experiment_together(state: Path) -> None:
+    result = lxr("apply", "-f", "examples/slurm/", "--dry-run", state=state)
+    assert result.returncode == 0, result.stderr
+    assert "cluster/dev-slurm created (dry run)" in result.stdout
+    assert "experiment/slurm-sweep created (dry run)" in result.stdout
+    assert db_dump(state) == [] or not any(r.startswith(("experiments:", "clusters:")) for r in db_dump(state))

@@ -225,13 +225,23 @@ class Store:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, obj: Cluster | Experiment, *, dry_run: bool = False) -> ApplyResult:
-        """Create or update ``obj``'s desired state (status and server fields are ignored)."""
+    def apply(
+        self,
+        obj: Cluster | Experiment,
+        *,
+        dry_run: bool = False,
+        pending_clusters: Sequence[str] = (),
+    ) -> ApplyResult:
+        """Create or update ``obj``'s desired state (status and server fields are ignored).
+
+        ``pending_clusters`` names clusters a dry run would create first, so an experiment on
+        one of them is not refused for naming an unknown cluster.
+        """
         for _ in range(_CONFLICT_RETRIES):
             try:
                 if isinstance(obj, Cluster):
                     return self._apply_cluster(obj, dry_run)
-                return self._apply_experiment(obj, dry_run)
+                return self._apply_experiment(obj, dry_run, pending_clusters)
             except Conflict:
                 continue
         raise Conflict(f"{obj.kind} {obj.metadata.name} kept changing; try again")
@@ -269,12 +279,15 @@ class Store:
                 row.resource_version += 1
             return ApplyResult("Cluster", row.name, "configured", generation)
 
-    def _apply_experiment(self, obj: Experiment, dry_run: bool) -> ApplyResult:
+    def _apply_experiment(
+        self, obj: Experiment, dry_run: bool, pending_clusters: Sequence[str] = ()
+    ) -> ApplyResult:
         spec = _normal_spec(obj.spec)
         digest = _spec_hash(spec)
         name = obj.metadata.name
         with self.session() as s:
-            if obj.spec.cluster != "local" and s.get(ClusterRow, obj.spec.cluster) is None:
+            known = obj.spec.cluster == "local" or obj.spec.cluster in pending_clusters
+            if not known and s.get(ClusterRow, obj.spec.cluster) is None:
                 raise Invalid(
                     f"spec.cluster: no cluster named {obj.spec.cluster!r} "
                     f"(apply a Cluster first; known: {', '.join(self._cluster_names(s))})"

@@ -146,7 +146,8 @@ def apply(
     results = []
     try:
         if dry_run:
-            results = [store.apply(item.obj, dry_run=True) for item in loaded]
+            batch = [i.obj.metadata.name for i in loaded if i.obj.kind == "Cluster"]
+            results = [store.apply(i.obj, dry_run=True, pending_clusters=batch) for i in loaded]
         else:
             # validate every object against the store before writing any
             for item in loaded:
