@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
@@ -392,3 +394,64 @@ def test_plan_is_deterministic_and_steady_state_is_quiet() -> None:
     first = plan([exp(*units)], observed, NOW)
     assert first == plan([exp(*units)], observed, NOW)
     assert first == [], "nothing changed, nothing to do"
+
+
+# ------------------------------------------------------------------ one work unit stopped
+
+# (attempt in flight?, observed task, cancel already sent?, expected phase, cancel now?)
+STOP_CASES = [
+    (False, None, False, "Stopped", False),  # idle: stops at once
+    (True, TaskPhase.QUEUED, False, "Queued", True),  # queued: cancelled, same as deletion
+    (True, TaskPhase.RUNNING, False, "Running", True),
+    (True, TaskPhase.RUNNING, True, "Running", False),  # cancel went out a moment ago
+    (True, TaskPhase.CANCELLED, True, "Stopped", False),  # gone after the cancel
+    (True, TaskPhase.FAILED, True, "Stopped", False),  # killed by the cancel: not a failure
+    (True, None, True, "Stopped", False),  # cancelled and no longer reported
+    (True, TaskPhase.SUCCEEDED, False, "Succeeded", False),  # finished first: it completed
+]
+
+
+@pytest.mark.parametrize(("active", "observed", "sent", "phase", "cancels"), STOP_CASES)
+def test_stop_requested_work_unit_is_cancelled_or_stopped_others_go_on(
+    active: bool, observed: TaskPhase | None, sent: bool, phase: str, cancels: bool
+) -> None:
+    att = attempt(index=0, phase="Running", cancel_requested_at=NOW - 1 if sent else None)
+    stopped = wu(0, att if active else None, stop_requested=True)
+    other = wu(1, attempt(index=1, phase="Running"), phase="Running")
+    tasks = [task(TaskPhase.RUNNING, 1)]
+    if observed is not None:
+        tasks.append(task(observed, 0, exit_code=143 if observed is TaskPhase.FAILED else None))
+    actions = plan_experiment(exp(stopped, other, wu(2)), snap(*tasks), NOW)
+    by_index = {w.index: w for w in update(actions).work_units}
+    assert (by_index[0].phase if 0 in by_index else stopped.phase) == phase
+    if phase == "Stopped":
+        assert (by_index[0].reason, by_index[0].failures) == ("StopRequested", 0)
+    assert 1 not in by_index, "the running neighbour is left alone"
+    cancels_sent = only(actions, Cancel)
+    if cancels:
+        (c,) = cancels_sent
+        assert (c.targets, c.attempt_ids, c.reason) == ((("42", 0),), (100,), "StopRequested")
+    else:
+        assert not cancels_sent
+    # the idle neighbour is submitted; the stopped unit never is
+    assert [[e.index for e in s.entries] for s in only(actions, Submit)] == [[2]]
+    assert not only(actions, Resubmit)
+    assert not update(actions).handled
+
+
+def test_stop_requested_in_backoff_stops_instead_of_retrying() -> None:
+    unit = wu(0, phase="BackOff", failures=1, attempt_count=1, next_attempt_after=NOW - 1)
+    actions = plan_experiment(exp(replace(unit, stop_requested=True)), snap(), NOW)
+    assert [(w.phase, w.reason) for w in update(actions).work_units] == [
+        ("Stopped", "StopRequested")
+    ]
+    assert not only(actions, Resubmit) and not only(actions, Submit)
+    # the same unit without the request is retried
+    assert only(plan_experiment(exp(unit), snap(), NOW), Resubmit)
+
+
+def test_stop_requested_unconfirmed_intent_is_not_submitted_again() -> None:
+    unit = wu(0, attempt(job=None, sub="Intent"), stop_requested=True)
+    actions = plan_experiment(exp(unit), snap(), NOW)
+    assert not only(actions, RetryIntent)
+    assert [w.phase for w in update(actions).work_units] == ["Stopped"]

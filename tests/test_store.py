@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from lxr.api.resources import Experiment
 from lxr.api.store import Conflict, Invalid, NotFound, Store
 from lxr.api.tables import Base, ExperimentRow
-from tests.conftest import dev_env, require
+from tests.conftest import REPO, dev_env, require
 
 
 def make_experiment(name: str = "e", n: int = 3, **spec: object) -> Experiment:
@@ -153,3 +153,34 @@ def test_selectors(any_store: Store) -> None:
     assert [e.metadata.name for e in any_store.list_experiments({"team": "b"})] == ["two"]
     units = any_store.list_work_units(selector={"experiment": "one"})
     assert {u.metadata["labels"]["experiment"] for u in units} == {"one"} and len(units) == 3
+
+
+def test_migration_0002_keeps_rows_and_stops_one_work_unit(any_store: Store) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    any_store.apply(make_experiment(n=3))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(REPO / "lxr" / "api" / "migrations"))
+    with any_store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    any_store.migrate()  # 0001 -> head on a database that has work units
+    assert [w.spec.args for w in any_store.list_work_units("e")] == [{"x": 0}, {"x": 1}, {"x": 2}]
+    [record] = any_store.load_desired("local")
+    assert [w.stop_requested for w in record.work_units] == [False, False, False]
+    assert any_store.stop_work_units("e", [1]) == [1]
+    assert any_store.stop_work_units("e", [1]) == []  # already asked
+    [record] = any_store.load_desired("local")
+    assert [w.stop_requested for w in record.work_units] == [False, True, False]
+    with pytest.raises(NotFound, match="no work unit 7"):
+        any_store.stop_work_units("e", [7])
+    assert any(e.reason == "StopRequested" for e in any_store.list_events("e"))
+
+
+def test_staged_bytes_add_up_per_cluster(any_store: Store) -> None:
+    any_store.add_staged_bytes("c1", 100)
+    any_store.add_staged_bytes("c1", 23)
+    any_store.add_staged_bytes("c2", 0)  # nothing uploaded: no row
+    any_store.add_staged_bytes("c2", 5)
+    assert any_store.staged_bytes() == {"c1": 123, "c2": 5}

@@ -48,6 +48,7 @@ class WorkUnitRecord:
     attempt_count: int = 0
     retry_reason: str | None = None
     active: AttemptRecord | None = None
+    stop_requested: bool = False  # the user stopped this work unit alone (not the experiment)
 
 
 @dataclass(frozen=True)

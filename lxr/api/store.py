@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
@@ -46,6 +47,7 @@ from lxr.api.tables import (
     EventRow,
     ExperimentRow,
     LeaseRow,
+    StagingTotalRow,
     SubmissionRow,
     WorkUnitRow,
 )
@@ -466,6 +468,83 @@ class Store:
             )
             return True
 
+    def stop_work_units(self, experiment: str, indexes: Iterable[int]) -> list[int]:
+        """Ask the controller to stop these work units of ``experiment`` (the others go on):
+        an attempt in flight is cancelled, an idle unit ends ``Stopped``; none is resubmitted.
+
+        Returns the indexes newly asked to stop (finished or already stopping ones are left
+        alone). Raises :class:`NotFound` for an unknown experiment or index.
+        """
+        wanted = sorted(set(indexes))
+        now = time.time()
+        with self.session() as s:
+            exp = s.scalars(
+                select(ExperimentRow).where(ExperimentRow.name == experiment)
+            ).one_or_none()
+            if exp is None:
+                raise NotFound(f"experiment {experiment!r} not found")
+            found: dict[int, tuple[str, bool]] = {}
+            for chunk in _chunks(wanted, 500):
+                for idx, phase, asked in s.execute(
+                    select(WorkUnitRow.idx, WorkUnitRow.phase, WorkUnitRow.stop_requested).where(
+                        WorkUnitRow.experiment_uid == exp.uid, WorkUnitRow.idx.in_(chunk)
+                    )
+                ):
+                    found[idx] = (phase, asked)
+            missing = [i for i in wanted if i not in found]
+            if missing:
+                raise NotFound(f"experiment {experiment} has no work unit {missing[0]}")
+            todo = [i for i in wanted if found[i][0] not in _TERMINAL and not found[i][1]]
+            for chunk in _chunks(todo, 500):
+                s.execute(
+                    update(WorkUnitRow)
+                    .where(WorkUnitRow.experiment_uid == exp.uid, WorkUnitRow.idx.in_(chunk))
+                    .values(stop_requested=True, updated_at=now)
+                )
+            if todo:
+                shown = ", ".join(str(i) for i in todo[:20]) + (" ..." if len(todo) > 20 else "")
+                s.add(
+                    _event(
+                        now,
+                        "Normal",
+                        "StopRequested",
+                        f"stop requested for {len(todo)} work unit(s): {shown}",
+                        "Experiment",
+                        experiment,
+                        exp.uid,
+                        exp.cluster,
+                    )
+                )
+            return todo
+
+    def add_staged_bytes(self, cluster: str, n: int) -> None:
+        """Count ``n`` bytes uploaded to ``cluster`` by staging (in whichever process staged)."""
+        if n <= 0:
+            return
+        now = time.time()
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                with self.session() as s:
+                    done = s.execute(
+                        update(StagingTotalRow)
+                        .where(StagingTotalRow.cluster == cluster)
+                        .values(bytes_total=StagingTotalRow.bytes_total + n, updated_at=now)
+                    ).rowcount
+                    if not done:
+                        s.add(StagingTotalRow(cluster=cluster, bytes_total=n, updated_at=now))
+                return
+            except IntegrityError:  # another launch created the row first: add to it
+                continue
+        raise Conflict(f"staging total of cluster {cluster} kept changing; try again")
+
+    def staged_bytes(self) -> dict[str, int]:
+        """Bytes uploaded by staging so far, per cluster (over every launch, every process)."""
+        with self.session() as s:
+            return {
+                c: int(n)
+                for c, n in s.execute(select(StagingTotalRow.cluster, StagingTotalRow.bytes_total))
+            }
+
     def list_work_units(
         self,
         experiment: str | None = None,
@@ -667,6 +746,7 @@ class Store:
                                 active=attempts.get(w.active_attempt_id)
                                 if w.active_attempt_id
                                 else None,
+                                stop_requested=w.stop_requested,
                             )
                             for w in wus
                         ),

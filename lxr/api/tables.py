@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,6 +31,7 @@ __all__ = [
     "EventRow",
     "ExperimentRow",
     "LeaseRow",
+    "StagingTotalRow",
     "SubmissionRow",
     "WorkUnitRow",
 ]
@@ -122,6 +125,8 @@ class WorkUnitRow(Base):
     active_attempt_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # the reason the next attempt is a retry (Preempted, Error, ...): set when one ends
     retry_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # a user asked this one work unit to stop (xm ``wu.stop()``): cancel it, never resubmit
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[float] = mapped_column(Float)
 
 
@@ -191,6 +196,19 @@ class EventRow(Base):
     name: Mapped[str] = mapped_column(String(255))
     experiment_uid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     cluster: Mapped[str | None] = mapped_column(String(63), nullable=True)
+
+
+class StagingTotalRow(Base):
+    """Bytes uploaded to each cluster by content-addressed staging, over all launches.
+
+    Staging runs in the launch process, not the controller: launches add to this row and the
+    controller exports it as ``lxr_staging_bytes_total``.
+    """
+
+    __tablename__ = "staging_totals"
+    cluster: Mapped[str] = mapped_column(String(63), primary_key=True)
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 class LeaseRow(Base):

@@ -13,6 +13,8 @@ Rules, in the order they apply to each active work unit of an experiment:
    :data:`LOST_AFTER_SECONDS` it ends with reason ``Lost`` (a disruption).
 5. When the experiment is being deleted or has failed as a whole, in-flight tasks are cancelled
    (again every :data:`CANCEL_REPEAT_SECONDS` until they are gone) and idle work units stop.
+   A work unit the user stopped alone (``stop_requested``) is treated the same way, with reason
+   ``StopRequested``, while the other work units go on; it is never resubmitted.
 6. Work units with no attempt in flight and no backoff pending are submitted: first attempts as
    one ``Submit`` array, retries as one ``Resubmit`` array of exactly the affected indexes.
 
@@ -170,6 +172,10 @@ class _ExperimentPlan:
             return "ExperimentFailed"
         return None
 
+    def stopping_for(self, work: _Work) -> str | None:
+        """Why this work unit must stop: the experiment's reason, or the user stopped it."""
+        return self.stopping or ("StopRequested" if work.record.stop_requested else None)
+
     # ------------------------------------------------------------------ attempts
 
     def wu_name(self, wu: WorkUnitRecord) -> str:
@@ -304,11 +310,9 @@ class _ExperimentPlan:
                 return
             adopted = self.snap.tags.get(att.submission_tag)
             if adopted is None:
-                if self.stopping:
-                    self.end_attempt(
-                        work, att, None, WorkUnitPhase.STOPPED.value, self.stopping, None, None
-                    )
-                    self.stop(work, self.stopping)
+                if why := self.stopping_for(work):
+                    self.end_attempt(work, att, None, WorkUnitPhase.STOPPED.value, why, None, None)
+                    self.stop(work, why)
                 else:
                     self.retry_intents[att.submission_id] = att.submission_tag
                     work.phase = WorkUnitPhase.PENDING.value
@@ -338,15 +342,13 @@ class _ExperimentPlan:
             work.phase = WorkUnitPhase.SUCCEEDED.value
             work.reason, work.message, work.exit_code = "Completed", None, obs.exit_code
             work.next_attempt_after = None
-        elif self.stopping and (
+        elif (why := self.stopping_for(work)) and (
             obs.phase is TaskPhase.CANCELLED or att.cancel_requested_at is not None
         ):
             # lxr asked for this task to stop: however the scheduler words its end
             # (cancelled, killed by signal, failed), it is not the program's failure
-            self.end_attempt(
-                work, att, obs, WorkUnitPhase.STOPPED.value, self.stopping, obs.message, job_id
-            )
-            self.stop(work, self.stopping)
+            self.end_attempt(work, att, obs, WorkUnitPhase.STOPPED.value, why, obs.message, job_id)
+            self.stop(work, why)
         elif obs.phase is TaskPhase.CANCELLED:
             self.fail_attempt(work, att, obs, FailureReason.CANCELLED, obs.message, job_id)
         else:
@@ -390,17 +392,16 @@ class _ExperimentPlan:
                 )
             )
         work.phase = phase
-        if self.stopping:
+        if self.stopping_for(work):
             self.request_cancel(work, att, job_id, phase)
 
     def unobserved(self, work: _Work, att: AttemptRecord, job_id: str) -> None:
         seen = att.last_seen or att.submit_time or self.now
-        if self.stopping and att.cancel_requested_at is not None:
+        why = self.stopping_for(work)
+        if why and att.cancel_requested_at is not None:
             # lxr cancelled it and it is gone: nothing more will be learned about it
-            self.end_attempt(
-                work, att, None, WorkUnitPhase.STOPPED.value, self.stopping, None, job_id
-            )
-            self.stop(work, self.stopping)
+            self.end_attempt(work, att, None, WorkUnitPhase.STOPPED.value, why, None, job_id)
+            self.stop(work, why)
         elif self.now - seen > LOST_AFTER_SECONDS:
             self.fail_attempt(
                 work,
@@ -412,7 +413,7 @@ class _ExperimentPlan:
             )
         else:
             work.phase = WorkUnitPhase.UNKNOWN.value
-            if self.stopping:
+            if why:
                 self.request_cancel(work, att, job_id, WorkUnitPhase.UNKNOWN.value)
             if att.job_id is None:
                 self.attempts.append(
@@ -458,8 +459,8 @@ class _ExperimentPlan:
         for work in works:
             if work.phase in _TERMINAL or work.active is not None:
                 continue
-            if stopping:
-                self.stop(work, stopping)
+            if why := self.stopping_for(work):
+                self.stop(work, why)
                 continue
             if work.next_attempt_after is not None and work.next_attempt_after > self.now:
                 work.phase = WorkUnitPhase.BACKOFF.value
@@ -472,6 +473,8 @@ class _ExperimentPlan:
 
         actions: list[Action] = []
         patches = tuple(p for w in works if (p := w.patch()) is not None)
+        # the experiment's reason, else only work units the user stopped are being cancelled
+        stopping = stopping or "StopRequested"
         if self.cancel:
             self.events.append(
                 Event(
@@ -495,7 +498,7 @@ class _ExperimentPlan:
             actions.append(update)
         if self.cancel:
             actions.append(
-                Cancel(self.exp.uid, tuple(self.cancel), tuple(self.cancel_ids), stopping or "")
+                Cancel(self.exp.uid, tuple(self.cancel), tuple(self.cancel_ids), stopping)
             )
         actions.extend(
             RetryIntent(self.exp.uid, sid, tag) for sid, tag in sorted(self.retry_intents.items())
