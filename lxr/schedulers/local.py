@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +56,7 @@ class LocalDriver(Driver):
     ) -> None:
         super().__init__(cluster, transport, staging_dir)
         self.max_parallel = max_parallel or os.cpu_count() or 1
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._children: set[int] = set()
 
     @property
     def root(self) -> Path:
@@ -214,18 +213,23 @@ class LocalDriver(Driver):
         logs = job / "logs"
         logs.mkdir(parents=True, exist_ok=True, mode=0o700)
         now = time.time()
-        with open(logs / f"{idx}.out", "ab") as out, open(logs / f"{idx}.err", "ab") as err:
-            proc = subprocess.Popen(
-                ["bash", str(job / LAUNCHER), str(job), str(idx)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,  # survives the controller; killable as a group
-                close_fds=True,
-            )
-        self._children[proc.pid] = proc
+        append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        # posix_spawn, not Popen: the task must outlive this process (its own session, so it
+        # is also killable as a group), and a Popen object would outlive nothing but warnings
+        pid = os.posix_spawnp(
+            "bash",
+            ["bash", str(job / LAUNCHER), str(job), str(idx)],
+            os.environ,
+            setsid=True,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(logs / f"{idx}.out"), append, 0o600),
+                (os.POSIX_SPAWN_OPEN, 2, str(logs / f"{idx}.err"), append, 0o600),
+            ],
+        )
+        self._children.add(pid)
         write_atomic(job / "started" / str(idx), f"{now}\n".encode())
-        write_atomic(job / "pid" / str(idx), f"{proc.pid} {_proc_start(proc.pid) or ''}\n".encode())
+        write_atomic(job / "pid" / str(idx), f"{pid} {_proc_start(pid) or ''}\n".encode())
         return now
 
     def _alive(self, job: Path, idx: int) -> bool:
@@ -246,9 +250,15 @@ class LocalDriver(Driver):
             pass
 
     def _reap(self) -> None:
-        for pid, proc in list(self._children.items()):
-            if proc.poll() is not None:
-                del self._children[pid]
+        """Collect exit statuses of tasks this process started (no zombies pile up); what
+        they exited with is read from their exit files, written by the launcher."""
+        for pid in list(self._children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._children.discard(pid)
 
 
 def _float(path: Path) -> float | None:
