@@ -409,7 +409,7 @@ def test_observe_squeue_then_sacct_then_exit_files() -> None:
     cmds = [a[0] for a in t.argvs]
     assert cmds == ["squeue", "sacct", "sacct", "grep"]
     assert snap.commands == 4
-    assert t.argvs[0][:7] == ("squeue", "--me", "-h", "-r", "-t", "all", "-O")
+    assert t.argvs[0][:6] == ("squeue", "--me", "-h", "-t", "all", "-O")
     assert "-j" in t.argvs[1] and t.argvs[1][-1] == "4242,77"
     assert t.argvs[2][-1] == "--name=lxr-gone-tag"  # "mixed" was found in squeue
     assert snap.tags["mixed"] in ("8", "31")

@@ -24,7 +24,7 @@ import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 import anyio
 
@@ -38,6 +38,13 @@ from lxr.schedulers.base import (
     SubmitRejected,
     TaskObservation,
     TaskPhase,
+)
+from lxr.schedulers.common import (
+    absolute_path,
+    compress_ranges,
+    expand_ranges,
+    local_timestamp,
+    parse_utc_offset,
 )
 from lxr.schedulers.jobscript import job_files, render_template
 from lxr.schedulers.transport import CommandResult, Transport
@@ -143,30 +150,12 @@ _NOT_A_TIME = {"", "N/A", "NONE", "None", "Unknown", "(null)"}
 
 def compress_indexes(indexes: Iterable[int]) -> str:
     """Slurm's array syntax for ``indexes``: ``[0,1,2,5,7,8]`` -> ``0-2,5,7-8``."""
-    out: list[str] = []
-    items = sorted(set(indexes))
-    i = 0
-    while i < len(items):
-        j = i
-        while j + 1 < len(items) and items[j + 1] == items[j] + 1:
-            j += 1
-        out.append(str(items[i]) if i == j else f"{items[i]}-{items[j]}")
-        i = j + 1
-    return ",".join(out)
+    return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in compress_ranges(indexes))
 
 
 def expand_indexes(spec: str) -> list[int]:
     """The indexes of an array expression: ``4-9%4`` / ``1,3,5-7`` / ``0-10:2`` -> ints."""
-    spec = spec.strip().strip("[]").split("%", 1)[0]
-    out: list[int] = []
-    for part in filter(None, spec.split(",")):
-        rng, _, step = part.partition(":")
-        lo, _, hi = rng.partition("-")
-        if hi:
-            out.extend(range(int(lo), int(hi) + 1, int(step or 1)))
-        else:
-            out.append(int(lo))
-    return out
+    return expand_ranges(spec)
 
 
 def exit_status(value: str, *, raw_wait_status: bool) -> tuple[int | None, int]:
@@ -198,18 +187,17 @@ def parse_config(text: str) -> dict[str, str]:
     return out
 
 
+# Cached: a squeue of thousands of tasks repeats a handful of times (tasks of an array share
+# them), and strptime was most of the cost of parsing it.
+@lru_cache(maxsize=4096)
 def _parse_time(value: str, utc_offset: float) -> float | None:
     value = value.strip()
     if value in _NOT_A_TIME:
         return None
     if value.isdigit():  # SLURM_TIME_FORMAT=%s
         return float(value)
-    try:
-        dt = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        return None
     # Slurm prints the cluster's local time: convert with the cluster's UTC offset
-    return dt.replace(tzinfo=timezone(timedelta(seconds=utc_offset))).timestamp()
+    return local_timestamp(value, "%Y-%m-%dT%H:%M:%S", utc_offset)
 
 
 @dataclass(frozen=True)
@@ -242,21 +230,23 @@ def parse_squeue(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
         plain = not task or task == "N/A"
         code, signal = exit_status(f["exit_code"], raw_wait_status=True)
         restarts = f["RestartCnt"].strip()
-        for idx in [None] if plain else expand_indexes(task):
-            rows.append(
-                SlurmRow(
-                    job_id=f["JobID" if plain else "ArrayJobID"].strip(),
-                    array_index=idx,
-                    state=f["State"].strip().split(" ", 1)[0],
-                    reason=f["Reason"].strip(),
-                    restarts=int(restarts) if restarts.isdigit() else 0,
-                    exit_code=code,
-                    signal=signal,
-                    name=f["Name"].strip(),
-                    start_time=_parse_time(f["StartTime"], utc_offset),
-                    end_time=_parse_time(f["EndTime"], utc_offset),
-                )
-            )
+        # one row per task of an unexpanded pending range (``4-9%4``), all alike but the index
+        row = SlurmRow(
+            job_id=f["JobID" if plain else "ArrayJobID"].strip(),
+            array_index=None,
+            state=f["State"].strip().split(" ", 1)[0],
+            reason=f["Reason"].strip(),
+            restarts=int(restarts) if restarts.isdigit() else 0,
+            exit_code=code,
+            signal=signal,
+            name=f["Name"].strip(),
+            start_time=_parse_time(f["StartTime"], utc_offset),
+            end_time=_parse_time(f["EndTime"], utc_offset),
+        )
+        if plain:
+            rows.append(row)
+        else:
+            rows.extend(replace(row, array_index=idx) for idx in expand_indexes(task))
     return rows
 
 
@@ -443,10 +433,8 @@ class SlurmDriver(Driver):
         if not res.ok:
             raise SchedulerError(f"cannot read the remote home: {res.describe()}")
         home, _, offset = res.stdout.strip().rpartition(" ")
-        self.utc_offset = _utc_offset(offset)
-        if not self.staging_dir.startswith("/"):
-            rel = self.staging_dir.removeprefix("~").lstrip("/")
-            self.staging_dir = f"{home.rstrip('/')}/{rel}"
+        self.utc_offset = parse_utc_offset(offset)
+        self.staging_dir = absolute_path(self.staging_dir, home)
         res = results["config"]
         if not res.ok:
             raise SchedulerError(f"cannot read the Slurm configuration: {res.describe()}")
@@ -515,9 +503,9 @@ class SlurmDriver(Driver):
     async def observe(self, query: ObserveQuery) -> Snapshot:
         calls = self.transport.calls
         now = time.time()
-        res = await self.transport.run(
-            ["squeue", "--me", "-h", "-r", "-t", "all", "-O", SQUEUE_FORMAT]
-        )
+        # no -r: a pending array stays one line (``31_[0-999]``, expanded here) instead of one
+        # per task; tasks that started (or were requeued) are separate lines either way
+        res = await self.transport.run(["squeue", "--me", "-h", "-t", "all", "-O", SQUEUE_FORMAT])
         if not res.ok:
             raise SchedulerError(res.describe())
         tasks: dict[tuple[str, int], TaskObservation] = {}
@@ -633,15 +621,6 @@ def _missing(
         if gone:
             out[job_id] = gone
     return out
-
-
-def _utc_offset(text: str) -> float:
-    """``+0200`` -> 7200.0 seconds."""
-    m = re.fullmatch(r"\s*([+-])(\d\d):?(\d\d)\s*", text)
-    if not m:
-        return 0.0
-    seconds = int(m.group(2)) * 3600 + int(m.group(3)) * 60
-    return float(seconds if m.group(1) == "+" else -seconds)
 
 
 def _job_id(res: CommandResult) -> str:
