@@ -67,6 +67,25 @@ def sge(dev_cluster: dict[str, str]) -> dict[str, str]:
     return dev_cluster
 
 
+@pytest.fixture(autouse=True)
+def execd_alive(sge: dict[str, str]) -> None:
+    """Grid Engine 8.1.9's execd sometimes dies some seconds after forced reschedules
+    (``qmod -f -rj``); its queues then show state ``u`` and nothing runs. That is the daemon's
+    fault, not lxr's: bring it back (idempotent sge-up.sh) so one test's fallout does not fail
+    the next."""
+    res = remote(sge, "qstat -f -q all.q | awk 'NR==3 {print $6}'")
+    if "u" not in res.stdout:
+        return
+    require(os.geteuid() == 0, "sge_execd is down and only root can restart it (sge-up.sh)")
+    print("sge_execd is down (queue state u): restarting it with deploy/dev-cluster/sge-up.sh")
+    subprocess.run(["bash", str(REPO / "deploy/dev-cluster/sge-up.sh")], check=True, timeout=120)
+    wait_for(
+        lambda: "u" not in remote(sge, "qstat -f -q all.q | awk 'NR==3 {print $6}'").stdout,
+        60,
+        "sge_execd to report again",
+    )
+
+
 def cluster(env: dict[str, str]) -> Cluster:
     return Cluster.model_validate(
         {
