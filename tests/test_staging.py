@@ -104,3 +104,24 @@ def test_sftp_staging_over_the_pooled_connection(dev_cluster: dict[str, str]) ->
 
     sent, again, connects = anyio.run(main)
     assert (sent, again, connects) == (5000, 0, 1)
+
+
+def test_controller_exports_bytes_staged_by_launch_processes(store) -> None:  # noqa: ANN001
+    from lxr.metrics import Metrics
+    from lxr.reconciler.controller import Controller
+
+    store.add_staged_bytes("local", 500)  # staged before this controller started
+    metrics = Metrics()
+    ctl = Controller(store, metrics=metrics)
+
+    def exported() -> float | None:
+        return metrics.registry.get_sample_value("lxr_staging_bytes_total", {"cluster": "local"})
+
+    ctl.publish_snapshot()
+    assert exported() == 0  # a counter starts with its process: earlier bytes are not replayed
+    store.add_staged_bytes("local", 1234)  # a launch (another process) staged
+    store.add_staged_bytes("gpu", 7)  # a cluster first staged to after the controller started
+    ctl.publish_snapshot()
+    ctl.publish_snapshot()  # read again: nothing new, no double count
+    assert exported() == 1234
+    assert metrics.registry.get_sample_value("lxr_staging_bytes_total", {"cluster": "gpu"}) == 7

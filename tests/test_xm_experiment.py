@@ -100,6 +100,8 @@ def test_unchanged_code_uploads_zero_bytes_changed_code_only_the_change(
     third = launch().staging_reports
     assert [(r.uploaded, r.present) for r in third] == [(1, 1)]
     assert 0 < third[0].bytes_uploaded < first[0].bytes_uploaded + 2000
+    # what the controller exports as lxr_staging_bytes_total: recorded in the store by launches
+    assert store.staged_bytes() == {"local": first[0].bytes_uploaded + third[0].bytes_uploaded}
     # the fileset path in args was rewritten to its staged directory, and the task reads it
     exps = store.list_experiments()
     converge(store, [exps[-1].metadata.name], timeout=120)
@@ -231,21 +233,40 @@ def test_work_unit_wait_status_and_stop(store: Store) -> None:
             done = await ok.wait_until_complete()  # writes what was added, reconciles here
             with pytest.raises(xm.ExperimentUnitFailedError):
                 await bad.wait_until_complete()
-            # a long unit, in its own lxr experiment (added after the first write)
+            # a long unit and a short neighbour in ONE lxr experiment (one job array): stopping
+            # the long one cancels it alone, the neighbour still completes
             slow = await experiment.add(xm.Job(exe, xm_cluster.Local(), args={"sleep": 60.0}))
+            quick = await experiment.add(
+                xm.Job(exe, xm_cluster.Local(), args={"seed": 3, "sleep": 2.0})
+            )
             await experiment._write_pending()  # noqa: SLF001
+            assert slow.refs[0][0] == quick.refs[0][0]
             while slow.get_status().phases != ("Running",):
                 await experiment._reconcile_step()  # noqa: SLF001
             slow.stop()
             with pytest.raises(xm.ExperimentUnitNotCompletedError):
                 await slow.wait_until_complete()
-            return done is ok, ok.get_status(), bad.get_status(), slow.get_status()
+            await quick.wait_until_complete()
+            return (
+                done is ok,
+                ok.get_status(),
+                bad.get_status(),
+                slow.get_status(),
+                quick.get_status(),
+                slow.refs[0],
+            )
 
-    same, ok_status, bad_status, slow_status = main()
+    same, ok_status, bad_status, slow_status, quick_status, (name, idx) = main()
     assert same
     assert ok_status.is_completed and not ok_status.is_active and not ok_status.is_failed
     assert bad_status.is_failed and not bad_status.is_completed
+    assert slow_status.phases == ("Stopped",)
     assert not (slow_status.is_active or slow_status.is_completed or slow_status.is_failed)
+    assert quick_status.is_completed
+    [unit] = store.list_work_units(name, index=idx)
+    assert unit.status.reason == "StopRequested"
+    assert len(unit.status.attempts) == 1, "a stopped unit is never resubmitted"
+    assert store.get_experiment(name).status.phase.value == "Stopped"
 
 
 def test_status_mapping_backoff_is_active_stopped_is_neither() -> None:

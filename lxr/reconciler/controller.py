@@ -274,6 +274,8 @@ class Controller:
         self.leader = False
         self.cycles = 0
         self.snapshot_times: dict[str, float] = {}
+        # the store's staged-bytes totals when this controller first read them (see below)
+        self._staged_seen: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ lease
 
@@ -402,6 +404,17 @@ class Controller:
         # LxrSchedulerSnapshotStale fires. A busy cluster whose observation fails keeps aging.
         for cluster in self.metrics.clusters() - busy:
             self.snapshot_times[cluster] = now
+        # Staging runs in launch processes, which add to per-cluster totals in the store; the
+        # counter moves by what they added since this controller started (like any counter,
+        # it starts at 0 with the process: bytes staged earlier are not counted again).
+        totals = self.store.staged_bytes()
+        if self._staged_seen is None:
+            self._staged_seen = dict(totals)
+        for cluster, total in sorted(totals.items()):
+            delta = total - self._staged_seen.get(cluster, 0)
+            if delta > 0:
+                self.metrics.staged_bytes(cluster, delta)
+            self._staged_seen[cluster] = total
         exps, wus = self.store.phase_counts()
         self.metrics.set_snapshot(
             StateSnapshot(

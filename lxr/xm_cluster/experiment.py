@@ -353,8 +353,9 @@ class ClusterWorkUnit(xm.WorkUnit):
         mark_as_completed: bool = False,
         message: str | None = None,
     ) -> None:
-        """Stop the unit: tasks not yet written are dropped; written ones are cancelled by the
-        reconciler (their experiment is deleted once every task of it is asked to stop)."""
+        """Stop the unit alone: tasks not yet written are dropped; written ones are marked
+        ``stop_requested`` and the reconciler cancels them (or stops them if idle) while the
+        experiment's other units go on. A stopped unit is neither completed nor failed."""
         del mark_as_failed, mark_as_completed, message  # lxr records why a task ended itself
         if all(t.ref is None for t in self.tasks) and not self._refs:
             self._experiment._pending_drop(self)  # noqa: SLF001
@@ -580,6 +581,9 @@ class ClusterExperiment(xm.Experiment):
         reports: dict[str, StagingReport] = {}
         for cluster, blobs in needs.items():
             reports[cluster] = await self._stager(cluster).stage(list(blobs.values()))
+            # the controller exports these totals as lxr_staging_bytes_total: uploads happen
+            # here, in the launch process, whether or not the experiment is then written
+            self.store.add_staged_bytes(cluster, reports[cluster].bytes_uploaded)
         self.staging_reports.extend(reports.values())
         # 3. resolve every task against its staged paths, group into lxr experiments
         built = [self._build(task, reports, extra_filesets) for task in tasks]
@@ -716,20 +720,16 @@ class ClusterExperiment(xm.Experiment):
         by_exp: dict[str, set[int]] = {}
         for name, idx in wu.refs:
             by_exp.setdefault(name, set()).add(idx)
-        for name in by_exp:
-            total = json.loads(
-                self.store.get_experiment(name).metadata.annotations.get(
-                    ANNOTATION_WORK_UNITS, "[]"
-                )
-            )
-            asked = {i for n, i in self._stop_requests if n == name}
-            if len(asked) >= len(total):
-                self.store.delete_experiment(name)
-            else:
-                raise NotImplementedError(
-                    f"stopping one work unit of {name} while others run is not supported yet: "
-                    f"stop all of its work units, or `lxr delete experiment {name}`"
-                )
+        for name, indexes in sorted(by_exp.items()):
+            try:
+                self.store.stop_work_units(name, indexes)
+            except NotFound:
+                continue  # deleted meanwhile: nothing left to stop
+        lease = self.store.lease()
+        if lease is not None and lease[1]:
+            from lxr.reconciler.wakeup import notify
+
+            notify(lease[1])
 
 
 def _done(value: Any) -> Awaitable[Any]:
