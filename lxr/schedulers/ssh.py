@@ -129,24 +129,43 @@ class SSHTransport(Transport):
     async def write_files(self, files: Mapping[str, bytes], mode: int = 0o644) -> None:
         try:
             sftp = await self.sftp()
-            made: set[str] = set()
-            for path, data in files.items():
-                parent = str(PurePosixPath(path).parent)
-                if parent not in made:
-                    await sftp.makedirs(
-                        parent, attrs=asyncssh.SFTPAttrs(permissions=0o700), exist_ok=True
-                    )
-                    made.add(parent)
-                tmp = f"{parent}/.{PurePosixPath(path).name}.{os.getpid()}.tmp"
-                async with self._channels:
-                    async with sftp.open(
-                        tmp, "wb", attrs=asyncssh.SFTPAttrs(permissions=mode)
-                    ) as fh:
+            # parents first (shallowest first, one at a time: a job dir before its logs/),
+            # then every file at once: SFTP requests pipeline on the one channel, so a job's
+            # files cost a few round trips instead of a few per file
+            for parent in sorted({str(PurePosixPath(p).parent) for p in files}, key=len):
+                await self._mkdir(sftp, parent)
+
+            errors: list[Exception] = []
+
+            async def put(path: str, data: bytes) -> None:
+                pure = PurePosixPath(path)
+                tmp = f"{pure.parent}/.{pure.name}.{os.getpid()}.tmp"
+                try:
+                    attrs = asyncssh.SFTPAttrs(permissions=mode)
+                    async with sftp.open(tmp, "wb", attrs=attrs) as fh:
                         await fh.write(data)
                     await sftp.posix_rename(tmp, path)
+                except (OSError, asyncssh.Error) as exc:  # raised below, not as a group
+                    errors.append(exc)
+
+            async with self._channels, anyio.create_task_group() as tg:
+                for path, data in files.items():
+                    tg.start_soon(put, path, data)
+            if errors:
+                raise errors[0]
         except (OSError, asyncssh.Error) as exc:
             await self._drop()
             raise TransportError(f"writing files over SFTP failed: {exc}") from exc
+
+    @staticmethod
+    async def _mkdir(sftp: asyncssh.SFTPClient, path: str) -> None:
+        """``mkdir -p -m 700``, in one round trip when only the last component is missing (a
+        new job dir): ``makedirs`` alone tries every component from ``/``."""
+        attrs = asyncssh.SFTPAttrs(permissions=0o700)
+        try:
+            await sftp.mkdir(path, attrs)
+        except (asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists, asyncssh.SFTPNoSuchFile):
+            await sftp.makedirs(path, attrs=attrs, exist_ok=True)
 
     async def read_file(self, path: str) -> bytes:
         try:
