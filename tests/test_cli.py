@@ -253,4 +253,6 @@ def test_dry_run_of_a_cluster_and_its_experiment_together(state: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "cluster/dev-slurm created (dry run)" in result.stdout
     assert "experiment/slurm-sweep created (dry run)" in result.stdout
-    assert db_dump(state) == [] or not any(r.startswith(("experiments:", "clusters:")) for r in db_dump(state))
+    assert db_dump(state) == [] or not any(
+        r.startswith(("experiments:", "clusters:")) for r in db_dump(state)
+    )

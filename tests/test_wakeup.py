@@ -39,7 +39,10 @@ def test_apply_wakes_an_idle_controller(state_home: Path, store: Store, tmp_path
         )
         started = time.monotonic()
         subprocess.run(
-            [sys.executable, "-m", "lxr.cli", "apply", "-f", str(exp)], cwd=REPO, env=env, check=True
+            [sys.executable, "-m", "lxr.cli", "apply", "-f", str(exp)],
+            cwd=REPO,
+            env=env,
+            check=True,
         )
         applied = time.monotonic()
         while not any(e.reason == "Submitted" for e in store.list_events("wake")):
