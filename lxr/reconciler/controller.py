@@ -31,7 +31,14 @@ from lxr.reconciler.actions import Action, Cancel, Resubmit, RetryIntent, Submit
 from lxr.reconciler.planner import plan
 from lxr.reconciler.wakeup import WakeupListener
 from lxr.reconciler.workqueue import WorkQueue
-from lxr.schedulers.base import ArrayJob, Driver, ObserveQuery, SubmitRejected, TaskSpec
+from lxr.schedulers.base import (
+    ArrayJob,
+    Driver,
+    ObserveQuery,
+    Snapshot,
+    SubmitRejected,
+    TaskSpec,
+)
 from lxr.schedulers.registry import make_driver
 
 if TYPE_CHECKING:
@@ -325,14 +332,26 @@ class Controller:
         result = CycleResult(cluster)
         if not desired:
             return result
-        snapshot = await driver.observe(observe_query(desired))
-        self.snapshot_times[cluster] = snapshot.time
-        now = time.time()
-        actions = plan(desired, snapshot, now)
         actor = Actor(self.store, driver, spec, self.metrics, self.crash_hook)
         by_uid = {e.uid: e for e in desired}
+        # The planner reads the snapshot only for attempts in flight, so an experiment with none
+        # (a new sweep, one waiting out a backoff) is planned and acted on before the cluster is
+        # observed: a new sweep's sbatch does not wait for a squeue round trip. The intent is
+        # still recorded before submitting, and the next observation covers the new jobs.
+        idle = [e for e in desired if all(wu.active is None for wu in e.work_units)]
+        busy = [e for e in desired if any(wu.active is not None for wu in e.work_units)]
+        actions = plan(idle, Snapshot(cluster, time.time(), {}), time.time()) if idle else []
         for action in actions:
             result.submitted_tasks += await actor.execute(action, by_uid)
+        if busy:
+            snapshot = await driver.observe(observe_query(busy))
+            self.snapshot_times[cluster] = snapshot.time
+            later = plan(busy, snapshot, time.time())
+            for action in later:
+                result.submitted_tasks += await actor.execute(action, by_uid)
+            actions += later
+        else:  # nothing in flight: an empty view of the cluster is current
+            self.snapshot_times[cluster] = time.time()
         result.actions = len(actions)
         now = time.time()
         for exp in desired:
