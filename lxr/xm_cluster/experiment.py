@@ -513,6 +513,7 @@ class ClusterExperiment(xm.Experiment):
             await self._write_pending()
         finally:
             await self._release_controller()
+            await self._close_stagers()
         line = summary_line(self.staging_reports)
         if not self.quiet:
             print(line, flush=True)
@@ -713,6 +714,14 @@ class ClusterExperiment(xm.Experiment):
             except Exception:  # noqa: BLE001, S110 - closing is best effort
                 pass
         self.store.release_lease(ctl.holder)
+
+    async def _close_stagers(self) -> None:
+        stagers, self._stagers = self._stagers, {}
+        for stager in stagers.values():
+            try:
+                await stager.transport.close()
+            except Exception:  # noqa: BLE001, S110 - closing is best effort
+                pass
 
     def _request_stop(self, wu: ClusterWorkUnit) -> None:
         self._pending_drop(wu)
