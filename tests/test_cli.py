@@ -256,3 +256,25 @@ def test_dry_run_of_a_cluster_and_its_experiment_together(state: Path) -> None:
     assert db_dump(state) == [] or not any(
         r.startswith(("experiments:", "clusters:")) for r in db_dump(state)
     )
+
+
+def test_stop_one_work_unit_of_an_experiment(tmp_path: Path, state: Path) -> None:
+    path = write(tmp_path, EXPERIMENT.format(name="st", python=sys.executable))
+    assert lxr("apply", "-f", str(path), state=state).returncode == 0
+    res = lxr("stop", "experiment", "st", "--wu", "2", state=state)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "experiment/st work units 2: stop requested"
+    again = lxr("stop", "experiment", "st", "--wu", "2", state=state)
+    assert "nothing to stop" in again.stdout
+    missing = lxr("stop", "experiment", "st", "--wu", "9", state=state)
+    assert missing.returncode == 1 and "no work unit 9" in missing.stderr
+    # the controller stops it; the other three run to Succeeded
+    done = lxr(
+        "wait", "experiment", "st", "--for", "condition=Finished", "--timeout", "90", state=state
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(
+        lxr("get", "workunits", "-l", "experiment=st", "-o", "json", state=state).stdout
+    )
+    phases = {item["spec"]["index"]: item["status"]["phase"] for item in got["items"]}
+    assert phases == {0: "Succeeded", 1: "Succeeded", 2: "Stopped", 3: "Succeeded"}

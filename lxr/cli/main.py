@@ -531,6 +531,36 @@ def delete(
         raise typer.Exit(code)
 
 
+@app.command()
+def stop(
+    kind: Annotated[str, typer.Argument(help="experiment")],
+    name: Annotated[str, typer.Argument(help="The experiment's name.")],
+    wu: Annotated[
+        list[int], typer.Option("--wu", help="Index of a work unit to stop (repeatable).")
+    ],
+) -> None:
+    """Stop some work units of an experiment while the others go on: a queued or running task is
+    cancelled, a waiting one ends Stopped; a stopped work unit is never resubmitted.
+
+    Example:  lxr stop experiment sweep --wu 3 --wu 7
+    """
+    from lxr.api.store import NotFound
+
+    if kind not in ("experiment", "experiments", "exp"):
+        _die(f"cannot stop {kind!r}: only work units of an experiment (--wu)")
+    store = _store()
+    try:
+        asked = store.stop_work_units(name, wu)
+    except NotFound as exc:
+        _die(str(exc), EXIT_FAILED)
+    if not asked:
+        console.print(f"experiment/{name}: nothing to stop (finished or stopping)", highlight=False)
+        return
+    shown = ", ".join(str(i) for i in asked)
+    console.print(f"experiment/{name} work units {shown}: stop requested", highlight=False)
+    _wake_controller(store)
+
+
 @app.command("wait")
 def wait_cmd(
     kind: Annotated[str, typer.Argument(help="experiment")],
