@@ -310,7 +310,10 @@ def _sections() -> list[tuple[str, list[Panel]]]:
         ),
         _timeseries(
             "Staging throughput",
-            "Bytes staged to each cluster per second.",
+            "Bytes uploaded to each cluster per second by content-addressed staging. Launches "
+            "(lxr launch, XManager scripts) stage and record the bytes in the store; the "
+            "controller exports what was recorded since it started, on its next pass. An "
+            "unchanged relaunch uploads nothing.",
             [(f"sum by (cluster) (rate(lxr_staging_bytes_total{_RATE}))", "{{cluster}}")],
             unit="Bps",
         ),
