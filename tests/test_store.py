@@ -184,3 +184,14 @@ def test_staged_bytes_add_up_per_cluster(any_store: Store) -> None:
     any_store.add_staged_bytes("c2", 0)  # nothing uploaded: no row
     any_store.add_staged_bytes("c2", 5)
     assert any_store.staged_bytes() == {"c1": 123, "c2": 5}
+
+
+def test_retried_intent_leaves_out_attempts_that_ended(any_store: Store) -> None:
+    any_store.apply(make_experiment(n=3))
+    (record,) = any_store.load_desired("local")
+    sid = any_store.record_intent(
+        record.uid, "local", "e-tag", [(w.id, 1, w.index + 1, None) for w in record.work_units]
+    )
+    with any_store.session() as s:  # unit 1's attempt ended (stopped) before the retry
+        s.execute(text("UPDATE attempts SET final = :t WHERE array_index = 2"), {"t": True})
+    assert [t[1] for t in any_store.submission(sid).tasks] == [0, 2]

@@ -741,7 +741,8 @@ class Store:
                     WorkUnitRow.env,
                 )
                 .join(WorkUnitRow, AttemptRow.work_unit_id == WorkUnitRow.id)
-                .where(AttemptRow.submission_id == submission_id)
+                # an attempt that ended meanwhile (its unit was stopped) is not submitted again
+                .where(AttemptRow.submission_id == submission_id, AttemptRow.final.is_(False))
                 .order_by(AttemptRow.array_index)
             ).all()
             return SubmissionInfo(
