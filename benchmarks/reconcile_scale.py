@@ -9,7 +9,7 @@ so what is measured is lxr's own cost: the store, the planner and the actor. Per
 - steady:  a pass where nothing changed (every task still running)
 - finish:  a pass where every task has succeeded (a status write per work unit)
 
-Run: ``uv run python benchmarks/reconcile_scale.py`` (appends to benchmarks/RESULTS.md).
+Run: ``uv run python benchmarks/reconcile_scale.py`` (writes benchmarks/RESULTS-reconcile-scale.md).
 """
 
 from __future__ import annotations
@@ -117,8 +117,7 @@ def main() -> None:
             print(n, {k: round(v, 3) for k, v in rows[n].items()}, flush=True)
     cols = ("apply", "submit", "running", "steady", "finish")
     lines = [
-        "",
-        "## Reconcile pass cost by number of work units",
+        "# Reconcile pass cost by number of work units",
         "",
         f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
         "`uv run python benchmarks/reconcile_scale.py` on "
@@ -142,9 +141,7 @@ def main() -> None:
         + f" (for {SIZES[-1] // SIZES[0]}x the work units).",
         "",
     ]
-    results = Path(__file__).with_name("RESULTS.md")
-    with results.open("a") as fh:
-        fh.write("\n".join(lines))
+    Path(__file__).with_name("RESULTS-reconcile-scale.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

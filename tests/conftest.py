@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,34 @@ def dev_cluster() -> dict[str, str]:
 def have(cmd: str) -> bool:
     """True when ``cmd`` is on PATH."""
     return shutil.which(cmd) is not None
+
+
+def start_controller(state: Path, **env: str) -> subprocess.Popen[bytes]:
+    """``lxr controller run`` as a separate process on the store in ``state`` (its output goes
+    to ``state/controller-*.log``, see :func:`controller_logs`)."""
+    full = {**os.environ, "XDG_STATE_HOME": str(state), **env}
+    full.pop("LXR_DATABASE_URL", None)
+    log = state / f"controller-{time.monotonic_ns()}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "lxr.cli", "controller", "run"],
+            cwd=REPO,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def controller_logs(state: Path) -> str:
+    """Everything the controllers started by :func:`start_controller` printed."""
+    return "\n".join(p.read_text() for p in sorted(state.glob("controller-*.log")))
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 0.1 s; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

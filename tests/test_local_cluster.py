@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from lxr.api.resources import Experiment
 from lxr.api.store import Store
 from lxr.testing import converge
-from tests.conftest import REPO
+from tests.conftest import REPO, controller_logs, start_controller, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -119,33 +118,6 @@ def test_parallelism_is_honoured(store: Store, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ crashes
-
-
-def start_controller(state: Path, **env: str) -> subprocess.Popen[bytes]:
-    full = {**os.environ, "XDG_STATE_HOME": str(state), **env}
-    full.pop("LXR_DATABASE_URL", None)
-    log = state / f"controller-{time.monotonic_ns()}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "lxr.cli", "controller", "run"],
-            cwd=REPO,
-            env=full,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def controller_logs(state: Path) -> str:
-    return "\n".join(p.read_text() for p in sorted(state.glob("controller-*.log")))
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def phases(store: Store, name: str) -> list[str]:

@@ -14,7 +14,6 @@ import secrets
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 from lxr.api.resources import Cluster, Experiment
 from lxr.api.store import Store
 from lxr.testing import converge
-from tests.conftest import REPO, have, require
+from tests.conftest import REPO, controller_logs, have, require, start_controller
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -207,25 +206,6 @@ def test_failing_task_is_retried_then_fails_with_its_exit_code(
     assert exp.status is not None and exp.status.failed_indexes == [1]
     # retries resubmit exactly the affected indexes: 1 first job + 2 retry arrays
     assert len(sge_jobs(sge, name)) == 3
-
-
-def start_controller(state: Path, **env: str) -> subprocess.Popen[bytes]:
-    full = {**os.environ, "XDG_STATE_HOME": str(state), **env}
-    full.pop("LXR_DATABASE_URL", None)
-    log = state / f"controller-{time.monotonic_ns()}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "lxr.cli", "controller", "run"],
-            cwd=REPO,
-            env=full,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def controller_logs(state: Path) -> str:
-    return "\n".join(p.read_text() for p in sorted(state.glob("controller-*.log")))
 
 
 @pytest.mark.parametrize("point", ["intent-recorded", "job-submitted"])
