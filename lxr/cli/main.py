@@ -81,6 +81,12 @@ def _selector(labels: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _only_experiments(kind: str, verb: str, what: str = "only experiments") -> None:
+    """Commands that act on experiments take ``experiment`` (or ``exp``) as their first word."""
+    if kind not in ("experiment", "experiments", "exp"):
+        _die(f"cannot {verb} {kind!r}: {what}")
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"lxr {__version__}")
@@ -492,8 +498,7 @@ def describe(
     from lxr.api.store import NotFound
     from lxr.cli.describe import describe_experiment
 
-    if kind not in ("experiment", "experiments", "exp"):
-        _die(f"cannot describe {kind!r}: only experiments")
+    _only_experiments(kind, "describe")
     try:
         describe_experiment(console, _store(), name)
     except NotFound as exc:
@@ -515,8 +520,7 @@ def delete(
     """Delete an experiment: its running and queued tasks are cancelled, then it is removed."""
     from lxr.api.store import NotFound
 
-    if kind not in ("experiment", "experiments", "exp"):
-        _die(f"cannot delete {kind!r}: only experiments")
+    _only_experiments(kind, "delete")
     store = _store()
     try:
         store.delete_experiment(name)
@@ -546,8 +550,7 @@ def stop(
     """
     from lxr.api.store import NotFound
 
-    if kind not in ("experiment", "experiments", "exp"):
-        _die(f"cannot stop {kind!r}: only work units of an experiment (--wu)")
+    _only_experiments(kind, "stop", "only work units of an experiment (--wu)")
     store = _store()
     try:
         asked = store.stop_work_units(name, wu)
@@ -579,8 +582,7 @@ def wait_cmd(
     """
     from lxr.api.store import NotFound
 
-    if kind not in ("experiment", "experiments", "exp"):
-        _die(f"cannot wait for {kind!r}: only experiments")
+    _only_experiments(kind, "wait for")
     what, _, cond = for_.partition("=")
     if what != "condition" or not cond:
         _die(f"--for={for_}: expected condition=TYPE")
@@ -641,8 +643,7 @@ def logs(
     from lxr.api.store import NotFound
     from lxr.schedulers.registry import make_driver
 
-    if kind not in ("experiment", "experiments", "exp"):
-        _die(f"cannot show logs of {kind!r}: only experiments")
+    _only_experiments(kind, "show logs of")
     store = _store()
     try:
         cluster, tag, array_index, _job = store.find_attempt(name, wu, attempt)
