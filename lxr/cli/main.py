@@ -366,6 +366,17 @@ def _watch_loop(render: Callable[[], object], watch: bool) -> None:
     from rich.live import Live
 
     try:
+        if not console.is_terminal:  # piped: print the table again each time it changes
+            last = ""
+            while True:
+                with console.capture() as captured:
+                    console.print(render())
+                text = captured.get()
+                if text != last:
+                    console.out(text, end="", highlight=False)
+                    console.file.flush()
+                    last = text
+                time.sleep(1.0)
         with Live(console=console, refresh_per_second=2, transient=False) as live:
             while True:
                 live.update(render())
