@@ -25,7 +25,7 @@ from lxr.api.store import Store
 from lxr.reconciler.controller import Controller
 from lxr.schedulers.base import ArrayJob, ObserveQuery, TaskPhase, TaskSpec
 from lxr.schedulers.registry import make_driver
-from lxr.schedulers.slurm import SlurmDriver, compress_indexes
+from lxr.schedulers.slurm import SlurmDriver, compress_indexes, expand_indexes
 from lxr.schedulers.ssh import SSHTransport
 from lxr.testing import converge, finished
 from tests.conftest import require
@@ -97,7 +97,8 @@ class Slurm:
         return self.store.list_work_units(name)
 
     def sbatches(self) -> list[tuple[str, ...]]:
-        return [c for c in self.commands if c[0] == "sbatch"]
+        """Every sbatch argv, also when it runs behind a wrapper (``sh -c ... exec sbatch``)."""
+        return [c[c.index("sbatch") :] for c in self.commands if "sbatch" in c]
 
     def urgent(self, seconds: int) -> str:
         """A plain job on the urgent partition that needs the whole node: it preempts."""
@@ -125,7 +126,9 @@ def slurm(
     original = SSHTransport._run
 
     async def recording(self: SSHTransport, argv: tuple[str, ...], input: bytes | None):  # noqa: ANN202
-        ctx.commands.append(argv)
+        # a submission is one `sh -c SCRIPT sh sbatch ...` (job files on its stdin): record sbatch
+        wrapped = argv[:2] == ("sh", "-c") and argv[3:4] == ("sh",) and input is not None
+        ctx.commands.append(argv[4:] if wrapped else argv)
         return await original(self, argv, input)
 
     monkeypatch.setattr(SSHTransport, "_run", recording)
@@ -230,10 +233,19 @@ def test_preempted_tasks_are_resubmitted_exactly(slurm: Slurm) -> None:
         assert wu.status.failures == 0  # the failure budget is untouched
         assert wu.status.disruptions == len(atts) - 1
         assert all(a.reason == "Preempted" for a in atts[:-1])
-    # the preempted indexes went back in one array of exactly those indexes
+    # resubmissions hold exactly the preempted indexes, packed per cycle: tasks end PREEMPTED
+    # when Slurm has killed them (KillWait), so one preemption may be seen over two cycles
     sbatches = slurm.sbatches()
-    assert len(sbatches) == 2
-    assert f"--array={compress_indexes(preempted)}" in sbatches[1]
+    assert f"--array={compress_indexes(range(6))}" in sbatches[0]
+    resubmitted_per_index: dict[int, int] = {}
+    for argv in sbatches[1:]:
+        (array,) = [a.removeprefix("--array=") for a in argv if a.startswith("--array=")]
+        for idx in expand_indexes(array.split("%")[0]):
+            resubmitted_per_index[idx] = resubmitted_per_index.get(idx, 0) + 1
+    assert set(resubmitted_per_index) == preempted
+    for wu in units:
+        assert resubmitted_per_index.get(wu.spec.index, 0) == len(attempts_of(wu)) - 1
+    assert len(sbatches) - 1 <= sum(resubmitted_per_index.values())  # arrays, not one per task
 
 
 # ---------------------------------------------------------------------------- (c) failures
