@@ -629,8 +629,8 @@ class SGEDriver(Driver):
 
     async def submit(self, job: ArrayJob) -> str:
         files, argv = self.render(job)
-        await self.transport.write_files(files)
-        res = await self.transport.run(argv, timeout=120.0)
+        # one round trip over SSH: the files travel with the qsub command
+        res = await self.transport.run_with_files(files, argv, timeout=120.0)
         return parse_qsub(res)
 
     # ------------------------------------------------------------------ observe

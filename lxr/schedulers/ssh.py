@@ -4,14 +4,21 @@ One connection serves every command and SFTP transfer of a cluster. At most
 ``max_channels`` (8) run at once, below OpenSSH's default ``MaxSessions 10``. A dropped
 connection is re-opened on next use, with exponential backoff between failed attempts. Host
 keys are always checked against known_hosts.
+
+A submission is one round trip: :meth:`SSHTransport.run_with_files` sends the job files as a
+tar archive on the stdin of one command that unpacks them and then execs ``sbatch``/``qsub``
+(SFTP would take a few round trips more: open the subsystem, mkdir, open/write/close/rename).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
+import tarfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import PurePosixPath
 
 import anyio
@@ -21,11 +28,52 @@ from lxr.api.resources import SSHConfig
 from lxr.schedulers.ratelimit import TokenBucket
 from lxr.schedulers.transport import CommandObserver, CommandResult, Transport, TransportError
 
-__all__ = ["SSHTransport"]
+__all__ = ["FILES_FAILED", "SSHTransport", "files_command"]
+
+#: exit status of :func:`files_command`'s script when the files could not be written (the
+#: command did not run); with :data:`_FILES_MARK` on stderr, so a command's own 125 is not it
+FILES_FAILED = 125
+_FILES_MARK = "lxr: writing the files failed"
 
 
 def _expand(path: str | None) -> str | None:
     return None if path is None else os.path.expanduser(path)
+
+
+def files_command(files: Mapping[str, bytes], mode: int = 0o644) -> tuple[str, bytes] | None:
+    """A ``sh -c`` script and the tar archive to feed it on stdin: it writes ``files`` (mode
+    ``mode``, missing directories 0700), then execs its arguments (``"$@"``, stdin from
+    /dev/null). If writing fails the arguments do not run and the script exits
+    :data:`FILES_FAILED`. ``None`` when the paths cannot go in one archive (absolute and
+    relative mixed, a ``..`` or no file name): write those with SFTP.
+
+    Relative paths are relative to the login directory (the home), like SFTP's. Only tar flags
+    that GNU tar and busybox share (``-x -m -f - -C``). Each file is complete before the
+    command runs, but is not renamed into place: a reader racing the unpacking could see it
+    partly written (nothing reads job files before the scheduler starts the job)."""
+    paths = [PurePosixPath(p) for p in files]
+    rooted = {p.is_absolute() for p in paths}
+    if len(rooted) != 1 or any(".." in p.parts or p.name in ("", ".") for p in paths):
+        return None
+    absolute = rooted.pop()
+    archive = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, data in zip(paths, files.values(), strict=True):
+            info = tarfile.TarInfo(str(path).lstrip("/"))  # unpacked under -C / when absolute
+            info.size, info.mode, info.mtime = len(data), mode, now
+            tar.addfile(info, io.BytesIO(data))
+    dirs = " ".join(shlex.quote(d) for d in sorted({str(p.parent) for p in paths}))
+    # in a subshell: the umasks must not reach the command (sbatch hands its umask to the job)
+    unpack = (
+        f"umask 077 && mkdir -p -- {dirs} && umask {0o777 & ~mode:03o}"
+        f" && tar -x -m -f -{' -C /' if absolute else ''}"
+    )
+    script = (
+        f"( {unpack} ) || {{ echo {shlex.quote(_FILES_MARK)} >&2; exit {FILES_FAILED}; }}\n"
+        'exec "$@" </dev/null'
+    )
+    return script, archive.getvalue()
 
 
 class SSHTransport(Transport):
@@ -118,6 +166,30 @@ class SSHTransport(Transport):
             (proc.stderr or b"").decode(errors="replace"),
             time.monotonic() - started,
         )
+
+    async def run_with_files(
+        self,
+        files: Mapping[str, bytes],
+        argv: Sequence[str],
+        *,
+        mode: int = 0o644,
+        timeout: float = 60.0,  # noqa: ASYNC109 - passed on to run
+    ) -> CommandResult:
+        """One exec: the files go as a tar archive on its stdin (:func:`files_command`)."""
+        if not files:
+            return await self.run(argv, timeout=timeout)
+        packed = files_command(files, mode)
+        if packed is None:
+            return await super().run_with_files(files, argv, mode=mode, timeout=timeout)
+        script, archive = packed
+        name = os.path.basename(argv[0])
+        res = await self.run(
+            ["sh", "-c", script, "sh", *argv], input=archive, timeout=timeout, name=name
+        )
+        if res.returncode == FILES_FAILED and _FILES_MARK in res.stderr:
+            err = res.stderr.replace(_FILES_MARK, "").strip()
+            raise TransportError(f"writing {len(files)} file(s) over SSH failed: {err[-2000:]}")
+        return replace(res, argv=tuple(argv))
 
     async def sftp(self) -> asyncssh.SFTPClient:
         """The SFTP session on the pooled connection."""

@@ -76,8 +76,10 @@ class Transport(abc.ABC):
         input: bytes | None = None,
         timeout: float = 60.0,  # noqa: ASYNC109 - applied inside with fail_after
         rate_limited: bool = True,
+        name: str | None = None,
     ) -> CommandResult:
-        """Run ``argv``; raise :class:`TransportError` if it cannot be run or times out."""
+        """Run ``argv``; raise :class:`TransportError` if it cannot be run or times out.
+        ``name`` is the command's name for the observer (default: ``argv[0]``'s basename)."""
         if rate_limited and self.bucket is not None:
             await self.bucket.acquire()
         self.calls += 1
@@ -92,7 +94,7 @@ class Transport(abc.ABC):
             raise TransportError(f"`{shlex.join(argv)}` timed out after {timeout:.0f}s") from exc
         finally:
             if self.observer is not None:
-                self.observer(os.path.basename(argv[0]), time.monotonic() - started, ok)
+                self.observer(name or os.path.basename(argv[0]), time.monotonic() - started, ok)
 
     @abc.abstractmethod
     async def _run(self, argv: tuple[str, ...], input: bytes | None) -> CommandResult: ...
@@ -100,6 +102,21 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def write_files(self, files: Mapping[str, bytes], mode: int = 0o644) -> None:
         """Write files atomically, creating parent directories (mode 0700) as needed."""
+
+    async def run_with_files(
+        self,
+        files: Mapping[str, bytes],
+        argv: Sequence[str],
+        *,
+        mode: int = 0o644,
+        timeout: float = 60.0,  # noqa: ASYNC109 - passed on to run
+    ) -> CommandResult:
+        """Write ``files`` as :meth:`write_files` does, then run ``argv`` (which may refer to
+        them): what a submission is. Failing to write raises (:class:`TransportError` or
+        ``OSError``), so a non-zero result is always ``argv``'s own. Counted, rate-limited and
+        observed as ``argv``. Here in two steps; over SSH in one round trip."""
+        await self.write_files(files, mode)
+        return await self.run(argv, timeout=timeout)
 
     @abc.abstractmethod
     async def read_file(self, path: str) -> bytes:
