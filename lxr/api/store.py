@@ -796,26 +796,20 @@ class Store:
                     for wu_id, number, array_index, reason in entries
                 ],
             )
-            ids = dict(
-                s.execute(
-                    select(AttemptRow.work_unit_id, AttemptRow.id).where(
-                        AttemptRow.submission_id == sub.id
-                    )
-                ).all()
-            )
-            s.execute(
-                update(WorkUnitRow),
-                [
-                    {
-                        "id": wu_id,
-                        "active_attempt_id": ids[wu_id],
-                        "attempt_count": number,
-                        "phase": "Pending",
-                        "next_attempt_after": None,
-                        "updated_at": now,
-                    }
-                    for wu_id, number, _, _ in entries
-                ],
+            # each unit points at its new attempt: one set-based UPDATE instead of reading the
+            # ids back and a 1000-row executemany (record_intent at 1000 tasks: 21 -> 13 ms)
+            a, w = AttemptRow.__table__, WorkUnitRow.__table__
+            mine = (a.c.submission_id == sub.id) & (a.c.work_unit_id == w.c.id)
+            s.connection().execute(
+                w.update()
+                .where(w.c.id.in_(select(a.c.work_unit_id).where(a.c.submission_id == sub.id)))
+                .values(
+                    active_attempt_id=select(a.c.id).where(mine).scalar_subquery(),
+                    attempt_count=select(a.c.number).where(mine).scalar_subquery(),
+                    phase="Pending",
+                    next_attempt_after=None,
+                    updated_at=now,
+                )
             )
             return sub.id
 
