@@ -7,7 +7,8 @@ Measured (all jobs are submitted held, ``--hold``, and cancelled at the end):
 - ``floor ssh``: the same through a fresh ``ssh`` (what any SSH-based tool pays at least once).
 - ``lxr cold``: in-process ``lxr apply`` (cluster + experiment into a fresh SQLite store) and one
   reconcile cycle with a new controller: SSH connect, read the Slurm config, one squeue, record
-  the intent, upload the job files (SFTP), one sbatch. Ends when every work unit has a job id.
+  the intent, one exec that writes the job files (tar on stdin) and runs sbatch. Ends when every
+  work unit has a job id.
 - ``lxr pickup``: an already running ``lxr controller run`` (separate process, ``--interval 60``
   so only a wake-up can explain a fast pick-up, already connected) and an apply that wakes it:
   time to the first intent recorded (pick-up) and until every task has a job id.
