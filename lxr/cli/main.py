@@ -22,7 +22,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # piped output is read by tools and people with wide screens: don't wrap tables at 80 columns
 console = Console(width=None if sys.stdout.isatty() else 250)
-err = Console(stderr=True)
+# messages are never wrapped: people and tools grep them
+err = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="lxr",
