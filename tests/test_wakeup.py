@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from lxr.api.store import Store
-from tests.conftest import REPO
+from lxr.reconciler.wakeup import CHANNEL, WakeupListener, notify
+from tests.conftest import REPO, dev_env, require
 
 pytestmark = pytest.mark.slow
 
@@ -57,3 +59,39 @@ def test_apply_wakes_an_idle_controller(state_home: Path, store: Store, tmp_path
     assert picked_up < 2.0, f"pick-up took {picked_up:.2f}s (apply itself {applied - started:.2f}s)"
     assert ctl.returncode == 0 or ctl.returncode == -15
     assert store.lease() is None, "a controller stopped with SIGTERM gives its lease up"
+
+
+def test_postgres_notify_wakes_a_listener_on_any_host(tmp_path: Path) -> None:
+    url = dev_env().get("LXR_TEST_POSTGRES_URL", "")
+    require(bool(url), "no PostgreSQL: run deploy/dev-cluster/up.sh (LXR_TEST_POSTGRES_URL)")
+    store = Store(url)
+    conninfo = store.postgres_conninfo()
+    assert conninfo is not None and conninfo.startswith("postgresql://")
+
+    async def main() -> tuple[bool, bool, float]:
+        async with WakeupListener(tmp_path / "w.sock", conninfo) as wake:
+            idle = await wake.wait(0.3)
+            started = time.monotonic()
+            await anyio.to_thread.run_sync(store.notify, CHANNEL)
+            woke = await wake.wait(10)
+            return idle, woke, time.monotonic() - started
+
+    try:
+        idle, woke, seconds = anyio.run(main)
+    finally:
+        store.close()
+    assert (idle, woke) == (False, True)
+    assert seconds < 2.0, f"NOTIFY took {seconds:.2f}s to arrive"
+
+
+def test_unreachable_postgres_does_not_stop_the_socket_channel(tmp_path: Path) -> None:
+    sock = tmp_path / "w.sock"
+
+    async def main() -> bool:
+        bad = "postgresql://nobody:x@127.0.0.1:1/none"  # nothing listens on port 1
+        async with WakeupListener(sock, bad) as wake:
+            assert notify(str(sock))
+            return await wake.wait(5)
+
+    assert anyio.run(main) is True
+    assert Store(f"sqlite:///{tmp_path / 'x.db'}").postgres_conninfo() is None

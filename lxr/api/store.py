@@ -20,7 +20,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -1076,6 +1087,21 @@ class Store:
                 )
             }
         return exps, wus
+
+    def notify(self, channel: str) -> None:
+        """``NOTIFY channel`` on PostgreSQL, so controllers on other hosts wake up (no-op on
+        SQLite, where the Unix socket of :mod:`lxr.reconciler.wakeup` does the job)."""
+        if self.is_sqlite:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+    def postgres_conninfo(self) -> str | None:
+        """The database URL as libpq takes it (for LISTEN), or None when not PostgreSQL."""
+        url = make_url(self.url)
+        if url.get_backend_name() != "postgresql":
+            return None
+        return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     # ------------------------------------------------------------------ leader lease
 

@@ -198,13 +198,9 @@ def _check_experiment(store, exp, batch) -> None:  # noqa: ANN001
 
 def _wake_controller(store) -> str | None:  # noqa: ANN001
     """Notify a running controller; returns its holder id, or None when none runs."""
-    from lxr.reconciler.wakeup import notify
+    from lxr.reconciler.wakeup import wake_controller
 
-    lease = store.lease()
-    if lease is None:
-        return None
-    notify(lease[1])
-    return lease[0]
+    return wake_controller(store)
 
 
 def _wait_converged(store, names: list[str], timeout: float | None, gone: bool = False) -> int:  # noqa: ANN001

@@ -455,7 +455,7 @@ class Controller:
 
     async def run(self, until: Callable[[], bool] | None = None) -> None:
         """Cycle until cancelled (or until ``until()`` is true after a cycle)."""
-        async with WakeupListener(self.socket_path) as wake:
+        async with WakeupListener(self.socket_path, self.store.postgres_conninfo()) as wake:
             try:
                 while True:
                     await self.run_once()

@@ -1,24 +1,37 @@
 """Waking a running controller at once when desired state changes (no slow DB polling).
 
-The controller binds a Unix datagram socket and records its path with its lease; ``lxr apply``
-(or a launch script) sends one datagram to it after committing.
+Two channels, both best-effort (the controller's resync period is the fallback):
+
+- a Unix datagram socket, whose path the controller records with its lease: reaches a
+  controller on this host, whatever the database;
+- with PostgreSQL, ``NOTIFY lxr_wakeup``: reaches a controller on any host sharing the database.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
-from anyio.abc import UNIXDatagramSocket
+from anyio.abc import TaskGroup
 
-__all__ = ["WakeupListener", "notify"]
+if TYPE_CHECKING:
+    from lxr.api.store import Store
+
+__all__ = ["CHANNEL", "WakeupListener", "notify", "wake_controller"]
+
+#: the PostgreSQL NOTIFY channel
+CHANNEL = "lxr_wakeup"
+
+log = logging.getLogger("lxr.wakeup")
 
 
 def notify(address: str | None) -> bool:
-    """Wake the controller listening at ``address``; False if none listens there."""
+    """Wake the controller listening at the Unix socket ``address``; False if none listens."""
     if not address:
         return False
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
@@ -29,36 +42,85 @@ def notify(address: str | None) -> bool:
     return True
 
 
-class WakeupListener:
-    """The controller's end: ``await wait(timeout)`` returns True when woken."""
+def wake_controller(store: Store) -> str | None:
+    """Wake whichever controller holds the lease, by every channel that can reach it.
+    Returns its holder id, or None when no controller is running."""
+    lease = store.lease()
+    if lease is None:
+        return None
+    notify(lease[1])
+    store.notify(CHANNEL)
+    return lease[0]
 
-    def __init__(self, path: Path) -> None:
+
+class WakeupListener:
+    """The controller's end: ``await wait(timeout)`` returns True when woken.
+
+    Listens on the Unix socket ``path`` and, when ``postgres_url`` is given, on the
+    PostgreSQL channel :data:`CHANNEL` over a connection of its own.
+    """
+
+    def __init__(self, path: Path, postgres_url: str | None = None) -> None:
         self.path = path
-        self._sock: UNIXDatagramSocket | None = None
+        self.postgres_url = postgres_url
+        self._woken = anyio.Event()
+        self._tg: TaskGroup | None = None
 
     async def __aenter__(self) -> WakeupListener:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        self._sock = await anyio.create_unix_datagram_socket(local_path=str(self.path))
+        sock = await anyio.create_unix_datagram_socket(local_path=str(self.path))
         os.chmod(self.path, 0o600)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._from_socket, sock)
+        if self.postgres_url:
+            await self._tg.start(self._from_postgres, self.postgres_url)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._sock is not None:
-            await self._sock.aclose()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        await self._tg.__aexit__(None, None, None)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
+    async def _from_socket(self, sock) -> None:  # noqa: ANN001
+        async with sock:
+            while True:
+                await sock.receive()
+                self._woken.set()
+
+    async def _from_postgres(self, url: str, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:  # noqa: ANN001
+        import psycopg
+
+        started = False
+        delay = 1.0
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    delay = 1.0
+                    if not started:
+                        started = True
+                        task_status.started()
+                    async for _ in conn.notifies():
+                        self._woken.set()
+            except psycopg.Error as exc:
+                # never fatal: the resync period still drives the controller
+                log.warning("LISTEN %s failed (retrying in %.0fs): %s", CHANNEL, delay, exc)
+                if not started:
+                    started = True
+                    task_status.started()
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 - a deadline, not a cancel
-        """Sleep up to ``timeout`` seconds; True if a wake-up arrived (all pending are drained)."""
-        assert self._sock is not None
-        woke = False
+        """Sleep up to ``timeout`` seconds; True if a wake-up arrived (a burst counts once)."""
         with anyio.move_on_after(max(0.0, timeout)):
-            await self._sock.receive()
-            woke = True
-        if woke:  # coalesce a burst of wake-ups into one cycle
-            with anyio.move_on_after(0):
-                while True:
-                    await self._sock.receive()
+            await self._woken.wait()
+        woke = self._woken.is_set()
+        if woke:
+            self._woken = anyio.Event()
         return woke

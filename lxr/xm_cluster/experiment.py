@@ -604,11 +604,9 @@ class ClusterExperiment(xm.Experiment):
                 b.task.ref = (exp.metadata.name, idx)
         with _launched_lock:
             _launched.extend(exp.metadata.name for exp, _ in experiments)
-        lease = self.store.lease()
-        if lease is not None and lease[1]:
-            from lxr.reconciler.wakeup import notify
+        from lxr.reconciler.wakeup import wake_controller
 
-            notify(lease[1])
+        wake_controller(self.store)
 
     def _build(
         self, task: _Task, reports: Mapping[str, StagingReport], extra: Mapping[str, Blob]
@@ -734,11 +732,9 @@ class ClusterExperiment(xm.Experiment):
                 self.store.stop_work_units(name, indexes)
             except NotFound:
                 continue  # deleted meanwhile: nothing left to stop
-        lease = self.store.lease()
-        if lease is not None and lease[1]:
-            from lxr.reconciler.wakeup import notify
+        from lxr.reconciler.wakeup import wake_controller
 
-            notify(lease[1])
+        wake_controller(self.store)
 
 
 def _done(value: Any) -> Awaitable[Any]:
