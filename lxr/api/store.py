@@ -1238,25 +1238,17 @@ def _event(
     )
 
 
-def _meta(
-    name: str,
-    uid: str,
-    generation: int,
-    rv: int,
-    created: float,
-    labels: dict[str, Any],
-    annotations: dict[str, Any],
-    **extra: Any,
-) -> ObjectMeta:
+def _meta(row: ClusterRow | ExperimentRow, **extra: Any) -> ObjectMeta:
+    """The metadata of a stored object, server-set fields included."""
     return ObjectMeta.model_validate(
         {
-            "name": name,
-            "uid": uid,
-            "generation": generation,
-            "resourceVersion": str(rv),
-            "creationTimestamp": ts(created),
-            "labels": labels,
-            "annotations": annotations,
+            "name": row.name,
+            "uid": row.uid,
+            "generation": row.generation,
+            "resourceVersion": str(row.resource_version),
+            "creationTimestamp": ts(row.created_at),
+            "labels": row.labels,
+            "annotations": row.annotations,
             **extra,
         },
         strict=False,
@@ -1264,30 +1256,13 @@ def _meta(
 
 
 def _cluster_from_row(row: ClusterRow) -> Cluster:
-    return Cluster(
-        metadata=_meta(
-            row.name,
-            row.uid,
-            row.generation,
-            row.resource_version,
-            row.created_at,
-            row.labels,
-            row.annotations,
-        ),
-        spec=ClusterSpec.model_validate(row.spec),
-    )
+    return Cluster(metadata=_meta(row), spec=ClusterSpec.model_validate(row.spec))
 
 
 def _experiment_from_row(row: ExperimentRow) -> Experiment:
     return Experiment(
         metadata=_meta(
-            row.name,
-            row.uid,
-            row.generation,
-            row.resource_version,
-            row.created_at,
-            row.labels,
-            row.annotations,
+            row,
             deletionTimestamp=ts(row.deletion_timestamp),
             finalizers=list(row.finalizers or []),
         ),
