@@ -203,6 +203,8 @@ def test_quickstart_converges_and_lists_are_kubectl_shaped(state: Path) -> None:
         "Succeeded": "True",
         "Failed": "False",
     }
+    one = lxr("get", "workunits", "-l", "experiment=quickstart,index=3", "-o", "name", state=state)
+    assert one.stdout.split() == ["workunit/quickstart-3"], one.stdout + one.stderr
     names = lxr("get", "experiments", "-o", "name", state=state, check=True).stdout.split()
     assert names == ["experiment/quickstart"]
     assert (

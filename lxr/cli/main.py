@@ -346,6 +346,27 @@ def _print_objects(objs, output: Output, single: bool, table_fn: Callable) -> No
         print_table(console, table_fn(objs, output is Output.wide))
 
 
+def _get(
+    fetch: Callable[[], list],
+    output: Output,
+    watch: bool,
+    table_fn: Callable,
+    *,
+    single: bool,
+    what: str,
+) -> None:
+    """The body of every ``get``: a table (kept up to date with --watch) or a dump."""
+    tabular = output in (Output.table, Output.wide)
+    if watch and tabular:
+        _watch_loop(lambda: table_fn(fetch(), output is Output.wide), True)
+        return
+    objs = fetch()
+    if not objs and tabular:
+        err.print(f"No {what} found.")
+        return
+    _print_objects(objs, output, single=single, table_fn=table_fn)
+
+
 _OutputOpt = Annotated[
     Output, typer.Option("--output", "-o", help="table, wide, yaml, json or name.")
 ]
@@ -405,14 +426,7 @@ def get_experiments(
         except NotFound as exc:
             _die(str(exc), EXIT_FAILED)
 
-    if watch and output in (Output.table, Output.wide):
-        _watch_loop(lambda: experiments_table(fetch(), output is Output.wide), True)
-        return
-    exps = fetch()
-    if not exps and output in (Output.table, Output.wide):
-        err.print("No experiments found.")
-        return
-    _print_objects(exps, output, single=name is not None, table_fn=experiments_table)
+    _get(fetch, output, watch, experiments_table, single=name is not None, what="experiments")
 
 
 @get_app.command("workunits")
@@ -437,23 +451,17 @@ def get_workunits(
 
     store = _store()
     labels = _selector(selector)
+    # `index` is a work unit's own label, not one of its experiment's
+    index = labels.pop("index", None)
 
     def fetch():  # noqa: ANN202
         try:
             units = store.list_work_units(experiment, selector=labels, phase=phase)
         except NotFound as exc:
             _die(str(exc), EXIT_FAILED)
-        index = labels.get("index")
         return [u for u in units if index is None or u.metadata["labels"]["index"] == index]
 
-    if watch and output in (Output.table, Output.wide):
-        _watch_loop(lambda: work_units_table(fetch(), output is Output.wide), True)
-        return
-    units = fetch()
-    if not units and output in (Output.table, Output.wide):
-        err.print("No work units found.")
-        return
-    _print_objects(units, output, single=False, table_fn=work_units_table)
+    _get(fetch, output, watch, work_units_table, single=False, what="work units")
 
 
 @get_app.command("clusters")
