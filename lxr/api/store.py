@@ -434,9 +434,7 @@ class Store:
     def get_experiment(self, name: str) -> Experiment:
         """The experiment with its status."""
         with self.session() as s:
-            row = s.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).one_or_none()
-            if row is None:
-                raise NotFound(f"experiment {name!r} not found")
+            row = _experiment_row(s, name)
             return _experiment_from_row(row)
 
     def list_experiments(self, selector: Mapping[str, str] | None = None) -> list[Experiment]:
@@ -467,9 +465,7 @@ class Store:
         """
         now = time.time()
         with self.session() as s:
-            row = s.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).one_or_none()
-            if row is None:
-                raise NotFound(f"experiment {name!r} not found")
+            row = _experiment_row(s, name)
             if row.deletion_timestamp is not None:
                 return False
             row.deletion_timestamp = now
@@ -489,11 +485,7 @@ class Store:
         wanted = sorted(set(indexes))
         now = time.time()
         with self.session() as s:
-            exp = s.scalars(
-                select(ExperimentRow).where(ExperimentRow.name == experiment)
-            ).one_or_none()
-            if exp is None:
-                raise NotFound(f"experiment {experiment!r} not found")
+            exp = _experiment_row(s, experiment)
             found: dict[int, tuple[str, bool]] = {}
             for chunk in _chunks(wanted, 500):
                 for idx, phase, asked in s.execute(
@@ -600,11 +592,7 @@ class Store:
         """``(cluster, submission tag, array index, job id)`` of a work unit's attempt
         (the latest by default)."""
         with self.session() as s:
-            exp = s.scalars(
-                select(ExperimentRow).where(ExperimentRow.name == experiment)
-            ).one_or_none()
-            if exp is None:
-                raise NotFound(f"experiment {experiment!r} not found")
+            exp = _experiment_row(s, experiment)
             wu = s.scalars(
                 select(WorkUnitRow).where(
                     WorkUnitRow.experiment_uid == exp.uid, WorkUnitRow.idx == index
@@ -1164,6 +1152,14 @@ def _sqlite_pragmas(engine: Engine) -> None:
         # take the write lock up front: a deferred transaction that upgrades to a writer can
         # fail with "database is locked" without waiting for busy_timeout
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _experiment_row(s: Session, name: str) -> ExperimentRow:
+    """The stored experiment ``name``; raises :class:`NotFound`."""
+    row = s.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).one_or_none()
+    if row is None:
+        raise NotFound(f"experiment {name!r} not found")
+    return row
 
 
 def _update_by_id(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
