@@ -25,7 +25,9 @@ log() { awk -v a="$_lxr_t0" -v b="$EPOCHREALTIME" -v n="${LOGNAME_TAG:-dev}" -v 
 # policy-rc.d (exit 101) stops postinst scripts from trying to start services.
 apt_need() {
   local p missing=() installed
-  installed=" $(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null | awk '$2=="ii"{printf "%s ", $1}')"
+  # dpkg-query exits 1 when it has never heard of a package (a fresh machine): that only
+  # means "not installed", so its status must not stop the script under pipefail.
+  installed=" $( { dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null || true; } | awk '$2=="ii"{printf "%s ", $1}')"
   for p in "$@"; do
     [[ "$installed" == *" $p "* ]] || missing+=("$p")
   done
