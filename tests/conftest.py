@@ -4,6 +4,7 @@ machine without them they skip with the reason, except in CI (CI=true), where th
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,32 @@ def dev_cluster() -> dict[str, str]:
         f"no dev cluster SSH key at {key!r}: run deploy/dev-cluster/up.sh as root",
     )
     return env
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL to the dev cluster's PostgreSQL whose ``search_path`` is a schema of this test's
+    own, dropped afterwards: test runs at the same time never see each other's tables."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = dev_env().get("LXR_TEST_POSTGRES_URL", "")
+    require(bool(url), "no PostgreSQL: run deploy/dev-cluster/up.sh (LXR_TEST_POSTGRES_URL)")
+    schema = f"test_{os.getpid()}_{secrets.token_hex(4)}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "not reachable"
+        engine.dispose()
+        require(False, f"PostgreSQL at {url} is not reachable: {exc}")
+    own = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield own.render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
 
 
 def have(cmd: str) -> bool:

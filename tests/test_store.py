@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from lxr.api.resources import Experiment
 from lxr.api.store import Conflict, Invalid, NotFound, Store
 from lxr.api.tables import Base, ExperimentRow
-from tests.conftest import REPO, dev_env, require
+from tests.conftest import REPO
 
 
 def make_experiment(name: str = "e", n: int = 3, **spec: object) -> Experiment:
@@ -34,18 +34,8 @@ def make_experiment(name: str = "e", n: int = 3, **spec: object) -> Experiment:
 def any_store(request: pytest.FixtureRequest, tmp_path: Path, state_home: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         store = Store(f"sqlite:///{tmp_path / 'lxr.db'}")
-    else:
-        url = dev_env().get("LXR_TEST_POSTGRES_URL", "")
-        require(bool(url), "no PostgreSQL: run deploy/dev-cluster/up.sh (LXR_TEST_POSTGRES_URL)")
-        engine = create_engine(url)
-        try:
-            with engine.begin() as conn:  # a clean schema for every test
-                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        except Exception as exc:  # noqa: BLE001
-            require(False, f"PostgreSQL at {url} is not reachable: {exc}")
-        finally:
-            engine.dispose()
-        store = Store(url)
+    else:  # a schema of this test's own (see the postgres_url fixture)
+        store = Store(request.getfixturevalue("postgres_url"))
     yield store
     store.close()
 

@@ -13,7 +13,7 @@ import pytest
 
 from lxr.api.store import Store
 from lxr.reconciler.wakeup import CHANNEL, WakeupListener, notify
-from tests.conftest import REPO, dev_env, require
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -61,10 +61,8 @@ def test_apply_wakes_an_idle_controller(state_home: Path, store: Store, tmp_path
     assert store.lease() is None, "a controller stopped with SIGTERM gives its lease up"
 
 
-def test_postgres_notify_wakes_a_listener_on_any_host(tmp_path: Path) -> None:
-    url = dev_env().get("LXR_TEST_POSTGRES_URL", "")
-    require(bool(url), "no PostgreSQL: run deploy/dev-cluster/up.sh (LXR_TEST_POSTGRES_URL)")
-    store = Store(url)
+def test_postgres_notify_wakes_a_listener_on_any_host(tmp_path: Path, postgres_url: str) -> None:
+    store = Store(postgres_url)
     conninfo = store.postgres_conninfo()
     assert conninfo is not None and conninfo.startswith("postgresql://")
 
