@@ -1,0 +1,102 @@
+"""``lxr apply -f FILE``: create or update resources from YAML/JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lxr.cli.console import EXIT_USAGE, console, die, err
+from lxr.cli.options import open_store
+from lxr.cli.waiting import wait_converged, wake_controller
+
+__all__ = ["apply", "register"]
+
+
+def apply(
+    filename: Annotated[
+        Path, typer.Option("--filename", "-f", help="A YAML/JSON file, or a directory of them.")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and show what would change; write nothing.")
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Wait until the experiments converge, showing progress. Runs the reconciler "
+            "in this process when no controller is running.",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="With --wait: give up after this many seconds."),
+    ] = None,
+) -> None:
+    """Create or update resources from FILE. Exit 0 when (with --wait) all succeeded, 1 when
+    any failed or the wait timed out, 2 when the input is invalid (nothing is written then).
+
+    Example:  lxr apply -f examples/quickstart.yaml --wait
+    """
+    from lxr.api.loader import LoadError, load_objects
+    from lxr.api.store import Conflict, Invalid
+
+    try:
+        loaded = load_objects(filename)
+    except LoadError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    store = open_store()
+    # clusters first: experiments refer to them
+    loaded.sort(key=lambda item: item.obj.kind != "Cluster")
+    results = []
+    try:
+        if dry_run:
+            batch = [i.obj.metadata.name for i in loaded if i.obj.kind == "Cluster"]
+            results = [store.apply(i.obj, dry_run=True, pending_clusters=batch) for i in loaded]
+        else:
+            # validate every object against the store before writing any
+            for item in loaded:
+                if item.obj.kind == "Experiment":
+                    _check_experiment(store, item.obj, [i.obj for i in loaded])
+            results = [store.apply(item.obj) for item in loaded]
+    except (Invalid, Conflict) as exc:
+        die(str(exc))
+    for item in loaded:
+        for field in item.ignored:
+            err.print(f"[yellow]warning:[/] {item.source}: {field} is written by lxr; ignored")
+    for res in results:
+        suffix = " (dry run)" if dry_run else ""
+        console.print(f"{res.kind.lower()}/{res.name} {res.action}{suffix}", highlight=False)
+    if dry_run:
+        return
+    names = [r.name for r in results if r.kind == "Experiment"]
+    controller = wake_controller(store)
+    if not wait:
+        if names and controller is None:
+            err.print(
+                "[dim]no controller is running: start one with `lxr controller run`, "
+                "or apply with --wait to run it here[/]"
+            )
+        return
+    raise typer.Exit(wait_converged(store, names, timeout))
+
+
+def _check_experiment(store, exp, batch) -> None:  # noqa: ANN001
+    """Fail early, before any write, when an experiment names a cluster that will not exist."""
+    from lxr.api.store import Invalid, NotFound
+
+    cluster = exp.spec.cluster
+    if cluster == "local" or any(o.kind == "Cluster" and o.metadata.name == cluster for o in batch):
+        return
+    try:
+        store.get_cluster(cluster)
+    except NotFound as exc:
+        raise Invalid(f"experiment {exp.metadata.name}: spec.cluster: {exc}") from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``apply`` to ``app``."""
+    app.command()(apply)

@@ -1,0 +1,46 @@
+"""``lxr stop experiment NAME --wu N``: stop some work units, the others go on."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lxr.cli.console import EXIT_FAILED, console, die
+from lxr.cli.options import only_experiments, open_store
+from lxr.cli.waiting import wake_controller
+
+__all__ = ["register", "stop"]
+
+
+def stop(
+    kind: Annotated[str, typer.Argument(help="experiment")],
+    name: Annotated[str, typer.Argument(help="The experiment's name.")],
+    wu: Annotated[
+        list[int], typer.Option("--wu", help="Index of a work unit to stop (repeatable).")
+    ],
+) -> None:
+    """Stop some work units of an experiment while the others go on: a queued or running task is
+    cancelled, a waiting one ends Stopped; a stopped work unit is never resubmitted.
+
+    Example:  lxr stop experiment sweep --wu 3 --wu 7
+    """
+    from lxr.api.store import NotFound
+
+    only_experiments(kind, "stop", "only work units of an experiment (--wu)")
+    store = open_store()
+    try:
+        asked = store.stop_work_units(name, wu)
+    except NotFound as exc:
+        die(str(exc), EXIT_FAILED)
+    if not asked:
+        console.print(f"experiment/{name}: nothing to stop (finished or stopping)", highlight=False)
+        return
+    shown = ", ".join(str(i) for i in asked)
+    console.print(f"experiment/{name} work units {shown}: stop requested", highlight=False)
+    wake_controller(store)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``stop`` to ``app``."""
+    app.command()(stop)

@@ -1,0 +1,70 @@
+"""``lxr wait experiment NAME --for=condition=TYPE``."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from lxr.cli.console import EXIT_FAILED, EXIT_OK, console, die
+from lxr.cli.options import only_experiments, open_store
+from lxr.cli.waiting import wait_converged
+
+__all__ = ["register", "wait_cmd"]
+
+
+def wait_cmd(
+    kind: Annotated[str, typer.Argument(help="experiment")],
+    name: Annotated[str, typer.Argument(help="The experiment's name.")],
+    for_: Annotated[
+        str, typer.Option("--for", help="condition=TYPE (Succeeded, Finished, Failed, Submitted).")
+    ] = "condition=Succeeded",
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Give up after S seconds.")
+    ] = None,
+) -> None:
+    """Wait until a condition of the experiment is True. Exit 0 when it is, 1 when it can no
+    longer become True (e.g. Succeeded on a failed experiment) or on timeout.
+
+    Example:  lxr wait experiment quickstart --for=condition=Succeeded --timeout 600
+    """
+    from lxr.api.store import NotFound
+
+    only_experiments(kind, "wait for")
+    what, _, cond = for_.partition("=")
+    if what != "condition" or not cond:
+        die(f"--for={for_}: expected condition=TYPE")
+    store = open_store()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            exp = store.get_experiment(name)
+        except NotFound as exc:
+            die(str(exc), EXIT_FAILED)
+        st = exp.status
+        current = next((c for c in (st.conditions if st else []) if c.type == cond), None)
+        current_gen = st is not None and st.observed_generation == exp.metadata.generation
+        if current is not None and current_gen and current.status.value == "True":
+            console.print(f"experiment/{name} condition met: {cond}", highlight=False)
+            raise typer.Exit(EXIT_OK)
+        finished = next((c for c in (st.conditions if st else []) if c.type == "Finished"), None)
+        if current_gen and finished is not None and finished.status.value == "True":
+            msg = f" ({current.reason}: {current.message})" if current else ""
+            die(f"experiment/{name} finished without {cond}=True{msg}", EXIT_FAILED)
+        if deadline is not None and time.monotonic() > deadline:
+            die(f"timed out waiting for {cond} on experiment/{name}", EXIT_FAILED)
+        if store.lease() is None:
+            # nobody reconciles: do it here until the condition settles
+            code = wait_converged(
+                store, [name], None if deadline is None else deadline - time.monotonic()
+            )
+            if code not in (EXIT_OK, EXIT_FAILED):
+                raise typer.Exit(code)
+            continue
+        time.sleep(0.5)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``wait`` to ``app``."""
+    app.command("wait")(wait_cmd)
