@@ -25,7 +25,6 @@ from pathlib import Path
 import anyio
 
 from lxr.api.resources import Cluster, ClusterSpec, Experiment, ObjectMeta
-from lxr.api.store import Store
 from lxr.reconciler.controller import Controller
 from lxr.schedulers.base import (
     ArrayJob,
@@ -36,6 +35,7 @@ from lxr.schedulers.base import (
     TaskPhase,
 )
 from lxr.schedulers.transport import LocalTransport
+from lxr.store import Store
 
 SIZES = (1_000, 10_000, 100_000)
 

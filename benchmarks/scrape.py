@@ -29,9 +29,9 @@ from pathlib import Path
 from sqlalchemy import event, text
 
 from lxr.api.resources import Experiment
-from lxr.api.store import Store
 from lxr.metrics import Metrics, serve
 from lxr.reconciler.controller import Controller
+from lxr.store import Store
 
 __all__ = ["Result", "main", "measure"]
 

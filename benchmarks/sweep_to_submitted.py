@@ -128,8 +128,8 @@ def lxr_cold(n: int, tmp: Path, ssh: bool = True) -> tuple[float, list[str], dic
     import lxr.schedulers.slurm  # noqa: F401
     import lxr.schedulers.ssh  # noqa: F401
     from lxr.api.loader import load_objects
-    from lxr.api.store import Store
     from lxr.reconciler.controller import Controller
+    from lxr.store import Store
 
     name = f"{PREFIX}-cold-{n}"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -166,8 +166,8 @@ def lxr_cold(n: int, tmp: Path, ssh: bool = True) -> tuple[float, list[str], dic
 def lxr_pickup(n: int, tmp: Path) -> tuple[float, float, float, list[str]]:
     """A running controller (another process), woken by an apply."""
     from lxr.api.loader import load_objects
-    from lxr.api.store import Store
     from lxr.reconciler.wakeup import notify
+    from lxr.store import Store
 
     tmp.mkdir(parents=True, exist_ok=True)
     env = lxr_env(tmp)

@@ -1,6 +1,6 @@
 """Helpers for tests of lxr and of code built on it: converge experiments in-process.
 
-Like ``kopf.testing``: a test applies resources to a :class:`~lxr.api.store.Store`, then calls
+Like ``kopf.testing``: a test applies resources to a :class:`~lxr.store.Store`, then calls
 :func:`converge` to run real reconcile cycles until the experiments finish.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from lxr.api.resources import Experiment
-from lxr.api.store import NotFound, Store
 from lxr.reconciler.controller import Controller
+from lxr.store import NotFound, Store
 
 __all__ = ["converge", "finished", "run_cycles"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lxr.api.store import Store
+from lxr.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lxr.api.loader import load_objects
-from lxr.api.store import EventInfo, NotFound, Store
+from lxr.store import EventInfo, NotFound, Store
 from lxr.testing import converge, finished
 from tests.conftest import REPO
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lxr.api.resources import Experiment
-from lxr.api.store import Store
+from lxr.store import Store
 from lxr.testing import converge
 from tests.conftest import REPO, controller_logs, start_controller, wait_for
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lxr.api.resources import Cluster, Experiment
-from lxr.api.store import Store
+from lxr.store import Store
 from lxr.testing import converge
 from tests.conftest import REPO, controller_logs, have, require, start_controller
 

@@ -21,12 +21,12 @@ import anyio
 import pytest
 
 from lxr.api.resources import Cluster, Experiment, Resources, WorkUnit
-from lxr.api.store import Store
 from lxr.reconciler.controller import Controller
 from lxr.schedulers.base import ArrayJob, ObserveQuery, TaskPhase, TaskSpec
 from lxr.schedulers.registry import make_driver
 from lxr.schedulers.slurm import SlurmDriver, compress_indexes, expand_indexes
 from lxr.schedulers.ssh import SSHTransport
+from lxr.store import Store
 from lxr.testing import converge, finished
 from tests.conftest import require
 

@@ -12,8 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from lxr.api.resources import Experiment
-from lxr.api.store import Conflict, Invalid, NotFound, Store
-from lxr.api.tables import Base, ExperimentRow
+from lxr.reconciler.status import derive_status
+from lxr.store import Conflict, Invalid, NotFound, Store
+from lxr.store.tables import Base, ExperimentRow
 from tests.conftest import REPO
 
 
@@ -101,7 +102,7 @@ def test_intent_then_submitted_then_status(any_store: Store) -> None:
     assert {(w.active.job_id, w.active.phase) for w in record.work_units if w.active} == {
         ("123", "Queued")
     }
-    phase, finished = any_store.refresh_status(record.uid, time.time())
+    phase, finished = any_store.refresh_status(record.uid, time.time(), derive_status)
     assert (phase, finished) == ("Running", False)
     conds = {c.type: c.status.value for c in any_store.get_experiment("e").status.conditions}
     assert conds["Submitted"] == "True" and conds["Succeeded"] == "Unknown"
@@ -116,7 +117,7 @@ def test_delete_marks_then_refresh_removes_when_finished(any_store: Store) -> No
     with any_store.session() as s:
         s.execute(text("UPDATE work_units SET phase='Stopped'"))
     uid = any_store.get_experiment("e").metadata.uid
-    assert any_store.refresh_status(uid, time.time()) == ("Stopped", True)
+    assert any_store.refresh_status(uid, time.time(), derive_status) == ("Stopped", True)
     with pytest.raises(NotFound):
         any_store.get_experiment("e")
     assert [e.reason for e in any_store.list_events()][-1] == "Deleted"
@@ -151,7 +152,7 @@ def test_migration_0002_keeps_rows_and_stops_one_work_unit(any_store: Store) -> 
 
     any_store.apply(make_experiment(n=3))
     cfg = Config()
-    cfg.set_main_option("script_location", str(REPO / "lxr" / "api" / "migrations"))
+    cfg.set_main_option("script_location", str(REPO / "lxr" / "store" / "migrations"))
     with any_store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0001")

@@ -11,8 +11,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lxr.api.store import Store
 from lxr.reconciler.wakeup import CHANNEL, WakeupListener, notify
+from lxr.store import Store
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ pytest.importorskip("xmanager")
 from xmanager import xm  # noqa: E402
 
 from lxr import xm_cluster  # noqa: E402
-from lxr.api.store import Store  # noqa: E402
+from lxr.store import Store  # noqa: E402
 from lxr.testing import converge  # noqa: E402
 from tests.conftest import require  # noqa: E402
 

@@ -18,7 +18,7 @@ pytest.importorskip("xmanager")
 from xmanager import xm  # noqa: E402
 
 from lxr import xm_cluster  # noqa: E402
-from lxr.api.store import Store  # noqa: E402
+from lxr.store import Store  # noqa: E402
 from lxr.testing import converge  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,7 +146,7 @@ def test_script_raising_midway_writes_nothing_and_shows_its_traceback(
 
 def test_store_transaction_is_all_or_nothing(store: Store) -> None:
     from lxr.api.resources import Executable, Experiment, ExperimentSpec, ObjectMeta
-    from lxr.api.store import Invalid
+    from lxr.store import Invalid
 
     ok = Experiment(
         metadata=ObjectMeta(name="tx-ok"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from lxr.api.store import Store
 from lxr.cli.output import age, events_table, print_table, utc, work_units_table
+from lxr.store import Store
 
 __all__ = ["describe_experiment"]
 

@@ -42,12 +42,12 @@ WatchOpt = Annotated[bool, typer.Option("--watch", "-w", help="Keep printing as 
 
 def open_store():  # noqa: ANN201 - imported lazily so `lxr --help` stays fast
     """The store at the configured URL, or exit 1 naming the URL when it cannot be opened."""
-    from lxr.api.store import Store
+    from lxr.store import Store
 
     try:
         return Store()
     except Exception as exc:  # noqa: BLE001
-        from lxr.api.store import default_database_url
+        from lxr.store import default_database_url
 
         die(f"cannot open the database {default_database_url()}: {exc}", EXIT_FAILED)
 

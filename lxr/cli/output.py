@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lxr.api.resources import API_VERSION, Cluster, Experiment, WorkUnit
-from lxr.api.store import EventInfo
+from lxr.store import EventInfo
 
 __all__ = [
     "PHASE_STYLES",

@@ -8,8 +8,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from lxr.api.resources import Experiment
-from lxr.api.store import NotFound, Store
 from lxr.cli.output import PHASE_STYLES, print_table, work_units_table
+from lxr.store import NotFound, Store
 
 __all__ = ["Progress"]
 

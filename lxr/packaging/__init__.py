@@ -29,7 +29,7 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from lxr.api.store import state_dir
+from lxr.paths import state_dir
 from lxr.staging import Blob, sha256_file
 
 __all__ = [

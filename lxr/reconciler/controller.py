@@ -26,9 +26,9 @@ import anyio
 from lxr.api.argv import task_argv
 from lxr.api.records import ExperimentRecord
 from lxr.api.resources import ClusterSpec, RequeuePolicy
-from lxr.api.store import Store, SubmissionInfo, state_dir
 from lxr.reconciler.actions import Action, Cancel, Resubmit, RetryIntent, Submit, UpdateStatus
 from lxr.reconciler.planner import plan
+from lxr.reconciler.status import derive_status
 from lxr.reconciler.wakeup import WakeupListener
 from lxr.reconciler.workqueue import WorkQueue
 from lxr.schedulers.base import (
@@ -40,6 +40,7 @@ from lxr.schedulers.base import (
     TaskSpec,
 )
 from lxr.schedulers.registry import make_driver
+from lxr.store import Store, SubmissionInfo, state_dir
 
 if TYPE_CHECKING:
     from lxr.metrics import Metrics
@@ -355,7 +356,7 @@ class Controller:
         result.actions = len(actions)
         now = time.time()
         for exp in desired:
-            phase, finished = self.store.refresh_status(exp.uid, now)
+            phase, finished = self.store.refresh_status(exp.uid, now, derive_status)
             if finished:
                 result.finished.append(exp.name)
         return result

@@ -20,7 +20,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 if TYPE_CHECKING:
-    from lxr.api.store import Store
+    from lxr.store import Store
 
 __all__ = ["CHANNEL", "WakeupListener", "notify", "wake_controller"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from lxr.api.resources import ClusterSpec
-from lxr.api.store import state_dir
+from lxr.paths import state_dir
 from lxr.schedulers.base import Driver
 from lxr.schedulers.local import LocalDriver
 from lxr.schedulers.ratelimit import TokenBucket

@@ -36,8 +36,8 @@ from lxr.api.resources import (
     Resources,
     WorkUnitTemplate,
 )
-from lxr.api.store import NotFound, Store
 from lxr.staging import Blob, Stager, StagingReport, summary_line
+from lxr.store import NotFound, Store
 from lxr.xm_cluster.array_job import ArrayJob
 from lxr.xm_cluster.executors import GridEngine, executor_resources
 from lxr.xm_cluster.packaging import (

@@ -40,7 +40,7 @@ def apply(
     Example:  lxr apply -f examples/quickstart.yaml --wait
     """
     from lxr.api.loader import LoadError, load_objects
-    from lxr.api.store import Conflict, Invalid
+    from lxr.store import Conflict, Invalid
 
     try:
         loaded = load_objects(filename)
@@ -86,7 +86,7 @@ def apply(
 
 def _check_experiment(store, exp, batch) -> None:  # noqa: ANN001
     """Fail early, before any write, when an experiment names a cluster that will not exist."""
-    from lxr.api.store import Invalid, NotFound
+    from lxr.store import Invalid, NotFound
 
     cluster = exp.spec.cluster
     if cluster == "local" or any(o.kind == "Cluster" and o.metadata.name == cluster for o in batch):

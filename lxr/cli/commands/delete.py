@@ -25,7 +25,7 @@ def delete(
     ] = 300,
 ) -> None:
     """Delete an experiment: its running and queued tasks are cancelled, then it is removed."""
-    from lxr.api.store import NotFound
+    from lxr.store import NotFound
 
     only_experiments(kind, "delete")
     store = open_store()

@@ -17,8 +17,8 @@ def describe(
     name: Annotated[str, typer.Argument(help="The experiment's name.")],
 ) -> None:
     """Show an experiment in detail: conditions, counts, failed work units, recent events."""
-    from lxr.api.store import NotFound
     from lxr.cli.describe import describe_experiment
+    from lxr.store import NotFound
 
     only_experiments(kind, "describe")
     try:

@@ -105,8 +105,8 @@ def get_experiments(
 
     Example:  lxr get experiments -l team=vision -o wide
     """
-    from lxr.api.store import NotFound
     from lxr.cli.output import experiments_table
+    from lxr.store import NotFound
 
     store = open_store()
     labels = parse_selector(selector)
@@ -137,8 +137,8 @@ def get_workunits(
     Work units carry the labels experiment=NAME and index=N.
     Example:  lxr get workunits -l experiment=quickstart -o json
     """
-    from lxr.api.store import NotFound
     from lxr.cli.output import work_units_table
+    from lxr.store import NotFound
 
     store = open_store()
     labels = parse_selector(selector)
@@ -172,8 +172,8 @@ def get_events(
     limit: Annotated[int, typer.Option("--limit", help="How many recent events.")] = 50,
 ) -> None:
     """Recent events: submissions, preemptions, retries, failures, cancellations."""
-    from lxr.api.store import NotFound
     from lxr.cli.output import events_table, print_table
+    from lxr.store import NotFound
 
     store = open_store()
     try:

@@ -33,8 +33,8 @@ def logs(
     """
     import anyio
 
-    from lxr.api.store import NotFound
     from lxr.schedulers.registry import make_driver
+    from lxr.store import NotFound
 
     only_experiments(kind, "show logs of")
     store = open_store()

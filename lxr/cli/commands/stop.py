@@ -25,7 +25,7 @@ def stop(
 
     Example:  lxr stop experiment sweep --wu 3 --wu 7
     """
-    from lxr.api.store import NotFound
+    from lxr.store import NotFound
 
     only_experiments(kind, "stop", "only work units of an experiment (--wu)")
     store = open_store()

@@ -29,7 +29,7 @@ def wait_cmd(
 
     Example:  lxr wait experiment quickstart --for=condition=Succeeded --timeout 600
     """
-    from lxr.api.store import NotFound
+    from lxr.store import NotFound
 
     only_experiments(kind, "wait for")
     what, _, cond = for_.partition("=")

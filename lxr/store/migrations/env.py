@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from lxr.api.tables import Base
+from lxr.store.tables import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only when running the alembic CLI by hand

@@ -1,0 +1,293 @@
+"""Admission: what ``lxr apply``, ``delete`` and ``stop`` write, and what they refuse.
+
+Experiments carry a ``resourceVersion`` checked on update (optimistic concurrency) and a
+``generation`` that moves only when the normalized spec does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from lxr.api.resources import Cluster, ClusterSpec, Experiment, ExperimentSpec
+from lxr.api.sweep import expand_work_units
+from lxr.store.codecs import event_row
+from lxr.store.engine import StoreEngine
+from lxr.store.errors import Conflict, Invalid, NotFound
+from lxr.store.queries import (
+    CONFLICT_RETRIES,
+    TERMINAL,
+    chunks,
+    cluster_names,
+    experiment_row,
+)
+from lxr.store.tables import ClusterRow, ExperimentRow, WorkUnitRow
+
+__all__ = ["IMMUTABLE_SPEC_FIELDS", "Admission", "ApplyResult"]
+
+#: spec fields that define the work units; like a Kubernetes Job's template they cannot change
+IMMUTABLE_SPEC_FIELDS = ("cluster", "executable", "resources", "workUnits", "sweep")
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """A digest of a normalized spec."""
+    return hashlib.sha256(
+        json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def normal_spec(model: ExperimentSpec | ClusterSpec) -> dict[str, Any]:
+    """The spec with every default filled in: equal specs hash equal however they are written."""
+    return model.model_dump(mode="json", by_alias=True)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What apply did: ``created``, ``configured`` or ``unchanged``."""
+
+    kind: str
+    name: str
+    action: str
+    generation: int
+
+
+class Admission(StoreEngine):
+    """Desired state in: apply, delete, stop."""
+
+    def apply(
+        self,
+        obj: Cluster | Experiment,
+        *,
+        dry_run: bool = False,
+        pending_clusters: Sequence[str] = (),
+    ) -> ApplyResult:
+        """Create or update ``obj``'s desired state (status and server fields are ignored).
+
+        ``pending_clusters`` names clusters a dry run would create first, so an experiment on
+        one of them is not refused for naming an unknown cluster.
+        """
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                if isinstance(obj, Cluster):
+                    return self._apply_cluster(obj, dry_run)
+                return self._apply_experiment(obj, dry_run, pending_clusters)
+            except Conflict:
+                continue
+        raise Conflict(f"{obj.kind} {obj.metadata.name} kept changing; try again")
+
+    def _apply_cluster(self, obj: Cluster, dry_run: bool) -> ApplyResult:
+        spec = normal_spec(obj.spec)
+        digest = spec_hash(spec)
+        with self.session() as s:
+            row = s.get(ClusterRow, obj.metadata.name)
+            if row is None:
+                if not dry_run:
+                    s.add(
+                        ClusterRow(
+                            name=obj.metadata.name,
+                            uid=str(uuid.uuid4()),
+                            labels=obj.metadata.labels,
+                            annotations=obj.metadata.annotations,
+                            spec=spec,
+                            spec_hash=digest,
+                            generation=1,
+                            resource_version=1,
+                            created_at=time.time(),
+                        )
+                    )
+                return ApplyResult("Cluster", obj.metadata.name, "created", 1)
+            same_meta = (
+                row.labels == obj.metadata.labels and row.annotations == obj.metadata.annotations
+            )
+            if row.spec_hash == digest and same_meta:
+                return ApplyResult("Cluster", row.name, "unchanged", row.generation)
+            generation = row.generation + (row.spec_hash != digest)
+            if not dry_run:
+                row.spec, row.spec_hash, row.generation = spec, digest, generation
+                row.labels, row.annotations = obj.metadata.labels, obj.metadata.annotations
+                row.resource_version += 1
+            return ApplyResult("Cluster", row.name, "configured", generation)
+
+    def _apply_experiment(
+        self, obj: Experiment, dry_run: bool, pending_clusters: Sequence[str] = ()
+    ) -> ApplyResult:
+        spec = normal_spec(obj.spec)
+        digest = spec_hash(spec)
+        name = obj.metadata.name
+        with self.session() as s:
+            known = obj.spec.cluster == "local" or obj.spec.cluster in pending_clusters
+            if not known and s.get(ClusterRow, obj.spec.cluster) is None:
+                raise Invalid(
+                    f"spec.cluster: no cluster named {obj.spec.cluster!r} "
+                    f"(apply a Cluster first; known: {', '.join(cluster_names(s))})"
+                )
+            row = s.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).one_or_none()
+            if row is not None and row.deletion_timestamp is not None:
+                raise Invalid(f"experiment {name} is being deleted; wait until it is gone")
+            if row is None:
+                units = expand_work_units(obj.spec)
+                if not dry_run:
+                    now = time.time()
+                    uid = str(uuid.uuid4())
+                    s.add(
+                        ExperimentRow(
+                            uid=uid,
+                            name=name,
+                            labels=obj.metadata.labels,
+                            annotations=obj.metadata.annotations,
+                            spec=spec,
+                            spec_hash=digest,
+                            cluster=obj.spec.cluster,
+                            generation=1,
+                            resource_version=1,
+                            created_at=now,
+                            finalizers=["lxr.dev/cancel-tasks"],
+                            phase="Pending",
+                            conditions=[],
+                            counts={"Pending": len(units), "total": len(units)},
+                            failed_indexes=[],
+                        )
+                    )
+                    s.flush()
+                    s.execute(
+                        insert(WorkUnitRow),
+                        [
+                            {
+                                "experiment_uid": uid,
+                                "idx": u.index,
+                                "name": u.name,
+                                "args": u.args,
+                                "env": u.env,
+                                "cluster": obj.spec.cluster,
+                                "phase": "Pending",
+                                "failures": 0,
+                                "disruptions": 0,
+                                "attempt_count": 0,
+                                "updated_at": now,
+                            }
+                            for u in units
+                        ],
+                    )
+                    s.add(
+                        event_row(
+                            now,
+                            "Normal",
+                            "Created",
+                            f"{len(units)} work units",
+                            "Experiment",
+                            name,
+                            uid,
+                        )
+                    )
+                return ApplyResult("Experiment", name, "created", 1)
+
+            same_meta = (
+                row.labels == obj.metadata.labels and row.annotations == obj.metadata.annotations
+            )
+            if row.spec_hash == digest and same_meta:
+                return ApplyResult("Experiment", name, "unchanged", row.generation)
+            changed = [f for f in IMMUTABLE_SPEC_FIELDS if row.spec.get(f) != spec.get(f)]
+            if changed:
+                raise Invalid(
+                    f"spec.{changed[0]}: field is immutable once the experiment exists "
+                    f"(immutable: {', '.join('spec.' + f for f in IMMUTABLE_SPEC_FIELDS)}); "
+                    f"delete experiment {name} first or apply it under a new name"
+                )
+            generation = row.generation + (row.spec_hash != digest)
+            if not dry_run:
+                self.compare_and_set(
+                    s,
+                    row.uid,
+                    row.resource_version,
+                    spec=spec,
+                    spec_hash=digest,
+                    generation=generation,
+                    labels=obj.metadata.labels,
+                    annotations=obj.metadata.annotations,
+                )
+            return ApplyResult("Experiment", name, "configured", generation)
+
+    @staticmethod
+    def compare_and_set(s: Session, uid: str, resource_version: int, **values: Any) -> int:
+        """Update experiment ``uid`` only if it is still at ``resource_version``; returns the
+        new version. Raises :class:`Conflict` when someone else wrote it in between."""
+        result = s.execute(
+            update(ExperimentRow)
+            .where(ExperimentRow.uid == uid, ExperimentRow.resource_version == resource_version)
+            .values(**values, resource_version=resource_version + 1)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"experiment {uid} is no longer at resourceVersion {resource_version}")
+        return resource_version + 1
+
+    def delete_experiment(self, name: str) -> bool:
+        """Mark the experiment for deletion; the controller cancels its tasks, then removes it.
+
+        Returns False when it was already being deleted.
+        """
+        now = time.time()
+        with self.session() as s:
+            row = experiment_row(s, name)
+            if row.deletion_timestamp is not None:
+                return False
+            row.deletion_timestamp = now
+            row.resource_version += 1
+            s.add(
+                event_row(
+                    now, "Normal", "Deleting", "deletion requested", "Experiment", name, row.uid
+                )
+            )
+            return True
+
+    def stop_work_units(self, experiment: str, indexes: Iterable[int]) -> list[int]:
+        """Ask the controller to stop these work units of ``experiment`` (the others go on):
+        an attempt in flight is cancelled, an idle unit ends ``Stopped``; none is resubmitted.
+
+        Returns the indexes newly asked to stop (finished or already stopping ones are left
+        alone). Raises :class:`NotFound` for an unknown experiment or index.
+        """
+        wanted = sorted(set(indexes))
+        now = time.time()
+        with self.session() as s:
+            exp = experiment_row(s, experiment)
+            found: dict[int, tuple[str, bool]] = {}
+            for chunk in chunks(wanted, 500):
+                for idx, phase, asked in s.execute(
+                    select(WorkUnitRow.idx, WorkUnitRow.phase, WorkUnitRow.stop_requested).where(
+                        WorkUnitRow.experiment_uid == exp.uid, WorkUnitRow.idx.in_(chunk)
+                    )
+                ):
+                    found[idx] = (phase, asked)
+            missing = [i for i in wanted if i not in found]
+            if missing:
+                raise NotFound(f"experiment {experiment} has no work unit {missing[0]}")
+            todo = [i for i in wanted if found[i][0] not in TERMINAL and not found[i][1]]
+            for chunk in chunks(todo, 500):
+                s.execute(
+                    update(WorkUnitRow)
+                    .where(WorkUnitRow.experiment_uid == exp.uid, WorkUnitRow.idx.in_(chunk))
+                    .values(stop_requested=True, updated_at=now)
+                )
+            if todo:
+                shown = ", ".join(str(i) for i in todo[:20]) + (" ..." if len(todo) > 20 else "")
+                s.add(
+                    event_row(
+                        now,
+                        "Normal",
+                        "StopRequested",
+                        f"stop requested for {len(todo)} work unit(s): {shown}",
+                        "Experiment",
+                        experiment,
+                        exp.uid,
+                        exp.cluster,
+                    )
+                )
+            return todo

@@ -1,0 +1,302 @@
+"""One codec per entity: how a stored row becomes a controller record or an API object, and
+how a patch becomes the values of an UPDATE.
+
+Field lists are derived once, at import, from the record dataclasses and the API models (a
+rename map where the column is named differently), so a field added to a record or a model is
+carried through without being copied by hand into each conversion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from operator import attrgetter
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.orm import InstrumentedAttribute
+
+from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
+from lxr.api.resources import (
+    API_VERSION,
+    Attempt,
+    Cluster,
+    ClusterSpec,
+    Condition,
+    Experiment,
+    ExperimentSpec,
+    ExperimentStatus,
+    ObjectMeta,
+    WorkUnit,
+    WorkUnitSpec,
+    WorkUnitStatus,
+)
+from lxr.store.tables import (
+    AttemptRow,
+    ClusterRow,
+    EventRow,
+    ExperimentRow,
+    SubmissionRow,
+    WorkUnitRow,
+)
+
+__all__ = [
+    "ATTEMPT_RECORD",
+    "WORK_UNIT_RECORD",
+    "RecordCodec",
+    "attempt_patch_values",
+    "cluster_from_row",
+    "event_row",
+    "experiment_from_row",
+    "experiment_record",
+    "ts",
+    "work_unit_patch_values",
+    "work_unit_view",
+]
+
+
+def ts(value: float | None) -> datetime | None:
+    """UNIX seconds as an aware UTC datetime."""
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+# ---------------------------------------------------------------------- records (controller)
+
+
+class RecordCodec:
+    """The columns to select for a frozen record, in its field order, and the record built
+    positionally from those values (keyword construction costs more at 100k rows).
+
+    ``sources`` names a column for fields whose column is named differently; ``nested`` is a
+    field filled by the caller (another record), left out of the columns.
+    """
+
+    def __init__(
+        self,
+        record: type,
+        table: type,
+        *,
+        label: str = "",
+        sources: Mapping[str, InstrumentedAttribute[Any]] | None = None,
+        nested: str | None = None,
+    ) -> None:
+        self.record = record
+        names = [f.name for f in dataclasses.fields(record)]
+        self.nested_at = names.index(nested) if nested else None
+        names = [n for n in names if n != nested]
+        sources = dict(sources or {})
+        self.columns = tuple(
+            (sources.get(n) or getattr(table, n)).label(f"{label}{n}") for n in names
+        )
+
+    def build(self, values: Sequence[Any], nested: Any = None) -> Any:
+        """The record from ``values`` (in :attr:`columns` order), with ``nested`` in place."""
+        at = self.nested_at
+        if at is None:
+            return self.record(*values)
+        return self.record(*values[:at], nested, *values[at:])
+
+
+ATTEMPT_RECORD = RecordCodec(
+    AttemptRecord,
+    AttemptRow,
+    label="a_",
+    sources={
+        "submission_tag": SubmissionRow.tag,
+        "submission_state": SubmissionRow.state,
+        "submission_error": SubmissionRow.error,
+    },
+)
+WORK_UNIT_RECORD = RecordCodec(
+    WorkUnitRecord, WorkUnitRow, sources={"index": WorkUnitRow.idx}, nested="active"
+)
+
+
+def experiment_record(
+    row: ExperimentRow, failed_count: int, work_units: tuple[WorkUnitRecord, ...]
+) -> ExperimentRecord:
+    """An experiment as one controller cycle sees it."""
+    return ExperimentRecord(
+        uid=row.uid,
+        name=row.name,
+        cluster=row.cluster,
+        generation=row.generation,
+        spec=ExperimentSpec.model_validate(row.spec),
+        deleting=row.deletion_timestamp is not None,
+        failed_reason=row.failed_reason,
+        failed_count=failed_count,
+        work_units=work_units,
+    )
+
+
+# ---------------------------------------------------------------------- patches (controller)
+
+_patch_fields: dict[tuple[type, type], tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
+
+
+def _patch_values(patch: Any, table: type) -> dict[str, Any]:
+    """The patch's fields that are columns of ``table``, as UPDATE values (``id`` included)."""
+    key = (type(patch), table)
+    found = _patch_fields.get(key)
+    if found is None:
+        columns = table.__table__.columns  # type: ignore[attr-defined]
+        names = tuple(f.name for f in dataclasses.fields(patch) if f.name in columns)
+        found = _patch_fields[key] = (names, attrgetter(*names))
+    names, get = found
+    return dict(zip(names, get(patch), strict=True))
+
+
+def attempt_patch_values(patch: Any) -> dict[str, Any]:
+    """An attempt patch (``UpdateStatus.attempts``) as the values of its UPDATE."""
+    return _patch_values(patch, AttemptRow)
+
+
+_OUTCOME = ("reason", "message", "exit_code")
+
+
+def work_unit_patch_values(patch: Any, now: float) -> dict[str, Any]:
+    """A work-unit patch as the values of its UPDATE: the outcome (reason, message, exit code)
+    only when the patch sets one, the active attempt cleared when asked."""
+    values = _patch_values(patch, WorkUnitRow)
+    if patch.reason is None:
+        for name in _OUTCOME:
+            values.pop(name, None)
+    if patch.clear_active:
+        values["active_attempt_id"] = None
+    values["updated_at"] = now
+    return values
+
+
+# ---------------------------------------------------------------------- API objects (views)
+
+
+def _is_time(annotation: Any) -> bool:
+    return annotation is datetime or datetime in typing.get_args(annotation)
+
+
+class _ViewCodec:
+    """Keyword arguments of an API model from a row: same-named columns, renamed ones, UNIX
+    seconds turned into datetimes; fields in ``skip`` are the caller's."""
+
+    def __init__(
+        self,
+        model: type[BaseModel],
+        rename: Mapping[str, str],
+        *,
+        skip: Sequence[str] = (),
+        convert: Mapping[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
+        convert = dict(convert or {})
+        self.fields = tuple(
+            (
+                name,
+                rename.get(name, name),
+                convert.get(name) or (ts if _is_time(info.annotation) else None),
+            )
+            for name, info in model.model_fields.items()
+            if name not in skip
+        )
+
+    def kwargs(self, row: Any) -> dict[str, Any]:
+        out = {}
+        for name, column, conv in self.fields:
+            value = getattr(row, column)
+            out[name] = value if conv is None else conv(value)
+        return out
+
+
+_ATTEMPT_VIEW = _ViewCodec(Attempt, {"attempt": "number", "index": "array_index"})
+_WORK_UNIT_STATUS_VIEW = _ViewCodec(WorkUnitStatus, {}, skip=("attempts",))
+_EXPERIMENT_STATUS_VIEW = _ViewCodec(
+    ExperimentStatus,
+    {"work_units": "counts"},
+    convert={
+        "conditions": lambda cs: [Condition.model_validate(c) for c in cs or []],
+        "work_units": lambda counts: counts or {},
+        "failed_indexes": lambda idx: idx or [],
+    },
+)
+
+
+def _meta(row: ClusterRow | ExperimentRow, **extra: Any) -> ObjectMeta:
+    """The metadata of a stored object, server-set fields included."""
+    return ObjectMeta.model_validate(
+        {
+            "name": row.name,
+            "uid": row.uid,
+            "generation": row.generation,
+            "resourceVersion": str(row.resource_version),
+            "creationTimestamp": ts(row.created_at),
+            "labels": row.labels,
+            "annotations": row.annotations,
+            **extra,
+        },
+        strict=False,
+    )
+
+
+def cluster_from_row(row: ClusterRow) -> Cluster:
+    """A stored cluster as the API object."""
+    return Cluster(metadata=_meta(row), spec=ClusterSpec.model_validate(row.spec))
+
+
+def experiment_from_row(row: ExperimentRow) -> Experiment:
+    """A stored experiment as the API object, status included."""
+    return Experiment(
+        metadata=_meta(
+            row,
+            deletionTimestamp=ts(row.deletion_timestamp),
+            finalizers=list(row.finalizers or []),
+        ),
+        spec=ExperimentSpec.model_validate(row.spec),
+        status=ExperimentStatus(**_EXPERIMENT_STATUS_VIEW.kwargs(row)),
+    )
+
+
+def work_unit_view(exp: Experiment, row: WorkUnitRow, attempts: Sequence[AttemptRow]) -> WorkUnit:
+    """A stored work unit with its attempts as the (read-only) API object."""
+    return WorkUnit(
+        api_version=API_VERSION,
+        metadata={
+            "name": f"{exp.metadata.name}-{row.idx}",
+            "uid": f"{exp.metadata.uid}/{row.idx}",
+            "labels": {
+                "experiment": exp.metadata.name,
+                "index": str(row.idx),
+                **({"name": row.name} if row.name != str(row.idx) else {}),
+            },
+        },
+        spec=WorkUnitSpec(index=row.idx, args=row.args or {}, env=row.env or {}),
+        status=WorkUnitStatus(
+            **_WORK_UNIT_STATUS_VIEW.kwargs(row),
+            attempts=[Attempt(**_ATTEMPT_VIEW.kwargs(a)) for a in attempts],
+        ),
+    )
+
+
+# ---------------------------------------------------------------------- events
+
+
+def event_row(
+    now: float,
+    type_: str,
+    reason: str,
+    message: str,
+    kind: str,
+    name: str,
+    experiment_uid: str | None = None,
+    cluster: str | None = None,
+) -> EventRow:
+    """An event to store."""
+    return EventRow(
+        time=now,
+        type=type_,
+        reason=reason,
+        message=message,
+        kind=kind,
+        name=name,
+        experiment_uid=experiment_uid,
+        cluster=cluster,
+    )

@@ -1,0 +1,109 @@
+"""The controller's reads: which clusters have work, the desired state of one cluster as
+frozen records (the planner's input), and a recorded submission to (re)submit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from lxr.api.records import ExperimentRecord
+from lxr.api.resources import ExperimentSpec
+from lxr.store.codecs import ATTEMPT_RECORD, WORK_UNIT_RECORD, experiment_record
+from lxr.store.engine import StoreEngine
+from lxr.store.errors import NotFound
+from lxr.store.queries import TERMINAL, unfinished_experiment
+from lxr.store.tables import AttemptRow, ExperimentRow, SubmissionRow, WorkUnitRow
+
+__all__ = ["DesiredState", "SubmissionInfo"]
+
+
+@dataclass(frozen=True)
+class SubmissionInfo:
+    """A recorded submission with what it runs, enough to (re)submit it."""
+
+    id: int
+    tag: str
+    cluster: str
+    experiment_uid: str
+    experiment: str
+    state: str
+    job_id: str | None
+    spec: ExperimentSpec
+    tasks: tuple[tuple[int, int, int, dict[str, Any], dict[str, str]], ...]
+    # (array index, work unit index, attempt number, args, env)
+
+
+class DesiredState(StoreEngine):
+    """What a controller cycle reads."""
+
+    def clusters_with_work(self) -> list[str]:
+        """Clusters that have experiments not yet finished (or being deleted)."""
+        with self.session() as s:
+            q = select(ExperimentRow.cluster).where(unfinished_experiment()).distinct()
+            return sorted(s.scalars(q))
+
+    def load_desired(self, cluster: str) -> list[ExperimentRecord]:
+        """Active experiments on ``cluster`` with their non-terminal work units."""
+        out: list[ExperimentRecord] = []
+        w = WorkUnitRow
+        # one query of plain tuples per experiment: ORM objects cost ~5x more at 100k rows
+        columns = (*WORK_UNIT_RECORD.columns, *ATTEMPT_RECORD.columns)
+        n = len(WORK_UNIT_RECORD.columns)
+        unit, attempt = WORK_UNIT_RECORD.build, ATTEMPT_RECORD.build
+        with self.session() as s:
+            exps = s.scalars(
+                select(ExperimentRow)
+                .where(ExperimentRow.cluster == cluster, unfinished_experiment())
+                .order_by(ExperimentRow.created_at)
+            ).all()
+            for exp in exps:
+                rows = s.execute(
+                    select(*columns)
+                    .outerjoin(AttemptRow, AttemptRow.id == w.active_attempt_id)
+                    .outerjoin(SubmissionRow, SubmissionRow.id == AttemptRow.submission_id)
+                    .where(w.experiment_uid == exp.uid, w.phase.not_in(TERMINAL))
+                    .order_by(w.idx)
+                ).all()
+                failed_count = s.scalar(
+                    select(func.count())
+                    .select_from(WorkUnitRow)
+                    .where(WorkUnitRow.experiment_uid == exp.uid, WorkUnitRow.phase == "Failed")
+                )
+                units = tuple(unit(r[:n], None if r[n] is None else attempt(r[n:])) for r in rows)
+                out.append(experiment_record(exp, failed_count or 0, units))
+        return out
+
+    def submission(self, submission_id: int) -> SubmissionInfo:
+        """A submission and the tasks it holds, in array-index order."""
+        with self.session() as s:
+            sub = s.get(SubmissionRow, submission_id)
+            if sub is None:
+                raise NotFound(f"submission {submission_id} not found")
+            exp = s.get(ExperimentRow, sub.experiment_uid)
+            assert exp is not None
+            rows = s.execute(
+                select(
+                    AttemptRow.array_index,
+                    WorkUnitRow.idx,
+                    AttemptRow.number,
+                    WorkUnitRow.args,
+                    WorkUnitRow.env,
+                )
+                .join(WorkUnitRow, AttemptRow.work_unit_id == WorkUnitRow.id)
+                # an attempt that ended meanwhile (its unit was stopped) is not submitted again
+                .where(AttemptRow.submission_id == submission_id, AttemptRow.final.is_(False))
+                .order_by(AttemptRow.array_index)
+            ).all()
+            return SubmissionInfo(
+                id=sub.id,
+                tag=sub.tag,
+                cluster=sub.cluster,
+                experiment_uid=sub.experiment_uid,
+                experiment=exp.name,
+                state=sub.state,
+                job_id=sub.job_id,
+                spec=ExperimentSpec.model_validate(exp.spec),
+                tasks=tuple((a, i, n, dict(args), dict(env)) for a, i, n, args, env in rows),
+            )

@@ -1,0 +1,121 @@
+"""The store's engine: one SQLAlchemy engine per store, SQLite tuned for several processes
+(WAL, ``BEGIN IMMEDIATE``), the schema brought to the newest Alembic revision, and sessions
+that nest inside :meth:`StoreEngine.transaction`."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from lxr.paths import default_database_url
+
+__all__ = ["MIGRATIONS", "StoreEngine"]
+
+#: the Alembic script directory
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreEngine:
+    """Connections and transactions; the base of :class:`~lxr.store.Store`."""
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+        self.url = url or default_database_url()
+        parsed = make_url(self.url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            kwargs["connect_args"] = {"timeout": 30}
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _sqlite_pragmas(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._outer: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
+            f"lxr-store-tx-{id(self)}", default=None
+        )
+        if migrate:
+            self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (no-op when it is there)."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on error. Inside
+        :meth:`transaction` (same thread or task), the enclosing transaction is used."""
+        outer = self._outer.get()
+        if outer is not None:
+            yield outer
+            return
+        with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make every write inside (e.g. several ``apply`` calls) one transaction: a launch
+        script that fails midway leaves nothing behind."""
+        with self._sessions.begin() as session:
+            token = self._outer.set(session)
+            try:
+                yield
+            finally:
+                self._outer.reset(token)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+    def notify(self, channel: str) -> None:
+        """``NOTIFY channel`` on PostgreSQL, so controllers on other hosts wake up (no-op on
+        SQLite, where the Unix socket of :mod:`lxr.reconciler.wakeup` does the job)."""
+        if self.is_sqlite:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+    def postgres_conninfo(self) -> str | None:
+        """The database URL as libpq takes it (for LISTEN), or None when not PostgreSQL."""
+        url = make_url(self.url)
+        if url.get_backend_name() != "postgresql":
+            return None
+        return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # take the write lock up front: a deferred transaction that upgrades to a writer can
+        # fail with "database is locked" without waiting for busy_timeout
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

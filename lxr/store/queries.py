@@ -1,0 +1,75 @@
+"""Query pieces shared by the store's modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy.orm import Session
+
+from lxr.store.errors import NotFound
+from lxr.store.tables import ClusterRow, ExperimentRow
+
+__all__ = [
+    "CONFLICT_RETRIES",
+    "TERMINAL",
+    "chunks",
+    "cluster_names",
+    "experiment_row",
+    "experiment_uid_of",
+    "unfinished_experiment",
+    "update_by_id",
+]
+
+#: work-unit and experiment phases that end
+TERMINAL = ("Succeeded", "Failed", "Stopped")
+#: attempts at a write that lost an optimistic-concurrency race before giving up
+CONFLICT_RETRIES = 5
+
+
+def unfinished_experiment() -> ColumnElement[bool]:
+    """Experiments the controller still has work for: not finished, being deleted, or with a
+    spec it has not yet seen."""
+    return (
+        ExperimentRow.phase.not_in(TERMINAL)
+        | ExperimentRow.deletion_timestamp.is_not(None)
+        | (ExperimentRow.observed_generation != ExperimentRow.generation)
+        | ExperimentRow.observed_generation.is_(None)
+    )
+
+
+def experiment_row(s: Session, name: str) -> ExperimentRow:
+    """The stored experiment ``name``; raises :class:`NotFound`."""
+    row = s.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).one_or_none()
+    if row is None:
+        raise NotFound(f"experiment {name!r} not found")
+    return row
+
+
+def experiment_uid_of(s: Session, name: str) -> str:
+    """The uid of experiment ``name``; raises :class:`NotFound`."""
+    uid = s.scalars(select(ExperimentRow.uid).where(ExperimentRow.name == name)).one_or_none()
+    if uid is None:
+        raise NotFound(f"experiment {name!r} not found")
+    return uid
+
+
+def cluster_names(s: Session) -> list[str]:
+    """Every cluster's name, ``local`` first (for messages naming the known ones)."""
+    return ["local", *s.scalars(select(ClusterRow.name).order_by(ClusterRow.name))]
+
+
+def update_by_id(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """``UPDATE table SET ... WHERE id = :id`` for every row, as one executemany (Core: the ORM's
+    bulk update spends more per row than the database at 100k rows)."""
+    t = table.__table__
+    keys = [k for k in rows[0] if k != "id"]
+    stmt = t.update().where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in keys})
+    s.connection().execute(stmt, [{**row, "_id": row["id"]} for row in rows])
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``items`` in slices of at most ``size`` (to keep ``IN (...)`` lists bounded)."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,166 @@
+"""The controller's writes: a submission intent recorded before the scheduler is called, its
+outcome, cancels sent, and the status updates the plan decided."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from lxr.store.codecs import attempt_patch_values, event_row, work_unit_patch_values
+from lxr.store.engine import StoreEngine
+from lxr.store.queries import chunks, update_by_id
+from lxr.store.tables import AttemptRow, ExperimentRow, SubmissionRow, WorkUnitRow
+
+__all__ = ["ControllerWrites"]
+
+
+class ControllerWrites(StoreEngine):
+    """What the controller's actor persists, each call one transaction."""
+
+    def record_intent(
+        self,
+        experiment_uid: str,
+        cluster: str,
+        tag: str,
+        entries: Sequence[tuple[int, int, int, str | None]],
+    ) -> int:
+        """Record, before anything reaches the scheduler, that ``tag`` will be submitted with
+        these ``(work unit id, attempt number, array index, retry reason)``. Returns its id."""
+        now = time.time()
+        with self.session() as s:
+            sub = SubmissionRow(
+                tag=tag,
+                cluster=cluster,
+                experiment_uid=experiment_uid,
+                state="Intent",
+                created_at=now,
+                tries=0,
+            )
+            s.add(sub)
+            s.flush()
+            s.execute(
+                insert(AttemptRow),
+                [
+                    {
+                        "work_unit_id": wu_id,
+                        "number": number,
+                        "submission_id": sub.id,
+                        "array_index": array_index,
+                        "phase": "Pending",
+                        "restarts": 0,
+                        "retry_reason": reason,
+                        "final": False,
+                    }
+                    for wu_id, number, array_index, reason in entries
+                ],
+            )
+            # each unit points at its new attempt: one set-based UPDATE instead of reading the
+            # ids back and a 1000-row executemany (record_intent at 1000 tasks: 21 -> 13 ms)
+            a, w = AttemptRow.__table__, WorkUnitRow.__table__
+            mine = (a.c.submission_id == sub.id) & (a.c.work_unit_id == w.c.id)
+            s.connection().execute(
+                w.update()
+                .where(w.c.id.in_(select(a.c.work_unit_id).where(a.c.submission_id == sub.id)))
+                .values(
+                    active_attempt_id=select(a.c.id).where(mine).scalar_subquery(),
+                    attempt_count=select(a.c.number).where(mine).scalar_subquery(),
+                    phase="Pending",
+                    next_attempt_after=None,
+                    updated_at=now,
+                )
+            )
+            return sub.id
+
+    def mark_submitted(self, submission_id: int, job_id: str) -> None:
+        """The scheduler accepted the submission as ``job_id``."""
+        now = time.time()
+        with self.session() as s:
+            s.execute(
+                update(SubmissionRow)
+                .where(SubmissionRow.id == submission_id)
+                .values(
+                    state="Submitted",
+                    job_id=job_id,
+                    submitted_at=now,
+                    tries=SubmissionRow.tries + 1,
+                )
+            )
+            s.execute(
+                update(AttemptRow)
+                .where(AttemptRow.submission_id == submission_id)
+                .values(job_id=job_id, phase="Queued", submit_time=now, last_seen=now)
+            )
+
+    def mark_submit_failed(self, submission_id: int, error: str) -> None:
+        """The scheduler refused the submission."""
+        with self.session() as s:
+            s.execute(
+                update(SubmissionRow)
+                .where(SubmissionRow.id == submission_id)
+                .values(state="Failed", error=error[-4000:], tries=SubmissionRow.tries + 1)
+            )
+
+    def mark_cancel_requested(self, attempt_ids: Sequence[int], when: float) -> None:
+        """A cancel went out for these attempts."""
+        with self.session() as s:
+            for chunk in chunks(list(attempt_ids), 500):
+                s.execute(
+                    update(AttemptRow)
+                    .where(AttemptRow.id.in_(chunk))
+                    .values(cancel_requested_at=when)
+                )
+
+    def apply_update(self, upd: Any, cluster: str) -> None:
+        """Persist an :class:`~lxr.reconciler.actions.UpdateStatus` in one transaction."""
+        now = time.time()
+        with self.session() as s:
+            for sid, job_id in upd.adoptions:
+                s.execute(
+                    update(SubmissionRow)
+                    .where(SubmissionRow.id == sid)
+                    .values(state="Submitted", job_id=job_id, submitted_at=now)
+                )
+                s.execute(
+                    update(AttemptRow)
+                    .where(AttemptRow.submission_id == sid, AttemptRow.job_id.is_(None))
+                    .values(job_id=job_id, submit_time=now)
+                )
+            if upd.attempts:
+                update_by_id(s, AttemptRow, [attempt_patch_values(a) for a in upd.attempts])
+            if upd.work_units:
+                # rows with different key sets cannot share one executemany
+                by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+                for w in upd.work_units:
+                    row = work_unit_patch_values(w, now)
+                    by_keys.setdefault(tuple(sorted(row)), []).append(row)
+                for group in by_keys.values():
+                    update_by_id(s, WorkUnitRow, group)
+            if upd.fail_experiment:
+                reason, message = upd.fail_experiment
+                s.execute(
+                    update(ExperimentRow)
+                    .where(
+                        ExperimentRow.uid == upd.experiment_uid,
+                        ExperimentRow.failed_reason.is_(None),
+                    )
+                    .values(failed_reason=reason, failed_message=message)
+                )
+            exp_name = s.scalar(
+                select(ExperimentRow.name).where(ExperimentRow.uid == upd.experiment_uid)
+            )
+            s.add_all(
+                event_row(
+                    now,
+                    e.type,
+                    e.reason,
+                    e.message,
+                    e.kind,
+                    e.name or exp_name or "",
+                    upd.experiment_uid,
+                    cluster,
+                )
+                for e in upd.events
+            )
