@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from lxr.api.phases import ExperimentPhase, WorkUnitPhase
+
 __all__ = [
     "API_VERSION",
     "ArgValue",
@@ -374,30 +376,6 @@ class ExperimentSpec(_Model):
         if len(names) != len(set(names)):
             raise ValueError("work unit names must be unique")
         return self
-
-
-class ExperimentPhase(str, Enum):
-    """The experiment's phase, derived from its work units for display."""
-
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    STOPPING = "Stopping"
-    STOPPED = "Stopped"
-
-
-class WorkUnitPhase(str, Enum):
-    """A work unit's phase."""
-
-    PENDING = "Pending"
-    QUEUED = "Queued"
-    RUNNING = "Running"
-    BACKOFF = "BackOff"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    STOPPED = "Stopped"
-    UNKNOWN = "Unknown"
 
 
 class ExperimentStatus(_StatusModel):

@@ -1,22 +1,23 @@
 """The planner: ``plan(desired, observed, now) -> actions``. A pure function, no I/O.
 
-Rules, in the order they apply to each active work unit of an experiment:
+Each active work unit of an experiment goes through three small stages:
 
-1. An attempt whose submission is only an *intent* (recorded, never confirmed) is adopted when
-   the snapshot has a job carrying its tag; otherwise the intent is submitted again (same tag).
-2. A submission the scheduler *rejected* ends the attempt with reason ``SubmitError``.
-3. An observed task moves the work unit through :data:`IN_FLIGHT` (Queued, Running) or ends the
-   attempt: ``Succeeded``; ``Failed`` -> the failure policy (:func:`~lxr.reconciler.policy.decide`)
-   -> :data:`OUTCOMES`; ``Cancelled`` -> ``Stopped`` when lxr cancelled it, else a failure with
-   reason ``Cancelled``.
-4. A submitted task the scheduler no longer reports, even in accounting, is ``Unknown``; after
-   :data:`LOST_AFTER_SECONDS` it ends with reason ``Lost`` (a disruption).
-5. When the experiment is being deleted or has failed as a whole, in-flight tasks are cancelled
-   (again every :data:`CANCEL_REPEAT_SECONDS` until they are gone) and idle work units stop.
-   A work unit the user stopped alone (``stop_requested``) is treated the same way, with reason
-   ``StopRequested``, while the other work units go on; it is never resubmitted.
-6. Work units with no attempt in flight and no backoff pending are submitted: first attempts as
-   one ``Submit`` array, retries as one ``Resubmit`` array of exactly the affected indexes.
+1. **Classify** (:func:`classify_attempt`, :func:`classify_idle`): the record and the snapshot
+   become one :class:`~lxr.api.phases.Event` (``TaskRunning``, ``TaskLost``, ``Ready``, ...).
+2. **Look the row up** in :data:`~lxr.api.phases.WORK_UNIT_TRANSITIONS`: the target phase, what
+   the attempt becomes, and the effects, carried out here in order (one method per
+   :class:`~lxr.api.phases.Effect`). An event with no row from the current phase raises
+   :class:`~lxr.api.phases.IllegalTransition`.
+3. **Budget accounting** (:func:`~lxr.reconciler.policy.account`): a failed attempt is charged
+   to the failure or the disruption budget; the verdict is another event, looked up the same way.
+
+Then, for the experiment as a whole: more failed work units than ``maxFailedIndexes`` fail it
+(``MaxFailedIndexesExceeded``); a failing experiment cancels what is still in flight now
+(``ExperimentFailing``); work units with nothing in flight are classified (stop, wait out the
+backoff, or submit: first attempts as one ``Submit`` array, retries as one ``Resubmit``).
+
+Cancels repeat every :data:`CANCEL_REPEAT_SECONDS` until the task is gone; a task the scheduler
+no longer reports is ``Unknown``, and after :data:`LOST_AFTER_SECONDS` it ends as ``Lost``.
 
 The planner never looks at "what just happened": it recomputes everything from the records and
 the snapshot, so running it twice on the same input gives the same plan.
@@ -24,16 +25,26 @@ the snapshot, so running it twice on the same input gives the same plan.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from lxr.api.phases import (
+    WORK_UNIT_TERMINAL,
+    WORK_UNIT_TRANSITIONS,
+    Effect,
+    Event,
+    SubmissionState,
+    Transition,
+    check_attempt,
+    work_unit_transition,
+)
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
-from lxr.api.resources import FailurePolicyAction, FailureReason, WorkUnitPhase
+from lxr.api.resources import FailureReason
 from lxr.reconciler.actions import (
     Action,
     AttemptPatch,
     Cancel,
-    Event,
     FailureHandled,
     Resubmit,
     RetryIntent,
@@ -42,15 +53,18 @@ from lxr.reconciler.actions import (
     UpdateStatus,
     WorkUnitPatch,
 )
-from lxr.reconciler.policy import backoff_seconds, decide
+from lxr.reconciler.actions import Event as Notice
+from lxr.reconciler.policy import account, backoff_seconds
 from lxr.schedulers.base import Snapshot, TaskObservation, TaskPhase
 
 __all__ = [
     "CANCEL_REPEAT_SECONDS",
-    "IN_FLIGHT",
     "LAST_SEEN_REFRESH_SECONDS",
     "LOST_AFTER_SECONDS",
-    "OUTCOMES",
+    "TASK_EVENTS",
+    "Seen",
+    "classify_attempt",
+    "classify_idle",
     "plan",
     "plan_experiment",
 ]
@@ -59,37 +73,92 @@ LOST_AFTER_SECONDS = 120.0
 CANCEL_REPEAT_SECONDS = 30.0
 LAST_SEEN_REFRESH_SECONDS = 60.0
 
-#: an observed task still in the scheduler's hands -> the work unit's phase
-IN_FLIGHT: dict[TaskPhase, WorkUnitPhase] = {
-    TaskPhase.QUEUED: WorkUnitPhase.QUEUED,
-    TaskPhase.RUNNING: WorkUnitPhase.RUNNING,
+#: a task still in the scheduler's hands -> (event, event when the work unit must stop)
+TASK_EVENTS: dict[TaskPhase, tuple[Event, Event]] = {
+    TaskPhase.QUEUED: (Event.TASK_QUEUED, Event.TASK_QUEUED_UNWANTED),
+    TaskPhase.RUNNING: (Event.TASK_RUNNING, Event.TASK_RUNNING_UNWANTED),
 }
 
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What a policy action does to a work unit: which budget it spends, where it goes."""
-
-    spends_failures: bool
-    spends_disruptions: bool
-    fails_index: bool
-    fails_experiment: bool
+_REJECTED = SubmissionState.FAILED.value
 
 
-#: failure policy action -> effect on the work unit
-OUTCOMES: dict[FailurePolicyAction, _Outcome] = {
-    FailurePolicyAction.IGNORE: _Outcome(False, True, False, False),
-    FailurePolicyAction.COUNT: _Outcome(True, False, False, False),
-    FailurePolicyAction.FAIL_INDEX: _Outcome(False, False, True, False),
-    FailurePolicyAction.FAIL_JOB: _Outcome(False, False, True, True),
-}
+class Seen(NamedTuple):
+    """What classification found for one work unit: the event and what the effects need.
+    (A named tuple: one is made per work unit per cycle, and a frozen dataclass costs ~3x.)"""
 
-_TERMINAL = {WorkUnitPhase.SUCCEEDED.value, WorkUnitPhase.FAILED.value, WorkUnitPhase.STOPPED.value}
+    event: Event
+    attempt: AttemptRecord | None = None
+    task: TaskObservation | None = None
+    job_id: str | None = None
+    reason: str | None = None  # the attempt's end reason (a FailureReason value, or why stopped)
+    message: str | None = None
+    why: str | None = None  # why the work unit must stop, if it must
 
 
-@dataclass
+def classify_attempt(
+    att: AttemptRecord, snap: Snapshot, why: str | None, now: float
+) -> tuple[Seen | None, Seen]:
+    """The work unit's attempt against the snapshot: ``(adoption, event)``.
+
+    ``adoption`` is an ``Adopted`` event when a job carrying the intent's tag was found (the
+    task is then classified under that job id); ``why`` is why the work unit must stop.
+    """
+    job_id = att.job_id
+    adopted = None
+    if job_id is None:
+        if att.submission_state == _REJECTED:
+            reason = FailureReason.SUBMIT_ERROR.value
+            return None, Seen(Event.SUBMIT_REJECTED, att, None, None, reason, att.submission_error)
+        job_id = snap.tags.get(att.submission_tag)
+        if job_id is None:
+            if why:
+                return None, Seen(Event.INTENT_ABANDONED, att, reason=why, why=why)
+            return None, Seen(Event.INTENT_UNCONFIRMED, att)
+        adopted = Seen(Event.ADOPTED, att, job_id=job_id)
+    obs = snap.tasks.get((job_id, att.array_index))
+    if obs is None:
+        seen = att.last_seen or att.submit_time or now
+        if why and att.cancel_requested_at is not None:
+            # lxr cancelled it and it is gone: nothing more will be learned about it
+            return adopted, Seen(Event.TASK_GONE_AFTER_CANCEL, att, None, job_id, why, why=why)
+        if now - seen > LOST_AFTER_SECONDS:
+            message = f"the scheduler no longer reports task {job_id}[{att.array_index}]"
+            reason = FailureReason.LOST.value
+            return adopted, Seen(Event.TASK_LOST, att, None, job_id, reason, message)
+        event = Event.TASK_UNREPORTED_UNWANTED if why else Event.TASK_UNREPORTED
+        return adopted, Seen(event, att, None, job_id, why=why)
+    in_flight = TASK_EVENTS.get(obs.phase)
+    if in_flight is not None:
+        return adopted, Seen(in_flight[1] if why else in_flight[0], att, obs, job_id, why=why)
+    if obs.phase is TaskPhase.SUCCEEDED:
+        return adopted, Seen(Event.TASK_SUCCEEDED, att, obs, job_id, "Completed")
+    if why and (obs.phase is TaskPhase.CANCELLED or att.cancel_requested_at is not None):
+        # lxr asked for this task to stop: however the scheduler words its end
+        # (cancelled, killed by signal, failed), it is not the program's failure
+        event = Event.TASK_ENDED_AFTER_CANCEL
+        return adopted, Seen(event, att, obs, job_id, why, obs.message, why)
+    if obs.phase is TaskPhase.CANCELLED:
+        reason = FailureReason.CANCELLED.value
+        return adopted, Seen(Event.TASK_CANCELLED, att, obs, job_id, reason, obs.message)
+    reason = (obs.reason or FailureReason.ERROR).value
+    return adopted, Seen(Event.TASK_FAILED, att, obs, job_id, reason, obs.message)
+
+
+def classify_idle(
+    wu: WorkUnitRecord, next_attempt_after: float | None, why: str | None, now: float
+) -> Seen:
+    """A work unit with no attempt in flight: stop it, let it wait out its backoff, or submit."""
+    del wu  # a dependency check would read it (the record is the classifier's input)
+    if why:
+        return Seen(Event.STOP_WANTED, reason=why, why=why)
+    if next_attempt_after is not None and next_attempt_after > now:
+        return Seen(Event.BACKOFF_PENDING)
+    return Seen(Event.READY)
+
+
+@dataclass(slots=True)
 class _Work:
-    """Mutable scratch state for one work unit while planning."""
+    """Mutable scratch state for one work unit while planning (slots: 100k are made a pass)."""
 
     record: WorkUnitRecord
     phase: str
@@ -106,16 +175,16 @@ class _Work:
     @classmethod
     def of(cls, wu: WorkUnitRecord) -> _Work:
         return cls(
-            record=wu,
-            phase=wu.phase,
-            reason=None,
-            message=None,
-            exit_code=None,
-            failures=wu.failures,
-            disruptions=wu.disruptions,
-            next_attempt_after=wu.next_attempt_after,
-            retry_reason=wu.retry_reason,
-            active=wu.active,
+            wu,
+            wu.phase,
+            None,
+            None,
+            None,
+            wu.failures,
+            wu.disruptions,
+            wu.next_attempt_after,
+            wu.retry_reason,
+            wu.active,
         )
 
     def patch(self) -> WorkUnitPatch | None:
@@ -155,13 +224,16 @@ class _ExperimentPlan:
         self.now = now
         self.attempts: list[AttemptPatch] = []
         self.adoptions: list[tuple[int, str]] = []
-        self.events: list[Event] = []
+        self.adopted: set[int] = set()
+        self.events: list[Notice] = []
         self.handled: list[FailureHandled] = []
         self.retry_intents: dict[int, str] = {}
         self.cancel: list[tuple[str, int]] = []
         self.cancel_ids: list[int] = []
         self.newly_failed: list[int] = []
         self.fail_experiment: tuple[str, str] | None = None
+        self.fresh: list[SubmitEntry] = []
+        self.retries: list[SubmitEntry] = []
 
     @property
     def stopping(self) -> str | None:
@@ -172,192 +244,49 @@ class _ExperimentPlan:
             return "ExperimentFailed"
         return None
 
-    def stopping_for(self, work: _Work) -> str | None:
+    def stopping_for(self, wu: WorkUnitRecord) -> str | None:
         """Why this work unit must stop: the experiment's reason, or the user stopped it."""
-        return self.stopping or ("StopRequested" if work.record.stop_requested else None)
-
-    # ------------------------------------------------------------------ attempts
+        return self.stopping or ("StopRequested" if wu.stop_requested else None)
 
     def wu_name(self, wu: WorkUnitRecord) -> str:
         return f"{self.exp.name}/{wu.index}"
 
-    def end_attempt(
-        self,
-        work: _Work,
-        att: AttemptRecord,
-        obs: TaskObservation | None,
-        phase: str,
-        reason: str | None,
-        message: str | None,
-        job_id: str | None,
-    ) -> None:
-        self.attempts.append(
-            AttemptPatch(
-                id=att.id,
-                phase=phase,
-                job_id=job_id,
-                state=obs.state if obs else att.state,
-                reason=reason,
-                message=message,
-                exit_code=obs.exit_code if obs else None,
-                restarts=obs.restarts if obs else att.restarts,
-                start_time=(obs.start_time if obs else None) or att.start_time,
-                end_time=(obs.end_time if obs else None) or self.now,
-                last_seen=self.now if obs else att.last_seen,
-                cancel_requested_at=att.cancel_requested_at,
-                final=True,
-            )
-        )
-        work.active = None
-        work.clear_active = True
+    # ------------------------------------------------------------------ the machine
 
-    def fail_attempt(
-        self,
-        work: _Work,
-        att: AttemptRecord,
-        obs: TaskObservation | None,
-        reason: FailureReason,
-        message: str | None,
-        job_id: str | None,
-    ) -> None:
-        """End the attempt as failed and apply the failure policy to the work unit."""
-        exit_code = obs.exit_code if obs else None
-        self.end_attempt(work, att, obs, WorkUnitPhase.FAILED.value, reason.value, message, job_id)
-        spec = self.exp.spec
-        action = decide(spec, reason, exit_code)
-        outcome = OUTCOMES[action]
-        self.handled.append(FailureHandled(reason.value, action.value))
-        wu = work.record
-        detail = f"attempt {att.number} ended: {reason.value}" + (
-            f" (exit code {exit_code})" if exit_code is not None else ""
-        )
-        if message:
-            detail += f": {message}"
-        work.exit_code = exit_code
-        work.retry_reason = reason.value
-        if outcome.spends_disruptions:
-            work.disruptions += 1
-            if work.disruptions > spec.disruption_limit_per_index:
-                self.fail_index(
-                    work, "DisruptionLimitExceeded", f"{detail}; disruption limit spent"
-                )
-                return
-            work.phase = WorkUnitPhase.PENDING.value
-            work.next_attempt_after = None
-            work.reason, work.message = reason.value, detail
+    def fire(self, work: _Work, seen: Seen) -> None:
+        """Apply the table's row for ``seen.event`` to the work unit."""
+        step = _STEPS.get((work.phase, seen.event))
+        if step is None:  # no row: work_unit_transition says why
+            work_unit_transition(work.phase, seen.event)
+            raise AssertionError("unreachable")
+        row, handlers, target = step
+        for handler in handlers:
+            handler(self, work, seen, row)
+        if target is not None:
+            work.phase = target
+
+    # ------------------------------------------------------------------ effects
+
+    def _adopt(self, work: _Work, seen: Seen, row: Transition) -> None:
+        att, job_id = seen.attempt, seen.job_id
+        assert att is not None and job_id is not None
+        if att.submission_id not in self.adopted:
+            self.adopted.add(att.submission_id)
+            self.adoptions.append((att.submission_id, job_id))
             self.events.append(
-                Event(
-                    "Warning", reason.value, f"{detail}; resubmitting", "WorkUnit", self.wu_name(wu)
+                Notice(
+                    "Normal",
+                    "Adopted",
+                    f"job {job_id} carries tag {att.submission_tag}: adopted, not resubmitted",
+                    "Experiment",
+                    self.exp.name,
                 )
             )
-        elif outcome.spends_failures:
-            work.failures += 1
-            if work.failures > spec.backoff_limit_per_index:
-                self.fail_index(work, "BackoffLimitExceeded", f"{detail}; no retries left")
-                return
-            delay = backoff_seconds(
-                spec.backoff, work.failures, f"{self.exp.uid}/{wu.index}/{att.number}"
-            )
-            work.phase = WorkUnitPhase.BACKOFF.value
-            work.next_attempt_after = self.now + delay
-            work.reason, work.message = reason.value, detail
-            self.events.append(
-                Event(
-                    "Warning",
-                    reason.value,
-                    f"{detail}; retry {work.failures}/{spec.backoff_limit_per_index} "
-                    f"in {delay:.0f}s",
-                    "WorkUnit",
-                    self.wu_name(wu),
-                )
-            )
-        else:
-            self.fail_index(work, reason.value, detail)
-            if outcome.fails_experiment and self.fail_experiment is None:
-                self.fail_experiment = ("FailJobRule", f"work unit {wu.index}: {detail}")
 
-    def fail_index(self, work: _Work, reason: str, message: str) -> None:
-        work.phase = WorkUnitPhase.FAILED.value
-        work.reason, work.message = reason, message
-        work.next_attempt_after = None
-        self.newly_failed.append(work.record.index)
-        self.events.append(Event("Warning", reason, message, "WorkUnit", self.wu_name(work.record)))
-
-    def stop(self, work: _Work, reason: str) -> None:
-        work.phase = WorkUnitPhase.STOPPED.value
-        work.reason, work.message = reason, f"stopped: {reason}"
-        work.next_attempt_after = None
-
-    def request_cancel(self, work: _Work, att: AttemptRecord, job_id: str, phase: str) -> None:
-        """Cancel an in-flight task, unless a cancel went out a moment ago."""
-        due = att.cancel_requested_at is None or (
-            self.now - att.cancel_requested_at >= CANCEL_REPEAT_SECONDS
-        )
-        if due and att.id not in self.cancel_ids:
-            self.cancel.append((job_id, att.array_index))
-            self.cancel_ids.append(att.id)
-        work.phase = phase
-
-    def observe_attempt(self, work: _Work) -> None:
-        att = work.active
-        assert att is not None
-        job_id = att.job_id
-        if job_id is None:
-            if att.submission_state == "Failed":
-                self.fail_attempt(
-                    work, att, None, FailureReason.SUBMIT_ERROR, att.submission_error, None
-                )
-                return
-            adopted = self.snap.tags.get(att.submission_tag)
-            if adopted is None:
-                if why := self.stopping_for(work):
-                    self.end_attempt(work, att, None, WorkUnitPhase.STOPPED.value, why, None, None)
-                    self.stop(work, why)
-                else:
-                    self.retry_intents[att.submission_id] = att.submission_tag
-                    work.phase = WorkUnitPhase.PENDING.value
-                return
-            if att.submission_id not in {sid for sid, _ in self.adoptions}:
-                self.adoptions.append((att.submission_id, adopted))
-                self.events.append(
-                    Event(
-                        "Normal",
-                        "Adopted",
-                        f"job {adopted} carries tag {att.submission_tag}: adopted, not resubmitted",
-                        "Experiment",
-                        self.exp.name,
-                    )
-                )
-            job_id = adopted
-
-        obs = self.snap.task(job_id, att.array_index)
-        if obs is None:
-            self.unobserved(work, att, job_id)
-        elif obs.phase in IN_FLIGHT:
-            self.in_flight(work, att, obs, job_id)
-        elif obs.phase is TaskPhase.SUCCEEDED:
-            self.end_attempt(
-                work, att, obs, WorkUnitPhase.SUCCEEDED.value, "Completed", None, job_id
-            )
-            work.phase = WorkUnitPhase.SUCCEEDED.value
-            work.reason, work.message, work.exit_code = "Completed", None, obs.exit_code
-            work.next_attempt_after = None
-        elif (why := self.stopping_for(work)) and (
-            obs.phase is TaskPhase.CANCELLED or att.cancel_requested_at is not None
-        ):
-            # lxr asked for this task to stop: however the scheduler words its end
-            # (cancelled, killed by signal, failed), it is not the program's failure
-            self.end_attempt(work, att, obs, WorkUnitPhase.STOPPED.value, why, obs.message, job_id)
-            self.stop(work, why)
-        elif obs.phase is TaskPhase.CANCELLED:
-            self.fail_attempt(work, att, obs, FailureReason.CANCELLED, obs.message, job_id)
-        else:
-            self.fail_attempt(
-                work, att, obs, obs.reason or FailureReason.ERROR, obs.message, job_id
-            )
-
-    def in_flight(self, work: _Work, att: AttemptRecord, obs: TaskObservation, job_id: str) -> None:
-        phase = IN_FLIGHT[obs.phase].value
+    def _record_task(self, work: _Work, seen: Seen, row: Transition) -> None:
+        att, obs, job_id = seen.attempt, seen.task, seen.job_id
+        assert att is not None and obs is not None and row.attempt is not None
+        phase = row.attempt.value
         stale = att.last_seen is None or self.now - att.last_seen >= LAST_SEEN_REFRESH_SECONDS
         if (
             phase != att.phase
@@ -366,9 +295,10 @@ class _ExperimentPlan:
             or job_id != att.job_id
             or stale
         ):
+            check_attempt(att.phase, phase)
             if obs.restarts > att.restarts:
                 self.events.append(
-                    Event(
+                    Notice(
                         "Warning",
                         "Requeued",
                         f"the scheduler requeued task {job_id}[{att.array_index}] "
@@ -391,93 +321,189 @@ class _ExperimentPlan:
                     cancel_requested_at=att.cancel_requested_at,
                 )
             )
-        work.phase = phase
-        if self.stopping_for(work):
-            self.request_cancel(work, att, job_id, phase)
 
-    def unobserved(self, work: _Work, att: AttemptRecord, job_id: str) -> None:
-        seen = att.last_seen or att.submit_time or self.now
-        why = self.stopping_for(work)
-        if why and att.cancel_requested_at is not None:
-            # lxr cancelled it and it is gone: nothing more will be learned about it
-            self.end_attempt(work, att, None, WorkUnitPhase.STOPPED.value, why, None, job_id)
-            self.stop(work, why)
-        elif self.now - seen > LOST_AFTER_SECONDS:
-            self.fail_attempt(
-                work,
-                att,
-                None,
-                FailureReason.LOST,
-                f"the scheduler no longer reports task {job_id}[{att.array_index}]",
-                job_id,
+    def _record_job_id(self, work: _Work, seen: Seen, row: Transition) -> None:
+        att = seen.attempt
+        assert att is not None
+        if att.job_id is None:  # adopted this cycle, not in the queue: keep the job id
+            patch = AttemptPatch(att.id, att.phase, job_id=seen.job_id, last_seen=att.last_seen)
+            self.attempts.append(patch)
+
+    def _cancel(self, work: _Work, seen: Seen, row: Transition) -> None:
+        """Cancel an in-flight task, unless a cancel went out a moment ago."""
+        att, job_id = seen.attempt, seen.job_id
+        assert att is not None and job_id is not None
+        due = att.cancel_requested_at is None or (
+            self.now - att.cancel_requested_at >= CANCEL_REPEAT_SECONDS
+        )
+        if due and att.id not in self.cancel_ids:
+            self.cancel.append((job_id, att.array_index))
+            self.cancel_ids.append(att.id)
+
+    def _retry_intent(self, work: _Work, seen: Seen, row: Transition) -> None:
+        att = seen.attempt
+        assert att is not None
+        self.retry_intents[att.submission_id] = att.submission_tag
+
+    def _end_attempt(self, work: _Work, seen: Seen, row: Transition) -> None:
+        att, obs = seen.attempt, seen.task
+        assert att is not None and row.attempt is not None
+        check_attempt(att.phase, row.attempt.value)
+        self.attempts.append(
+            AttemptPatch(
+                id=att.id,
+                phase=row.attempt.value,
+                job_id=seen.job_id,
+                state=obs.state if obs else att.state,
+                reason=seen.reason,
+                message=seen.message,
+                exit_code=obs.exit_code if obs else None,
+                restarts=obs.restarts if obs else att.restarts,
+                start_time=(obs.start_time if obs else None) or att.start_time,
+                end_time=(obs.end_time if obs else None) or self.now,
+                last_seen=self.now if obs else att.last_seen,
+                cancel_requested_at=att.cancel_requested_at,
+                final=True,
             )
-        else:
-            work.phase = WorkUnitPhase.UNKNOWN.value
-            if why:
-                self.request_cancel(work, att, job_id, WorkUnitPhase.UNKNOWN.value)
-            if att.job_id is None:
-                self.attempts.append(
-                    AttemptPatch(id=att.id, phase=att.phase, job_id=job_id, last_seen=att.last_seen)
-                )
+        )
+        work.active = None
+        work.clear_active = True
+
+    def _complete(self, work: _Work, seen: Seen, row: Transition) -> None:
+        work.reason, work.message = "Completed", None
+        work.exit_code = seen.task.exit_code if seen.task else None
+        work.next_attempt_after = None
+
+    def _stop(self, work: _Work, seen: Seen, row: Transition) -> None:
+        work.reason, work.message = seen.why, f"stopped: {seen.why}"
+        work.next_attempt_after = None
+
+    def _account(self, work: _Work, seen: Seen, row: Transition) -> None:
+        """Charge the failed attempt to a budget; the verdict is the next event."""
+        exit_code = seen.task.exit_code if seen.task else None
+        reason = FailureReason(seen.reason)
+        verdict = account(self.exp.spec, reason, exit_code, work.failures, work.disruptions)
+        self.handled.append(FailureHandled(reason.value, verdict.action.value))
+        work.failures, work.disruptions = verdict.failures, verdict.disruptions
+        work.exit_code = exit_code
+        work.retry_reason = reason.value
+        self.fire(work, seen._replace(event=verdict.event))
+
+    def detail(self, work: _Work, seen: Seen) -> str:
+        """``attempt N ended: <reason> (exit code C): <message>``."""
+        assert seen.attempt is not None
+        text = f"attempt {seen.attempt.number} ended: {seen.reason}"
+        if work.exit_code is not None:
+            text += f" (exit code {work.exit_code})"
+        return text + (f": {seen.message}" if seen.message else "")
+
+    def _resubmit_now(self, work: _Work, seen: Seen, row: Transition) -> None:
+        detail = self.detail(work, seen)
+        work.next_attempt_after = None
+        work.reason, work.message = seen.reason, detail
+        name = self.wu_name(work.record)
+        self.events.append(
+            Notice("Warning", str(seen.reason), f"{detail}; resubmitting", "WorkUnit", name)
+        )
+
+    def _back_off(self, work: _Work, seen: Seen, row: Transition) -> None:
+        assert seen.attempt is not None
+        spec, wu = self.exp.spec, work.record
+        detail = self.detail(work, seen)
+        seed = f"{self.exp.uid}/{wu.index}/{seen.attempt.number}"
+        delay = backoff_seconds(spec.backoff, work.failures, seed)
+        work.next_attempt_after = self.now + delay
+        work.reason, work.message = seen.reason, detail
+        self.events.append(
+            Notice(
+                "Warning",
+                str(seen.reason),
+                f"{detail}; retry {work.failures}/{spec.backoff_limit_per_index} in {delay:.0f}s",
+                "WorkUnit",
+                self.wu_name(wu),
+            )
+        )
+
+    def _fail_index(self, work: _Work, seen: Seen, row: Transition) -> None:
+        detail = self.detail(work, seen)
+        reason, message = _FAIL_WORDING.get(row.event, (None, ""))
+        reason = reason or str(seen.reason)
+        work.reason, work.message = reason, detail + message
+        work.next_attempt_after = None
+        self.newly_failed.append(work.record.index)
+        self.events.append(
+            Notice("Warning", reason, work.message, "WorkUnit", self.wu_name(work.record))
+        )
+
+    def _fail_experiment(self, work: _Work, seen: Seen, row: Transition) -> None:
+        if self.fail_experiment is None:
+            detail = self.detail(work, seen)
+            self.fail_experiment = ("FailJobRule", f"work unit {work.record.index}: {detail}")
+
+    def _submit(self, work: _Work, seen: Seen, row: Transition) -> None:
+        wu = work.record
+        entry = SubmitEntry(wu.id, wu.index, wu.attempt_count + 1, work.retry_reason)
+        (self.retries if wu.attempt_count else self.fresh).append(entry)
+        work.next_attempt_after = None
 
     # ------------------------------------------------------------------ experiment
 
-    def run(self) -> list[Action]:
-        works = [_Work.of(wu) for wu in self.exp.work_units]
-        for work in works:
-            if work.phase in _TERMINAL:
-                continue
-            if work.active is not None:
-                self.observe_attempt(work)
-
-        spec = self.exp.spec
+    def check_failed_indexes(self) -> None:
+        """More failed work units than ``maxFailedIndexes``: the experiment fails."""
+        limit = self.exp.spec.max_failed_indexes
         failed_total = self.exp.failed_count + len(self.newly_failed)
         if (
             self.fail_experiment is None
             and not self.exp.failed_reason
-            and spec.max_failed_indexes is not None
-            and failed_total > spec.max_failed_indexes
+            and limit is not None
+            and failed_total > limit
         ):
             self.fail_experiment = (
                 "MaxFailedIndexesExceeded",
-                f"{failed_total} work units failed, more than maxFailedIndexes="
-                f"{spec.max_failed_indexes}",
+                f"{failed_total} work units failed, more than maxFailedIndexes={limit}",
             )
+
+    def run(self) -> list[Action]:
+        works = [_Work.of(wu) for wu in self.exp.work_units]
+        for work in works:
+            att = work.active
+            if att is not None and work.phase not in WORK_UNIT_TERMINAL:
+                adoption, seen = classify_attempt(
+                    att, self.snap, self.stopping_for(work.record), self.now
+                )
+                if adoption is not None:
+                    self.fire(work, adoption)
+                self.fire(work, seen)
+
+        self.check_failed_indexes()
         if self.fail_experiment:
-            self.events.append(Event("Warning", *self.fail_experiment, "Experiment", self.exp.name))
+            self.events.append(
+                Notice("Warning", *self.fail_experiment, "Experiment", self.exp.name)
+            )
             # tasks this cycle saw in flight are cancelled now, not one cycle later
             for work in works:
                 att = work.active
-                if att is not None and work.phase not in _TERMINAL:
+                if att is not None and work.phase not in WORK_UNIT_TERMINAL:
                     job_id = att.job_id or self.snap.tags.get(att.submission_tag)
                     if job_id is not None:
-                        self.request_cancel(work, att, job_id, work.phase)
+                        self.fire(work, Seen(Event.EXPERIMENT_FAILING, att, job_id=job_id))
 
-        fresh: list[SubmitEntry] = []
-        retries: list[SubmitEntry] = []
-        stopping = self.stopping
         for work in works:
-            if work.phase in _TERMINAL or work.active is not None:
+            if work.phase in WORK_UNIT_TERMINAL or work.active is not None:
                 continue
-            if why := self.stopping_for(work):
-                self.stop(work, why)
-                continue
-            if work.next_attempt_after is not None and work.next_attempt_after > self.now:
-                work.phase = WorkUnitPhase.BACKOFF.value
-                continue
-            wu = work.record
-            entry = SubmitEntry(wu.id, wu.index, wu.attempt_count + 1, work.retry_reason)
-            (retries if wu.attempt_count else fresh).append(entry)
-            work.phase = WorkUnitPhase.PENDING.value
-            work.next_attempt_after = None
+            why = self.stopping_for(work.record)
+            self.fire(work, classify_idle(work.record, work.next_attempt_after, why, self.now))
+        return self.actions(works)
 
+    def actions(self, works: list[_Work]) -> list[Action]:
+        """The plan: one status update, then cancels, intents retried, submissions."""
         actions: list[Action] = []
         patches = tuple(p for w in works if (p := w.patch()) is not None)
         # the experiment's reason, else only work units the user stopped are being cancelled
-        stopping = stopping or "StopRequested"
+        stopping = self.stopping or "StopRequested"
         if self.cancel:
             self.events.append(
-                Event(
+                Notice(
                     "Normal",
                     "Cancelling",
                     f"cancelling {len(self.cancel)} task(s): {stopping}",
@@ -503,11 +529,46 @@ class _ExperimentPlan:
         actions.extend(
             RetryIntent(self.exp.uid, sid, tag) for sid, tag in sorted(self.retry_intents.items())
         )
-        if fresh:
-            actions.append(Submit(self.exp.uid, tuple(fresh)))
-        if retries:
-            actions.append(Resubmit(self.exp.uid, tuple(retries)))
+        if self.fresh:
+            actions.append(Submit(self.exp.uid, tuple(self.fresh)))
+        if self.retries:
+            actions.append(Resubmit(self.exp.uid, tuple(self.retries)))
         return actions
+
+
+_EFFECTS: dict[Effect, Callable[[_ExperimentPlan, _Work, Seen, Transition], None]] = {
+    Effect.ADOPT: _ExperimentPlan._adopt,
+    Effect.RECORD_TASK: _ExperimentPlan._record_task,
+    Effect.RECORD_JOB_ID: _ExperimentPlan._record_job_id,
+    Effect.CANCEL: _ExperimentPlan._cancel,
+    Effect.RETRY_INTENT: _ExperimentPlan._retry_intent,
+    Effect.END_ATTEMPT: _ExperimentPlan._end_attempt,
+    Effect.COMPLETE: _ExperimentPlan._complete,
+    Effect.STOP: _ExperimentPlan._stop,
+    Effect.ACCOUNT: _ExperimentPlan._account,
+    Effect.RESUBMIT_NOW: _ExperimentPlan._resubmit_now,
+    Effect.BACK_OFF: _ExperimentPlan._back_off,
+    Effect.FAIL_INDEX: _ExperimentPlan._fail_index,
+    Effect.FAIL_EXPERIMENT: _ExperimentPlan._fail_experiment,
+    Effect.SUBMIT: _ExperimentPlan._submit,
+}
+
+#: (phase, event) -> the row, its effects' methods and its target (a plain string), resolved once
+_STEPS: dict[tuple[str, Event], tuple[Transition, tuple[Callable[..., None], ...], str | None]] = {
+    (source.value, row.event): (
+        row,
+        tuple(_EFFECTS[e] for e in row.effects),
+        row.target.value if row.target else None,
+    )
+    for row in WORK_UNIT_TRANSITIONS
+    for source in row.sources
+}
+
+#: budget verdicts whose reason is the limit that was spent, with the message's ending
+_FAIL_WORDING: dict[Event, tuple[str, str]] = {
+    Event.DISRUPTION_LIMIT_EXCEEDED: ("DisruptionLimitExceeded", "; disruption limit spent"),
+    Event.BACKOFF_LIMIT_EXCEEDED: ("BackoffLimitExceeded", "; no retries left"),
+}
 
 
 def plan_experiment(exp: ExperimentRecord, snapshot: Snapshot, now: float) -> list[Action]:

@@ -1,12 +1,17 @@
-"""The retry policy: which action a failed attempt gets, and how long to back off.
+"""The retry policy: which action a failed attempt gets, which budget it spends, and how long
+to back off.
 
-Pure functions of the spec and the attempt's outcome; "now" and randomness are inputs.
+Pure functions of the spec and the attempt's outcome; "now" and randomness are inputs. The
+budget's verdict (:func:`account`) is an :class:`~lxr.api.phases.Event` whose row in
+:data:`~lxr.api.phases.WORK_UNIT_TRANSITIONS` says where the work unit goes.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
+from lxr.api.phases import Event
 from lxr.api.resources import (
     Backoff,
     ExperimentSpec,
@@ -15,7 +20,15 @@ from lxr.api.resources import (
     FailureReason,
 )
 
-__all__ = ["DEFAULT_ACTIONS", "DISRUPTIONS", "backoff_seconds", "decide"]
+__all__ = [
+    "DEFAULT_ACTIONS",
+    "DISRUPTIONS",
+    "VERDICTS",
+    "Verdict",
+    "account",
+    "backoff_seconds",
+    "decide",
+]
 
 #: reasons that are not the program's fault: retried on the disruption budget
 DISRUPTIONS = frozenset(
@@ -74,3 +87,52 @@ def backoff_seconds(backoff: Backoff, failures: int, seed: str) -> float:
     digest = hashlib.sha256(seed.encode()).digest()
     unit = int.from_bytes(digest[:8], "big") / 2**64  # in [0, 1)
     return base * (1 + backoff.jitter * (2 * unit - 1))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a failed attempt costs: the policy action, the budgets after it, and the event
+    that moves the work unit."""
+
+    action: FailurePolicyAction
+    event: Event
+    failures: int
+    disruptions: int
+
+
+#: policy action -> (spends the failure budget, spends the disruption budget, event within the
+#: budget, event once the budget is spent)
+VERDICTS: dict[FailurePolicyAction, tuple[bool, bool, Event, Event]] = {
+    FailurePolicyAction.IGNORE: (False, True, Event.DISRUPTED, Event.DISRUPTION_LIMIT_EXCEEDED),
+    FailurePolicyAction.COUNT: (
+        True,
+        False,
+        Event.RETRY_AFTER_BACKOFF,
+        Event.BACKOFF_LIMIT_EXCEEDED,
+    ),
+    FailurePolicyAction.FAIL_INDEX: (False, False, Event.INDEX_FAILED, Event.INDEX_FAILED),
+    FailurePolicyAction.FAIL_JOB: (False, False, Event.JOB_FAILED, Event.JOB_FAILED),
+}
+
+
+def account(
+    spec: ExperimentSpec,
+    reason: FailureReason,
+    exit_code: int | None,
+    failures: int,
+    disruptions: int,
+) -> Verdict:
+    """Charge a failed attempt to its budget: Ignore spends the disruption budget
+    (``disruptionLimitPerIndex``), Count the failure budget (``backoffLimitPerIndex``);
+    FailIndex and FailJob spend nothing and end the work unit."""
+    action = decide(spec, reason, exit_code)
+    spends_failures, spends_disruptions, within, spent = VERDICTS[action]
+    if spends_failures:
+        failures += 1
+        event = spent if failures > spec.backoff_limit_per_index else within
+    elif spends_disruptions:
+        disruptions += 1
+        event = spent if disruptions > spec.disruption_limit_per_index else within
+    else:
+        event = within
+    return Verdict(action, event, failures, disruptions)

@@ -15,17 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from lxr.api.resources import Condition, ConditionStatus, ExperimentPhase, WorkUnitPhase
-
-__all__ = ["ACTIVE_PHASES", "DerivedStatus", "derive_status", "set_condition"]
-
-ACTIVE_PHASES = (
-    WorkUnitPhase.PENDING.value,
-    WorkUnitPhase.QUEUED.value,
-    WorkUnitPhase.RUNNING.value,
-    WorkUnitPhase.BACKOFF.value,
-    WorkUnitPhase.UNKNOWN.value,
+from lxr.api.phases import (
+    WORK_UNIT_ACTIVE,
+    ExperimentFacts,
+    ExperimentPhase,
+    WorkUnitPhase,
+    experiment_phase,
 )
+from lxr.api.resources import Condition, ConditionStatus
+
+__all__ = ["DerivedStatus", "derive_status", "set_condition"]
 
 
 @dataclass(frozen=True)
@@ -78,24 +77,21 @@ def derive_status(
     """
     when = datetime.fromtimestamp(now, tz=timezone.utc)
     total = sum(counts.values())
-    active = sum(counts.get(p, 0) for p in ACTIVE_PHASES)
+    active = sum(counts.get(p, 0) for p in WORK_UNIT_ACTIVE)
     succeeded = counts.get(WorkUnitPhase.SUCCEEDED.value, 0)
     failed = counts.get(WorkUnitPhase.FAILED.value, 0)
     stopped = counts.get(WorkUnitPhase.STOPPED.value, 0)
     finished = active == 0
 
-    if deleting:
-        phase = ExperimentPhase.STOPPING if not finished else ExperimentPhase.STOPPED
-    elif finished and (failed or failed_reason):
-        phase = ExperimentPhase.FAILED
-    elif finished and stopped:
-        phase = ExperimentPhase.STOPPED
-    elif finished:
-        phase = ExperimentPhase.SUCCEEDED
-    elif never_submitted == total:
-        phase = ExperimentPhase.PENDING
-    else:
-        phase = ExperimentPhase.RUNNING
+    phase = experiment_phase(
+        ExperimentFacts(
+            deleting=deleting,
+            finished=finished,
+            failed=bool(failed or failed_reason),
+            stopped=bool(stopped),
+            none_submitted=never_submitted == total,
+        )
+    )
 
     conds = list(conditions)
     T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
