@@ -8,7 +8,7 @@ SSH=(ssh -F /var/lib/lxr-dev/ssh_config lxr-dev)
 S() { "${SSH[@]}" "$@"; }
 pass=0; fail=0
 ok()  { echo "ok   $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
+bad() { echo "FAIL $* (check.sh line ${BASH_LINENO[0]})"; fail=$((fail+1)); }
 t0=$(date +%s)
 
 [ "$(S whoami 2>&1)" = lxr ] && ok "ssh key login as lxr" || bad "ssh key login as lxr"

@@ -18,8 +18,23 @@ running() {
 alive() { [ -s "$1" ] && running "$(cat "$1" 2>/dev/null)"; }
 
 _lxr_t0=${_lxr_t0:-$EPOCHREALTIME}
-log() { awk -v a="$_lxr_t0" -v b="$EPOCHREALTIME" -v n="${LOGNAME_TAG:-dev}" -v m="$*" \
+_lxr_step="start"
+log() { _lxr_step="$*"; awk -v a="$_lxr_t0" -v b="$EPOCHREALTIME" -v n="${LOGNAME_TAG:-dev}" -v m="$*" \
         'BEGIN{printf "[%s %6.1fs] %s\n", n, b-a, m}'; }
+
+# On error: name the script, the line, the command, its exit status and the last step logged,
+# so a failure on a new machine is never a silent exit 1. -E: functions inherit the trap. A
+# command substitution's own failures are reported by the command that uses its value.
+_lxr_on_err() {
+  local rc=$?
+  [ "$BASH_SUBSHELL" = 0 ] || return "$rc"
+  printf '[%s] FAILED (exit %s) at %s line %s: %s\n[%s] last step: %s\n' \
+    "${LOGNAME_TAG:-dev}" "$rc" "${BASH_SOURCE[1]:-$0}" "${BASH_LINENO[0]}" "$BASH_COMMAND" \
+    "${LOGNAME_TAG:-dev}" "$_lxr_step" >&2
+  return "$rc"
+}
+set -E
+trap _lxr_on_err ERR
 
 # apt_need PKG... : install the packages that are not installed yet.
 # policy-rc.d (exit 101) stops postinst scripts from trying to start services.

@@ -19,8 +19,8 @@ fi
 dpkg-query -W -f='${Status}' gridengine-master 2>/dev/null | grep -q 'install ok installed' || sge_preseed
 apt_need "${LXR_DEV_PACKAGES[@]}"
 
-"$here/sshd-up.sh"
-"$here/slurm-up.sh"
-"$here/sge-up.sh"
-"$here/postgres-up.sh"
+for part in sshd slurm sge postgres; do
+  log "$part ($part-up.sh)"
+  "$here/$part-up.sh"
+done
 LOGNAME_TAG=up log "all up"
