@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,9 @@ class Loaded:
     source: str
     obj: Cluster | Experiment
     ignored: tuple[str, ...] = ()  # server-written fields that were dropped
+    #: the directory relative paths are resolved against (lxr.api.paths): the file's own,
+    #: None for a document read from stdin (the current directory then)
+    base_dir: str | None = None
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -137,7 +142,8 @@ def load_objects(path: str | Path) -> list[Loaded]:
         for i, doc in enumerate(docs):
             source = f"{file}" + (f" (document {i + 1})" if len(docs) > 1 else "")
             try:
-                loaded.append(parse_object(doc, source))
+                item = parse_object(doc, source)
+                loaded.append(dataclasses.replace(item, base_dir=os.path.abspath(file.parent)))
             except LoadError as exc:
                 problems.extend(exc.problems)
     if problems:

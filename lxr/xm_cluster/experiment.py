@@ -46,7 +46,7 @@ from lxr.xm_cluster.packaging import (
     package_batch,
     reset_build_cache,
 )
-from lxr.xm_cluster.specs import PLACEHOLDER_RE, fileset_by_uid
+from lxr.xm_cluster.specs import PLACEHOLDER_RE, fileset_by_uid, resolve_path
 
 __all__ = [
     "ANNOTATION_TITLE",
@@ -402,6 +402,7 @@ class ClusterExperiment(xm.Experiment):
         self._written_groups = 0
         self.staging_reports: list[StagingReport] = []
         self._stagers: dict[str, Stager] = {}
+        self._cluster_is_local: dict[str, bool] = {}
         self._controller: Any = None
         self._reconcile_lock: asyncio.Lock | None = None
         self._stop_requests: set[tuple[str, int]] = set()
@@ -608,6 +609,12 @@ class ClusterExperiment(xm.Experiment):
 
         wake_controller(self.store)
 
+    def _on_this_machine(self, cluster: str) -> bool:
+        """True when ``cluster`` runs tasks on this machine (no SSH); asked once per cluster."""
+        if cluster not in self._cluster_is_local:
+            self._cluster_is_local[cluster] = self.store.get_cluster(cluster).spec.ssh is None
+        return self._cluster_is_local[cluster]
+
     def _build(
         self, task: _Task, reports: Mapping[str, StagingReport], extra: Mapping[str, Blob]
     ) -> _Built:
@@ -628,6 +635,10 @@ class ClusterExperiment(xm.Experiment):
         command, exec_env, workdir = _runtime_command(
             exe, job.executor, roots, gpus=bool(resources.gpus)
         )
+        if workdir is None and self._on_this_machine(cluster):
+            # on this machine, tasks run beside the launch script, never in the cwd of
+            # whichever process reconciles (lxr.api.paths); over SSH, in the login home
+            workdir = resolve_path(".")
         positional, keywords = _split_args(xm.merge_args(exe.args, job.args), paths)
         command += positional
         env = {k: _substitute(str(v), paths) for k, v in {**exe.env_vars, **job.env_vars}.items()}

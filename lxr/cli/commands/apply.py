@@ -39,7 +39,10 @@ def apply(
 
     Example:  lxr apply -f examples/quickstart.yaml --wait
     """
+    from rich.markup import escape
+
     from lxr.api.loader import LoadError, load_objects
+    from lxr.api.paths import resolve_loaded
     from lxr.store import Conflict, Invalid
 
     try:
@@ -49,6 +52,10 @@ def apply(
             err.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     store = open_store()
+    # desired state never depends on the reconciler's cwd: workingDir is fixed now
+    loaded, path_warnings = resolve_loaded(loaded, lambda name: _cluster_spec(store, name))
+    for warning in path_warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     # clusters first: experiments refer to them
     loaded.sort(key=lambda item: item.obj.kind != "Cluster")
     results = []
@@ -82,6 +89,16 @@ def apply(
             )
         return
     raise typer.Exit(wait_converged(store, names, timeout))
+
+
+def _cluster_spec(store, name: str):  # noqa: ANN001, ANN202
+    """A cluster's spec, None when there is no such cluster."""
+    from lxr.store import NotFound
+
+    try:
+        return store.get_cluster(name).spec
+    except NotFound:
+        return None
 
 
 def _check_experiment(store, exp, batch) -> None:  # noqa: ANN001

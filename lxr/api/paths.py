@@ -1,0 +1,102 @@
+"""Where a work unit runs: ``workingDir`` resolved when an experiment is applied or launched.
+
+Desired state must not depend on the working directory of whichever process reconciles it
+(``lxr controller run``, or any ``apply --wait``, ``wait`` or ``delete``). So the directory is
+fixed at apply/launch time and recorded as an absolute path:
+
+- On a cluster of **this machine** (no ``spec.ssh``: ``local``, or Slurm/Grid Engine run on
+  the login node lxr runs on), a missing ``workingDir`` becomes the *base directory*: the
+  directory of the YAML file (``lxr apply -f FILE``; for a directory of files, each file's
+  own), the launch script's directory (``lxr launch``, lxm3's rule), or the current directory
+  of the applying process (``lxr apply -f -``). A relative ``workingDir`` is taken relative to
+  that base; ``~`` is expanded.
+- On a cluster reached **over SSH**, local directories mean nothing: ``workingDir`` is kept
+  as written. Tasks start in the login user's home directory there, and a relative
+  ``workingDir`` is relative to it.
+
+``command`` is recorded verbatim and runs in ``workingDir``: its program (``command[0]``) is
+looked up on ``PATH`` unless it contains a ``/``, and every relative path in it, program or
+argument, is relative to ``workingDir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lxr.api.loader import Loaded
+from lxr.api.resources import Cluster, ClusterSpec, Executable, Experiment
+
+__all__ = ["SCRIPT_SUFFIXES", "missing_script_paths", "resolve_executable", "resolve_loaded"]
+
+#: arguments that name a program file, checked by :func:`missing_script_paths`
+SCRIPT_SUFFIXES = (".py", ".sh", ".bash", ".pl", ".rb", ".R", ".jl", ".lua")
+
+
+def resolve_executable(
+    exe: Executable, base_dir: str | os.PathLike[str] | None, *, remote: bool
+) -> Executable:
+    """``exe`` with ``workingDir`` made absolute against ``base_dir`` (the current directory
+    when None), unless the cluster is ``remote`` (over SSH), where it is kept as written."""
+    if remote:
+        return exe
+    base = os.path.abspath(os.path.expanduser(os.fspath(base_dir) if base_dir else os.getcwd()))
+    wd = exe.working_dir
+    resolved = base if not wd else os.path.join(base, os.path.expanduser(wd))
+    resolved = os.path.normpath(resolved)
+    if resolved == wd:
+        return exe
+    return exe.model_copy(update={"working_dir": resolved})
+
+
+def missing_script_paths(command: Sequence[str], working_dir: str) -> list[str]:
+    """Entries of ``command`` that look like a script or program path (``./x``, ``a/b.py``,
+    ``train.sh``) but name no file under ``working_dir``: a hint worth a warning at apply
+    time, since the task would fail only later with "can't open file"."""
+    missing = []
+    for i, arg in enumerate(command):
+        if not arg or arg.startswith("-") or any(c.isspace() for c in arg):
+            continue
+        if i == 0:
+            looks_like_path = "/" in arg  # without one, the program is looked up on PATH
+        else:
+            looks_like_path = arg.startswith(("./", "../")) or arg.endswith(SCRIPT_SUFFIXES)
+        if looks_like_path and not (Path(working_dir) / os.path.expanduser(arg)).exists():
+            missing.append(arg)
+    return missing
+
+
+def resolve_loaded(
+    loaded: Sequence[Loaded], cluster_spec: Callable[[str], ClusterSpec | None]
+) -> tuple[list[Loaded], list[str]]:
+    """Every Experiment of ``loaded`` with its ``workingDir`` resolved against the directory
+    of its file (see the module's doc), and warnings about script paths that do not exist
+    there. ``cluster_spec(name)`` gives a cluster's spec (None when it does not exist: the
+    experiment is then left as it is, for the caller's own check to refuse)."""
+    batch = {i.obj.metadata.name: i.obj.spec for i in loaded if isinstance(i.obj, Cluster)}
+    out: list[Loaded] = []
+    warnings: list[str] = []
+    for item in loaded:
+        obj = item.obj
+        if not isinstance(obj, Experiment):
+            out.append(item)
+            continue
+        spec = batch.get(obj.spec.cluster) or cluster_spec(obj.spec.cluster)
+        if spec is None:
+            out.append(item)
+            continue
+        remote = spec.ssh is not None
+        exe = resolve_executable(obj.spec.executable, item.base_dir, remote=remote)
+        if not remote:
+            assert exe.working_dir is not None
+            for arg in missing_script_paths(exe.command, exe.working_dir):
+                warnings.append(
+                    f"{item.source}: spec.executable.command: {arg} does not exist in "
+                    f"workingDir {exe.working_dir} (relative paths in command are relative "
+                    "to workingDir, which defaults to the file's directory)"
+                )
+        new_spec = obj.spec.model_copy(update={"executable": exe})
+        out.append(dataclasses.replace(item, obj=obj.model_copy(update={"spec": new_spec})))
+    return out, warnings
