@@ -83,6 +83,16 @@ class Admission(StoreEngine):
                 continue
         raise Conflict(f"{obj.kind} {obj.metadata.name} kept changing; try again")
 
+    def apply_all(
+        self, objs: Iterable[Cluster | Experiment], *, dry_run: bool = False
+    ) -> list[ApplyResult]:
+        """Apply every object in one transaction, clusters first (experiments refer to them):
+        when one is refused, none is written. Results come in the order applied."""
+        ordered = sorted(objs, key=lambda o: not isinstance(o, Cluster))
+        batch = [o.metadata.name for o in ordered if isinstance(o, Cluster)]
+        with self.transaction():
+            return [self.apply(o, dry_run=dry_run, pending_clusters=batch) for o in ordered]
+
     def _apply_cluster(self, obj: Cluster, dry_run: bool) -> ApplyResult:
         spec = normal_spec(obj.spec)
         digest = spec_hash(spec)

@@ -60,15 +60,13 @@ def apply(
     loaded.sort(key=lambda item: item.obj.kind != "Cluster")
     results = []
     try:
-        if dry_run:
-            batch = [i.obj.metadata.name for i in loaded if i.obj.kind == "Cluster"]
-            results = [store.apply(i.obj, dry_run=True, pending_clusters=batch) for i in loaded]
-        else:
-            # validate every object against the store before writing any
+        if not dry_run:
+            # name a missing cluster before opening the write transaction
             for item in loaded:
                 if item.obj.kind == "Experiment":
                     _check_experiment(store, item.obj, [i.obj for i in loaded])
-            results = [store.apply(item.obj) for item in loaded]
+        # one transaction: a file whose last document is refused writes nothing
+        results = store.apply_all([item.obj for item in loaded], dry_run=dry_run)
     except (Invalid, Conflict) as exc:
         die(str(exc))
     for item in loaded:
