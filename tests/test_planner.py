@@ -455,3 +455,18 @@ def test_stop_requested_unconfirmed_intent_is_not_submitted_again() -> None:
     actions = plan_experiment(exp(unit), snap(), NOW)
     assert not only(actions, RetryIntent)
     assert [w.phase for w in update(actions).work_units] == ["Stopped"]
+
+
+def test_task_held_in_error_state_is_failed_and_deleted_by_the_plan() -> None:
+    """A task the scheduler holds in an error state (Grid Engine's Eqw) ends its attempt as
+    observed, and the plan deletes it first: observing never does."""
+    held = task(TaskPhase.FAILED, 3, reason=FailureReason.SUBMIT_ERROR, message="no such dir")
+    other = task(TaskPhase.RUNNING, 4)
+    observed = replace(snap(held, other), held=frozenset({("42", 3), ("99", 1)}))
+    actions = plan([exp(wu(3, attempt(index=3)), wu(4, attempt(index=4)))], observed, NOW)
+    assert isinstance(actions[0], Cancel)
+    assert actions[0].targets == (("42", 3),)  # not another experiment's task
+    assert actions[0].attempt_ids == ()  # a clean-up: the attempt ends Failed, not Stopped
+    (patch,) = [a for a in update(actions).attempts if a.id == 103]
+    assert (patch.phase, patch.reason, patch.message) == ("Failed", "SubmitError", "no such dir")
+    assert plan([exp(wu(4, attempt(index=4)))], observed, NOW)[:1] != actions[:1]

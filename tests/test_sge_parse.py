@@ -323,7 +323,7 @@ def driver(transport: Transport | None = None, **spec: object) -> SGEDriver:
         "sge",
         transport or LocalTransport(),
         "/home/lxr/.lxr/staging",
-        ClusterSpec(scheduler="sge", **spec),  # type: ignore[arg-type]
+        ClusterSpec(scheduler="sge", sge=spec),  # type: ignore[call-arg]
     )
     d.user = "lxr"
     d._prepared = True
@@ -415,11 +415,16 @@ def test_observe_uses_one_qstat_and_clears_eqw_once() -> None:
     t = Scripted(
         {"qstat": ok(fixture("qstat_mixed.xml")), "qstat -j": ok(fixture("qstat_j_eqw.txt"))}
     )
-    snap = anyio.run(driver(t).observe, ObserveQuery())
+    d = driver(t)
+    snap = anyio.run(d.observe, ObserveQuery())
+    # observing only observes: the Eqw task is reported held, and the plan deletes it
+    # (lxr.reconciler.planner.delete_held), here carried out as the actor would
+    assert snap.held == {("13", 1)}
+    anyio.run(d.cancel, sorted(snap.held))
     assert [a[0] for a in t.argvs] == ["qstat", "qstat", "qdel"]
     assert t.argvs[0] == ("qstat", "-u", "lxr", "-xml")
     assert t.argvs[2] == ("qdel", "13.1")
-    assert snap.commands == 3 and len(snap.tasks) == 15
+    assert snap.commands == 2 and len(snap.tasks) == 15  # qstat -xml, qstat -j; qdel is the plan's
     assert snap.tags["mixed"] == "10" and snap.tags["eqw"] == "13"
     assert snap.task("13", 1).reason is FailureReason.SUBMIT_ERROR  # type: ignore[union-attr]
 

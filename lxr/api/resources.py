@@ -13,10 +13,24 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from lxr.api.phases import ExperimentPhase, WorkUnitPhase
+from lxr.api.sections import dump_sections, section_schemas, split_sections
+from lxr.schedulers.plugins import OptionsModel, plugin, scheduler_names
 
 __all__ = [
     "API_VERSION",
@@ -167,8 +181,22 @@ class RateLimit(_Model):
     burst: Annotated[int, Field(ge=1)] = 10
 
 
+def _sections_schema(kind: Any) -> Any:
+    def extra(schema: dict[str, Any]) -> None:
+        schema.setdefault("properties", {}).update(section_schemas(kind))
+
+    return extra
+
+
 class Resources(_Model):
-    """What one task needs. Unset fields fall back to the cluster's defaults."""
+    """What one task needs. Unset fields fall back to the cluster's defaults.
+
+    What only one scheduler understands goes in that scheduler's section, validated by its
+    plugin: ``sge: {queue: all.q, project: ml}``. (``queue`` and ``project`` at the top are the
+    older spelling of ``sge.queue`` and ``sge.project``, still read.)
+    """
+
+    model_config = ConfigDict(json_schema_extra=_sections_schema("resources"))
 
     cpus: Annotated[int, Field(ge=1)] | None = None
     memory: str | None = Field(default=None, description="e.g. 512Mi, 4Gi, 2G")
@@ -178,12 +206,41 @@ class Resources(_Model):
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
-    queue: str | None = Field(default=None, description="Grid Engine queue (-q)")
-    project: str | None = Field(default=None, description="Grid Engine project (-P)")
     extra: dict[str, str] = Field(
         default_factory=dict,
         description="free-form scheduler directives: Slurm --key=value, Grid Engine -l key=value",
     )
+    _sections: dict[str, OptionsModel] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _scheduler_sections(
+        cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Resources:
+        if not isinstance(data, dict):
+            return handler(data)  # type: ignore[no-any-return]
+        rest, sections = split_sections(
+            data, "resources", title=cls.__name__, json_mode=info.mode == "json"
+        )
+        res: Resources = handler(rest)
+        res._sections = sections
+        return res
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if isinstance(out, dict):
+            out.update(
+                dump_sections(
+                    self._sections,
+                    mode=info.mode,
+                    by_alias=bool(info.by_alias),
+                    exclude_unset=info.exclude_unset,
+                    exclude_none=info.exclude_none,
+                    exclude_defaults=info.exclude_defaults,
+                )
+            )
+        return out
 
     @field_validator("memory")
     @classmethod
@@ -192,21 +249,44 @@ class Resources(_Model):
             parse_memory_mib(memory)
         return memory
 
+    def section(self, scheduler: str) -> OptionsModel | None:
+        """The resources only ``scheduler`` reads (its defaults when none were given), or None
+        when that scheduler has no resources of its own."""
+        if scheduler in self._sections:
+            return self._sections[scheduler]
+        model = plugin(scheduler).resources
+        return model() if model is not None else None
+
+    @property
+    def queue(self) -> str | None:
+        """Deprecated spelling of ``sge.queue``, kept for existing launch scripts."""
+        return getattr(self._sections.get("sge"), "queue", None)
+
+    @property
+    def project(self) -> str | None:
+        """Deprecated spelling of ``sge.project``, kept for existing launch scripts."""
+        return getattr(self._sections.get("sge"), "project", None)
+
     def merged_over(self, defaults: Resources) -> Resources:
-        """These resources with unset fields taken from ``defaults``."""
+        """These resources with unset fields taken from ``defaults`` (section by section)."""
         data = defaults.model_dump()
         for key, value in self.model_dump(exclude_unset=True).items():
             if key == "extra":
                 data["extra"] = {**data["extra"], **value}
+            elif isinstance(value, dict):  # a scheduler's section
+                data[key] = {**data.get(key, {}), **value}
             elif value is not None:
                 data[key] = value
         return Resources.model_validate(data)
 
 
 class ClusterSpec(_Model):
-    """Where and how tasks run."""
+    """Where and how tasks run. ``scheduler`` names an installed scheduler plugin; its options
+    go in the section of the same name (``sge: {parallelEnvironment: mpi}``)."""
 
-    scheduler: Literal["local", "slurm", "sge"]
+    model_config = ConfigDict(json_schema_extra=_sections_schema("cluster"))
+
+    scheduler: str = Field(description="an installed scheduler: local, slurm, sge, or a plugin's")
     ssh: SSHConfig | None = Field(
         default=None, description="login node; without it commands run on this machine"
     )
@@ -220,12 +300,51 @@ class ClusterSpec(_Model):
     )
     defaults: Resources = Field(default_factory=Resources)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
-    gpu_resource: str = Field(
-        default="gpu", description="Grid Engine complex that requests GPUs (-l NAME=N)"
-    )
-    parallel_environment: str = Field(
-        default="smp", description="Grid Engine parallel environment for multi-CPU tasks"
-    )
+    _options: OptionsModel | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _scheduler_options(
+        cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> ClusterSpec:
+        if not isinstance(data, dict) or data.get("scheduler") not in scheduler_names():
+            return handler(data)  # type: ignore[no-any-return]  # (an unknown one fails there)
+        name = data["scheduler"]
+        rest, sections = split_sections(
+            data, "cluster", title=cls.__name__, json_mode=info.mode == "json", only=[name]
+        )
+        spec: ClusterSpec = handler(rest)
+        spec._options = sections.get(name) or plugin(name).options()
+        return spec
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and self._options is not None and type(self._options).model_fields:
+            out.update(
+                dump_sections(
+                    {self.scheduler: self._options},
+                    mode=info.mode,
+                    by_alias=bool(info.by_alias),
+                    exclude_unset=info.exclude_unset,
+                    exclude_none=info.exclude_none,
+                    exclude_defaults=info.exclude_defaults,
+                )
+            )
+        return out
+
+    @field_validator("scheduler")
+    @classmethod
+    def _installed(cls, name: str) -> str:
+        plugin(name)  # raises, naming the installed ones
+        return name
+
+    @property
+    def options(self) -> OptionsModel:
+        """The scheduler's own options (``spec.<scheduler>``), its defaults when not given."""
+        if self._options is None:
+            self._options = plugin(self.scheduler).options()
+        return self._options
 
 
 class Cluster(_Model):

@@ -39,7 +39,7 @@ from lxr.schedulers.base import (
     SubmitRejected,
     TaskSpec,
 )
-from lxr.schedulers.registry import make_driver
+from lxr.schedulers.registry import make_driver, poll_interval
 from lxr.store import Store, SubmissionInfo, state_dir
 
 if TYPE_CHECKING:
@@ -444,11 +444,19 @@ class Controller:
             )
         )
 
+    def _period(self, spec: ClusterSpec) -> float:
+        """How often a busy cluster is observed: ``interval``, or ``local_interval`` for
+        schedulers that ask to be polled faster than that (the local one)."""
+        wanted = poll_interval(spec)
+        return min(wanted, self.local_interval) if wanted < self.interval else self.interval
+
     def _sleep_for(self) -> float:
         keys = set(self.store.clusters_with_work())
-        interval = self.interval
-        if keys and all(self.store.get_cluster(k).spec.scheduler == "local" for k in keys):
-            interval = self.local_interval
+        # each scheduler says how often it wants a look (its plugin's poll interval): the
+        # controller sleeps as long as the least hurried busy cluster allows
+        interval = max(
+            (self._period(self.store.get_cluster(k).spec) for k in keys), default=self.interval
+        )
         nxt = self.queue.next_due()
         if nxt is not None:
             interval = min(interval, max(0.05, nxt - time.time()))

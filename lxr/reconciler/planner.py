@@ -65,6 +65,7 @@ __all__ = [
     "Seen",
     "classify_attempt",
     "classify_idle",
+    "delete_held",
     "plan",
     "plan_experiment",
 ]
@@ -576,9 +577,30 @@ def plan_experiment(exp: ExperimentRecord, snapshot: Snapshot, now: float) -> li
     return _ExperimentPlan(exp, snapshot, now).run()
 
 
+def delete_held(exp: ExperimentRecord, snapshot: Snapshot) -> list[Action]:
+    """Tasks of this experiment that the scheduler holds in an error state (``Snapshot.held``,
+    such as Grid Engine's ``Eqw``): they are reported Failed, and deleted so they do not keep
+    their place in the queue. The delete comes before the experiment's status update, so a
+    failed delete is planned again from the next snapshot."""
+    if not snapshot.held:
+        return []
+    targets = set()
+    for wu in exp.work_units:
+        att = wu.active
+        if att is None:
+            continue
+        job_id = att.job_id or snapshot.tags.get(att.submission_tag)
+        if job_id is not None and (job_id, att.array_index) in snapshot.held:
+            targets.add((job_id, att.array_index))
+    if not targets:
+        return []
+    return [Cancel(exp.uid, tuple(sorted(targets)), (), "ErrorState")]
+
+
 def plan(desired: Sequence[ExperimentRecord], observed: Snapshot, now: float) -> list[Action]:
     """The actions for every experiment of one cluster, given one snapshot of that cluster."""
     actions: list[Action] = []
     for exp in desired:
+        actions.extend(delete_held(exp, observed))
         actions.extend(plan_experiment(exp, observed, now))
     return actions

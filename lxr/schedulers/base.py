@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from lxr.api.resources import FailureReason, Resources
+from lxr.api.resources import ClusterSpec, FailureReason, Resources
 from lxr.schedulers.transport import Transport
 
 __all__ = [
@@ -82,6 +82,12 @@ class Snapshot:
     tasks: Mapping[tuple[str, int], TaskObservation]
     tags: Mapping[str, str] = field(default_factory=dict)  # tag -> job id
     commands: int = 0  # scheduler commands this observation cost
+    #: tasks that ended for lxr (reported Failed) yet keep their place in the queue until
+    #: deleted, such as Grid Engine's ``Eqw``: the plan cancels them, observing never does
+    held: frozenset[tuple[str, int]] = frozenset()
+    #: why this observation is less complete than usual (accounting unreachable: finished
+    #: tasks were read from the queue and the exit-code files only), None when it is complete
+    degraded: str | None = None
 
     def task(self, job_id: str, array_index: int) -> TaskObservation | None:
         """The task, if the scheduler reported it."""
@@ -132,13 +138,21 @@ class SubmitRejected(SchedulerError):
 class Driver(abc.ABC):
     """A scheduler driver. One instance per cluster; all I/O goes through ``transport``."""
 
-    #: the scheduler's name in ``Cluster.spec.scheduler``
+    #: the scheduler's name in ``Cluster.spec.scheduler`` (its plugin's name)
     scheduler: str = ""
 
-    def __init__(self, cluster: str, transport: Transport, staging_dir: str) -> None:
+    def __init__(
+        self,
+        cluster: str,
+        transport: Transport,
+        staging_dir: str,
+        spec: ClusterSpec | None = None,
+    ) -> None:
         self.cluster = cluster
         self.transport = transport
         self.staging_dir = staging_dir
+        #: the Cluster's spec; its scheduler options are ``spec.options``
+        self.spec = spec if spec is not None else ClusterSpec(scheduler=self.scheduler)
 
     async def prepare(self) -> None:  # noqa: B027 - optional hook
         """Called once before first use (read limits, create the staging dir)."""

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
 from lxr.api.resources import ClusterSpec
 from lxr.paths import state_dir
 from lxr.schedulers.base import Driver
-from lxr.schedulers.local import LocalDriver
+from lxr.schedulers.plugins import plugin
 from lxr.schedulers.ratelimit import TokenBucket
 from lxr.schedulers.transport import CommandObserver, LocalTransport, Transport
 
-__all__ = ["DRIVERS", "default_staging_dir", "make_driver", "make_transport"]
-
-#: scheduler name -> "module:Class" of its driver (imported on first use)
-DRIVERS = {
-    "local": "lxr.schedulers.local:LocalDriver",
-    "slurm": "lxr.schedulers.slurm:SlurmDriver",
-    "sge": "lxr.schedulers.sge:SGEDriver",
-}
+__all__ = ["default_staging_dir", "make_driver", "make_transport", "poll_interval"]
 
 
 def default_staging_dir(cluster: str, spec: ClusterSpec) -> str:
@@ -42,11 +33,13 @@ def make_transport(spec: ClusterSpec, observer: CommandObserver | None = None) -
 
 
 def make_driver(cluster: str, spec: ClusterSpec, observer: CommandObserver | None = None) -> Driver:
-    """The driver for ``cluster``."""
+    """The driver for ``cluster``: its scheduler plugin's, built as
+    ``Driver(cluster, transport, staging_dir, spec)``."""
+    driver_cls = plugin(spec.scheduler).load_driver()
     transport = make_transport(spec, observer)
-    staging = default_staging_dir(cluster, spec)
-    if spec.scheduler == "local":
-        return LocalDriver(cluster, transport, staging, spec.max_parallel)
-    module, _, name = DRIVERS[spec.scheduler].partition(":")
-    driver_cls = getattr(importlib.import_module(module), name)
-    return driver_cls(cluster, transport, staging, spec)
+    return driver_cls(cluster, transport, default_staging_dir(cluster, spec), spec)
+
+
+def poll_interval(spec: ClusterSpec) -> float:
+    """How often a busy cluster of this kind wants to be observed (its plugin says)."""
+    return plugin(spec.scheduler).poll_interval

@@ -626,11 +626,12 @@ class ClusterExperiment(xm.Experiment):
         roots = {b.name: report.path(b) for b in exe.blobs()}
         paths = {uid: report.path(b) for uid, b in {**exe.filesets, **extra}.items()}
         if isinstance(job.executor, GridEngine) and job.executor.pe:
-            pe = self.store.get_cluster(cluster).spec.parallel_environment
+            options = self.store.get_cluster(cluster).spec.options
+            pe = getattr(options, "parallel_environment", None)
             if job.executor.pe != pe:
                 raise ValueError(
                     f"GridEngine(pe={job.executor.pe!r}): cluster {cluster} uses parallel "
-                    f"environment {pe!r}; set spec.parallelEnvironment on the Cluster"
+                    f"environment {pe!r}; set spec.sge.parallelEnvironment on the Cluster"
                 )
         command, exec_env, workdir = _runtime_command(
             exe, job.executor, roots, gpus=bool(resources.gpus)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from lxr.api.resources import FailureReason
+from lxr.api.resources import ClusterSpec, FailureReason
 from lxr.schedulers.base import (
     ArrayJob,
     Driver,
@@ -52,10 +52,14 @@ class LocalDriver(Driver):
     scheduler = "local"
 
     def __init__(
-        self, cluster: str, transport: Transport, staging_dir: str, max_parallel: int | None = None
+        self,
+        cluster: str,
+        transport: Transport,
+        staging_dir: str,
+        spec: ClusterSpec | None = None,
     ) -> None:
-        super().__init__(cluster, transport, staging_dir)
-        self.max_parallel = max_parallel or os.cpu_count() or 1
+        super().__init__(cluster, transport, staging_dir, spec)
+        self.max_parallel = self.spec.max_parallel or os.cpu_count() or 1
         self._children: set[int] = set()
 
     @property

@@ -1,0 +1,8 @@
+"""The local cluster: this machine as a small scheduler of its own (:mod:`.driver`);
+:mod:`.plugin` is what the ``lxr.schedulers`` entry point names."""
+
+from __future__ import annotations
+
+from lxr.schedulers.local.driver import KILL_AFTER_SECONDS, LocalDriver
+
+__all__ = ["KILL_AFTER_SECONDS", "LocalDriver"]

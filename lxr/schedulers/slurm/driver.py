@@ -1,0 +1,224 @@
+"""Slurm: one ``sbatch --array`` per submission, one ``squeue`` per cycle, ``sacct`` only for
+what left the queue, exit-code files when there is no accounting.
+
+Job arrays use the work units' own indexes as array indexes when they fit under
+``MaxArraySize`` (``--array=3,7,12`` is legal), so ``31_7`` is work unit 7. Jobs are named
+``lxr-<tag>`` (the tag is recorded before ``sbatch`` runs), which is how a submission whose job
+id was never recorded (the controller died right after ``sbatch``) is found and adopted.
+
+When ``sacct`` fails (slurmdbd down), tasks that left the queue are read from their exit-code
+files and the snapshot says it is degraded; only a lookup by tag (which nothing else can
+answer: the job may exist) still fails the cycle.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+
+from lxr.api.resources import ClusterSpec
+from lxr.schedulers.base import ArrayJob, ObserveQuery, SchedulerError
+from lxr.schedulers.batch import (
+    JOB_NAME_PREFIX,
+    BatchDriver,
+    Observed,
+    job_id_from,
+    missing_tasks,
+)
+from lxr.schedulers.jobscript import job_files, render_template
+from lxr.schedulers.slurm.parse import (
+    INTENT_LOOKBACK,
+    SACCT_FIELDS,
+    SQUEUE_FORMAT,
+    SlurmRow,
+    compress_indexes,
+    observation,
+    parse_config,
+    parse_sacct,
+    parse_squeue,
+)
+from lxr.schedulers.slurm.render import sbatch_options
+from lxr.schedulers.transport import CommandResult, Transport
+
+__all__ = ["SlurmDriver"]
+
+#: sbatch errors that may pass on their own: the cluster is retried, the job is not failed
+_TRANSIENT = re.compile(
+    r"Socket timed out|Unable to contact slurm controller|Connection refused|"
+    r"temporarily unable|Resource temporarily unavailable|Zero Bytes were transmitted|"
+    r"Slurm backup controller in standby|MaxSubmitJob|Communication connection failure|"
+    r"Transport endpoint|slurm_load_jobs error|Insane message length",
+    re.IGNORECASE,
+)
+
+
+class _AccountingDown(SchedulerError):
+    """sacct failed (slurmdbd unreachable): observation goes on without it."""
+
+
+class SlurmDriver(BatchDriver):
+    """Runs tasks as Slurm job arrays, on the login node or over SSH."""
+
+    scheduler = "slurm"
+    byid_name = "byid"
+    #: scancel complaints about jobs that are already gone: nothing left to cancel
+    gone = re.compile(r"already completing or completed|Invalid job id|does not exist", re.I)
+
+    def __init__(
+        self,
+        cluster: str,
+        transport: Transport,
+        staging_dir: str,
+        spec: ClusterSpec | None = None,
+    ) -> None:
+        super().__init__(cluster, transport, staging_dir, spec)
+        self.config: dict[str, str] | None = None
+        self.accounting = True
+        self._max_array = 1001  # Slurm's default MaxArraySize, until the config is read
+
+    # ------------------------------------------------------------------ setup
+
+    def config_command(self) -> list[str]:
+        return ["scontrol", "show", "config"]
+
+    def apply_config(self, res: CommandResult) -> None:
+        """``MaxArraySize`` and whether there is accounting at all."""
+        if not res.ok:
+            raise SchedulerError(f"cannot read the Slurm configuration: {res.describe()}")
+        config = parse_config(res.stdout)
+        max_array = config.get("MaxArraySize", "")
+        if max_array.isdigit() and int(max_array) > 0:
+            self._max_array = int(max_array)
+        self.accounting = config.get("AccountingStorageType", "") != "accounting_storage/none"
+        self.config = config
+
+    @property
+    def max_array_size(self) -> int:
+        """Tasks per array: Slurm's ``MaxArraySize`` (indexes run 0 .. MaxArraySize-1)."""
+        return self._max_array
+
+    def array_indexes(self, work_unit_indexes: Sequence[int]) -> list[int]:
+        """The work units' own indexes when every one is below ``MaxArraySize`` (so ``31_7``
+        is work unit 7), else dense 0..N-1."""
+        if all(0 <= i < self._max_array for i in work_unit_indexes) and len(
+            set(work_unit_indexes)
+        ) == len(work_unit_indexes):
+            return list(work_unit_indexes)
+        return list(range(len(work_unit_indexes)))
+
+    # ------------------------------------------------------------------ submit
+
+    def render(self, job: ArrayJob) -> tuple[dict[str, bytes], list[str]]:
+        """The files to upload and the ``sbatch`` argv for ``job``."""
+        job_dir = self.job_dir(job.tag)
+        script = render_template(
+            "slurm.sbatch.j2",
+            options=sbatch_options(job, job_dir),
+            tag=job.tag,
+            experiment=job.experiment,
+            ntasks=len(job.tasks),
+            job_dir=shlex.quote(job_dir),
+            byid_dir=shlex.quote(self.byid_dir()),
+        )
+        files = job_files(
+            job,
+            job_dir,
+            {
+                f"{job_dir}/job.sbatch": script.encode(),
+                # Slurm does not create the directory of --output: a missing one fails the job
+                f"{job_dir}/logs/.keep": b"",
+            },
+        )
+        array = compress_indexes(t.array_index for t in job.tasks)
+        if job.throttle:
+            array += f"%{job.throttle}"
+        argv = ["sbatch", "--parsable", f"--array={array}", f"{job_dir}/job.sbatch"]
+        return files, argv
+
+    def parse_submit(self, res: CommandResult) -> str:
+        """The job id ``sbatch --parsable`` printed (``31`` or ``31;cluster``), or the error."""
+        return job_id_from(
+            res, command="sbatch", separator=";", transient=_TRANSIENT, rejected=_REJECTED
+        )
+
+    # ------------------------------------------------------------------ observe
+
+    async def observe_tasks(self, query: ObserveQuery) -> Observed:
+        # no -r: a pending array stays one line (``31_[0-999]``, expanded here) instead of one
+        # per task; tasks that started (or were requeued) are separate lines either way
+        res = await self.transport.run(["squeue", "--me", "-h", "-t", "all", "-O", SQUEUE_FORMAT])
+        if not res.ok:
+            raise SchedulerError(res.describe())
+        out = Observed()
+        tasks, tags = out.tasks, out.tags
+        for row in parse_squeue(res.stdout, self.utc_offset):
+            if not row.name.startswith(JOB_NAME_PREFIX) or row.array_index is None:
+                continue
+            tags[row.name[len(JOB_NAME_PREFIX) :]] = row.job_id
+            tasks[(row.job_id, row.array_index)] = observation(row)
+
+        missing = missing_tasks(query.jobs, tasks)
+        lost_tags = sorted(t for t in query.intents if t not in tags)
+        if self.accounting and (missing or lost_tags):
+            try:
+                found = await self._sacct(sorted(missing), lost_tags)
+            except _AccountingDown as exc:
+                out.degraded = (
+                    f"accounting unavailable ({exc}); tasks that left the queue are read "
+                    "from their exit-code files"
+                )
+                found = []
+            for rows in found:
+                for row in rows:
+                    if row.array_index is None:
+                        continue
+                    key = (row.job_id, row.array_index)
+                    if key not in tasks:
+                        tasks[key] = observation(row)
+                    if row.name.startswith(JOB_NAME_PREFIX):
+                        tags.setdefault(row.name[len(JOB_NAME_PREFIX) :], row.job_id)
+            missing = missing_tasks(query.jobs, tasks)
+        if missing:
+            tasks.update(await self.read_exit_files(missing))
+        return out
+
+    async def _sacct(self, job_ids: list[str], tags: list[str]) -> list[list[SlurmRow]]:
+        """Accounting rows for tasks gone from the queue (``-j``), then for unconfirmed tags
+        (``--name``). Raises :class:`_AccountingDown` when the first fails and no tag is asked
+        about; a failed tag lookup fails the cycle: without it, an intent could be submitted
+        again although its job exists."""
+        base = ["sacct", "-X", "-D", "-P", "-n", "-o", ",".join(SACCT_FIELDS)]
+        queries = []
+        if job_ids:
+            queries.append([*base, "-j", ",".join(job_ids)])
+        if tags:
+            names = ",".join(JOB_NAME_PREFIX + t for t in tags)
+            queries.append([*base, "-S", INTENT_LOOKBACK, f"--name={names}"])
+        out = []
+        for argv in queries:
+            res = await self.transport.run(argv)
+            if "accounting storage is disabled" in (res.stdout + res.stderr):
+                self.accounting = False
+                return out
+            if not res.ok:
+                if tags:
+                    raise SchedulerError(res.describe())
+                raise _AccountingDown(res.describe())
+            out.append(parse_sacct(res.stdout, self.utc_offset))
+        return out
+
+    # ------------------------------------------------------------------ cancel
+
+    def cancel_argv(self, whole: Sequence[str], per_job: Mapping[str, set[int]]) -> list[str]:
+        ids = list(whole)
+        for job, indexes in sorted(per_job.items()):
+            ids.append(
+                f"{job}_{next(iter(indexes))}"
+                if len(indexes) == 1
+                else f"{job}_[{compress_indexes(indexes)}]"
+            )
+        return ["scancel", *ids]
+
+
+_REJECTED = re.compile(r"error:")

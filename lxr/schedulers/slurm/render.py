@@ -1,0 +1,53 @@
+"""Rendering a Slurm submission: the ``#SBATCH`` lines of a job array."""
+
+from __future__ import annotations
+
+from lxr.api.resources import Resources, parse_memory_mib
+from lxr.schedulers.base import ArrayJob, SubmitRejected
+from lxr.schedulers.batch import JOB_NAME_PREFIX
+
+__all__ = ["sbatch_options"]
+
+
+def _directive_value(value: str) -> str:
+    if "\n" in value or '"' in value:
+        raise SubmitRejected(f"cannot put {value!r} in an #SBATCH line")
+    return f'"{value}"' if any(c.isspace() for c in value) or "'" in value else value
+
+
+def _time_limit(seconds: int) -> str:
+    minutes = -(-seconds // 60)  # Slurm counts whole minutes: round up, never cut short
+    days, rest = divmod(minutes, 24 * 60)
+    return f"{days}-{rest // 60:02d}:{rest % 60:02d}:00"
+
+
+def sbatch_options(job: ArrayJob, job_dir: str) -> list[str]:
+    """The ``#SBATCH`` lines of ``job`` (everything but ``--array``, which goes on the command
+    line: a long index list is safer there than in a script line)."""
+    res: Resources = job.resources
+    opts = [
+        f"--job-name={JOB_NAME_PREFIX}{job.tag}",
+        f"--comment=lxr:{job.experiment}:{job.tag}",
+        f"--output={_directive_value(f'{job_dir}/logs/%a.out')}",
+        f"--error={_directive_value(f'{job_dir}/logs/%a.err')}",
+        # a requeued run appends instead of wiping the first run's output
+        "--open-mode=append",
+        "--requeue" if job.scheduler_requeue else "--no-requeue",
+    ]
+    if res.cpus is not None:
+        opts.append(f"--cpus-per-task={res.cpus}")
+    if res.memory is not None:
+        opts.append(f"--mem={parse_memory_mib(res.memory)}M")
+    if res.gpus:
+        gres = f"gpu:{res.gpu_type}:{res.gpus}" if res.gpu_type else f"gpu:{res.gpus}"
+        opts.append(f"--gres={gres}")
+    if res.time_limit_seconds is not None:
+        opts.append(f"--time={_time_limit(res.time_limit_seconds)}")
+    for key in ("partition", "account", "qos"):
+        value = getattr(res, key)
+        if value:
+            opts.append(f"--{key}={_directive_value(value)}")
+    for key, value in sorted(res.extra.items()):
+        key = key.lstrip("-")
+        opts.append(f"--{key}" if value == "" else f"--{key}={_directive_value(value)}")
+    return opts

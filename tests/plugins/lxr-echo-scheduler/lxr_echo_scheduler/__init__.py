@@ -1,0 +1,1 @@
+"""A toy scheduler plugin for lxr (see pyproject.toml)."""
