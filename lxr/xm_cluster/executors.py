@@ -196,8 +196,7 @@ class GridEngine(ClusterExecutor):
         """Requirements plus the Grid Engine options, as lxr Resources."""
         return _merge(
             requirements_to_resources(self.requirements),
-            queue=self.queue,
-            project=self.project,
+            sge={k: v for k, v in (("queue", self.queue), ("project", self.project)) if v},
             account=self.account,
             time_limit_seconds=duration_seconds(self.walltime),
             extra={str(k): str(v) for k, v in self.resources_.items()},
@@ -207,8 +206,8 @@ class GridEngine(ClusterExecutor):
 def _merge(base: Resources, **fields: Any) -> Resources:
     data = base.model_dump(exclude_none=True)
     for key, value in fields.items():
-        if key == "extra":
-            data["extra"] = {**data.get("extra", {}), **value}
+        if key in ("extra", "sge"):  # sge: Grid Engine's own section (resources.sge)
+            data[key] = {**data.get(key, {}), **value}
         elif value is not None:
             data[key] = value
     return Resources.model_validate(data)
