@@ -186,3 +186,40 @@ def test_retried_intent_leaves_out_attempts_that_ended(any_store: Store) -> None
     with any_store.session() as s:  # unit 1's attempt ended (stopped) before the retry
         s.execute(text("UPDATE attempts SET final = :t WHERE array_index = 2"), {"t": True})
     assert [t[1] for t in any_store.submission(sid).tasks] == [0, 2]
+
+
+def test_head_revision_is_the_newest_migration() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from lxr.store.engine import HEAD_REVISION, MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+
+
+def test_opening_a_migrated_store_imports_no_alembic(any_store: Store) -> None:
+    import subprocess
+    import sys
+
+    assert any_store.schema_revision() == "0002"
+    probe = (
+        "import sys; from lxr.store import Store; s = Store(sys.argv[1]); "
+        "print(s.schema_revision(), 'alembic' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, any_store.url],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    ).stdout.split()  # fmt: skip
+    assert out == ["0002", "False"]
+
+
+def test_an_empty_database_is_migrated_on_open(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'fresh.db'}", migrate=False)
+    try:
+        assert store.schema_revision() is None
+        store.migrate()
+        assert store.schema_revision() == "0002"
+    finally:
+        store.close()

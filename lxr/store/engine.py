@@ -12,14 +12,17 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lxr.paths import default_database_url
 
-__all__ = ["MIGRATIONS", "StoreEngine"]
+__all__ = ["HEAD_REVISION", "MIGRATIONS", "StoreEngine"]
 
 #: the Alembic script directory
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: its newest revision (a test checks it against the scripts): a database there needs no Alembic
+HEAD_REVISION = "0002"
 
 
 class StoreEngine:
@@ -44,19 +47,25 @@ class StoreEngine:
         if migrate:
             self.migrate()
 
+    def schema_revision(self) -> str | None:
+        """The schema revision the database records (one plain query), None before the first
+        migration."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, ProgrammingError):  # no such table: an empty database
+            return None
+
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (no-op when it is there)."""
+        """Bring the schema to the newest revision (no-op when it is there). Alembic, slow to
+        import, is imported only when there is something to migrate."""
+        if self.schema_revision() == HEAD_REVISION:
+            return
         from alembic import command
         from alembic.config import Config
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        head = ScriptDirectory.from_config(cfg).get_current_head()
-        with self.engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
-                return
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
