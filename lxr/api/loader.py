@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from lxr.api.decode import DecodeError, decode_file
+from lxr.api.limits import DEFAULT_LIMITS, DEFAULT_MAX_WORK_UNITS, InputLimits
 from lxr.api.resources import API_VERSION, Cluster, Experiment
+from lxr.api.sweep import count_work_units
 
 __all__ = ["KINDS", "LoadError", "Loaded", "load_objects", "parse_object"]
 
@@ -71,17 +73,26 @@ def _describe(err: dict[str, Any]) -> str:
     return msg
 
 
-def parse_object(doc: Any, source: str) -> Loaded:
-    """Validate one decoded document as an lxr resource."""
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) < 60 else shown[:57] + "..."
+
+
+def parse_object(doc: Any, source: str, *, max_work_units: int = DEFAULT_MAX_WORK_UNITS) -> Loaded:
+    """Validate one decoded document (plain data) as an lxr resource.
+
+    An experiment of more than ``max_work_units`` work units is refused, its size computed
+    without expanding the sweep.
+    """
     if not isinstance(doc, dict):
         raise LoadError([f"{source}: expected a mapping with apiVersion, kind, metadata, spec"])
     kind = doc.get("kind")
     if doc.get("apiVersion") != API_VERSION:
         raise LoadError(
-            [f"{source}: apiVersion: expected {API_VERSION!r}, got {doc.get('apiVersion')!r}"]
+            [f"{source}: apiVersion: expected {API_VERSION!r}, got {_shown(doc.get('apiVersion'))}"]
         )
-    if kind not in KINDS:
-        raise LoadError([f"{source}: kind: expected one of {', '.join(KINDS)}, got {kind!r}"])
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise LoadError([f"{source}: kind: expected one of {', '.join(KINDS)}, got {_shown(kind)}"])
     doc = dict(doc)
     ignored: list[str] = []
     if "status" in doc:
@@ -97,11 +108,27 @@ def parse_object(doc: Any, source: str) -> Loaded:
         doc["metadata"] = meta
     try:
         # strict JSON mode: "3" is not an int and "yes" not a bool, but enums take their names
-        obj = KINDS[kind].model_validate_json(json.dumps(doc, default=str), strict=True)
+        obj = KINDS[kind].model_validate_json(json.dumps(doc), strict=True)
     except ValidationError as exc:
         raise LoadError(
             [f"{source}: {_loc(e['loc'])}: {_describe(e)}" for e in exc.errors(include_url=False)]
         ) from None
+    if isinstance(obj, Experiment):
+        count = count_work_units(obj.spec)
+        if count > max_work_units:
+            field = "spec.workUnits" if obj.spec.work_units is not None else "spec.sweep"
+            sizes = ""
+            if obj.spec.sweep is not None:
+                sizes = " x ".join(str(len(v)) for v in obj.spec.sweep.grid.values())
+                if obj.spec.sweep.entries:
+                    sizes += (" x " if sizes else "") + f"{len(obj.spec.sweep.entries)} (list)"
+                sizes = f" ({sizes})"
+            raise LoadError(
+                [
+                    f"{source}: {field}: {count} work units{sizes}, more than the limit of "
+                    f"{max_work_units} (raise it with --max-work-units)"
+                ]
+            )
     return Loaded(source, obj, tuple(ignored))
 
 
@@ -114,8 +141,14 @@ def _files(path: Path) -> Iterator[Path]:
         yield path
 
 
-def load_objects(path: str | Path) -> list[Loaded]:
-    """Every resource in a file (YAML, several documents allowed) or a directory of them.
+def load_objects(
+    path: str | Path,
+    *,
+    max_work_units: int = DEFAULT_MAX_WORK_UNITS,
+    limits: InputLimits = DEFAULT_LIMITS,
+) -> list[Loaded]:
+    """Every resource in a file (YAML, several documents allowed; ``.json``: one JSON
+    document) or a directory of them, decoded within ``limits``.
 
     Raises :class:`LoadError` listing every problem; nothing is returned unless all is valid.
     """
@@ -126,23 +159,17 @@ def load_objects(path: str | Path) -> list[Loaded]:
     problems: list[str] = []
     for file in _files(root):
         try:
-            # libyaml's loader when present: the pure-Python one needs ~0.1 s for a sweep
-            # listing 1000 values
-            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            docs = [d for d in yaml.load_all(file.read_text(), Loader=loader) if d is not None]
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            problems.append(f"{file}:{where}: invalid YAML: {problem}")
+            docs = decode_file(file, limits)
+        except DecodeError as exc:
+            problems.append(str(exc))
             continue
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{file}: cannot read: {exc}")
+        except OSError as exc:
+            problems.append(f"{file}: cannot read: {exc.strerror or exc}")
             continue
         for i, doc in enumerate(docs):
             source = f"{file}" + (f" (document {i + 1})" if len(docs) > 1 else "")
             try:
-                item = parse_object(doc, source)
+                item = parse_object(doc, source, max_work_units=max_work_units)
                 loaded.append(dataclasses.replace(item, base_dir=os.path.abspath(file.parent)))
             except LoadError as exc:
                 problems.extend(exc.problems)

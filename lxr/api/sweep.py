@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 from lxr.api.resources import ArgValue, ExperimentSpec
 
-__all__ = ["DesiredWorkUnit", "expand_work_units"]
+__all__ = ["DesiredWorkUnit", "count_work_units", "expand_work_units"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,18 @@ class DesiredWorkUnit:
     name: str
     args: dict[str, ArgValue] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+
+
+def count_work_units(spec: ExperimentSpec) -> int:
+    """How many work units :func:`expand_work_units` makes, computed without making them
+    (a 1000⁴ grid is 10¹² units: counted, it is refused at once instead of filling memory)."""
+    if spec.work_units is not None:
+        return len(spec.work_units)
+    if spec.sweep is None:
+        return 1
+    return math.prod(len(values) for values in spec.sweep.grid.values()) * max(
+        1, len(spec.sweep.entries)
+    )
 
 
 def expand_work_units(spec: ExperimentSpec) -> list[DesiredWorkUnit]:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from lxr.api.limits import DEFAULT_MAX_WORK_UNITS
 from lxr.cli.console import EXIT_USAGE, console, die, err
 from lxr.cli.options import open_store
 from lxr.cli.waiting import wait_converged, wake_controller
@@ -33,6 +34,15 @@ def apply(
         float | None,
         typer.Option("--timeout", help="With --wait: give up after this many seconds."),
     ] = None,
+    max_work_units: Annotated[
+        int,
+        typer.Option(
+            "--max-work-units",
+            min=1,
+            help="Refuse an experiment of more work units than this (its sweep is counted, "
+            "not expanded).",
+        ),
+    ] = DEFAULT_MAX_WORK_UNITS,
 ) -> None:
     """Create or update resources from FILE. Exit 0 when (with --wait) all succeeded, 1 when
     any failed or the wait timed out, 2 when the input is invalid (nothing is written then).
@@ -42,15 +52,17 @@ def apply(
     from rich.markup import escape
 
     from lxr.api.loader import LoadError, load_objects
+
+    try:
+        loaded = load_objects(filename, max_work_units=max_work_units)
+    except LoadError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    # the store (SQLAlchemy, ~1 s to import on a busy machine) only once the input is valid
     from lxr.api.paths import resolve_loaded
     from lxr.store import Conflict, Invalid
 
-    try:
-        loaded = load_objects(filename)
-    except LoadError as exc:
-        for problem in exc.problems:
-            err.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
     store = open_store()
     # desired state never depends on the reconciler's cwd: workingDir is fixed now
     loaded, path_warnings = resolve_loaded(loaded, lambda name: _cluster_spec(store, name))
