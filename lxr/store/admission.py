@@ -28,6 +28,7 @@ from lxr.store.queries import (
     chunks,
     cluster_names,
     experiment_row,
+    rowcount,
 )
 from lxr.store.tables import ClusterRow, ExperimentRow, WorkUnitRow
 
@@ -234,7 +235,7 @@ class Admission(StoreEngine):
             .where(ExperimentRow.uid == uid, ExperimentRow.resource_version == resource_version)
             .values(**values, resource_version=resource_version + 1)
         )
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             raise Conflict(f"experiment {uid} is no longer at resourceVersion {resource_version}")
         return resource_version + 1
 

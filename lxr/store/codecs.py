@@ -35,6 +35,7 @@ from lxr.api.resources import (
 )
 from lxr.store.tables import (
     AttemptRow,
+    Base,
     ClusterRow,
     EventRow,
     ExperimentRow,
@@ -133,15 +134,15 @@ def experiment_record(
 
 # ---------------------------------------------------------------------- patches (controller)
 
-_patch_fields: dict[tuple[type, type], tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
+_patch_fields: dict[tuple[type, type[Base]], tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
 
 
-def _patch_values(patch: Any, table: type) -> dict[str, Any]:
+def _patch_values(patch: Any, table: type[Base]) -> dict[str, Any]:
     """The patch's fields that are columns of ``table``, as UPDATE values (``id`` included)."""
     key = (type(patch), table)
     found = _patch_fields.get(key)
     if found is None:
-        columns = table.__table__.columns  # type: ignore[attr-defined]
+        columns = table.__table__.columns
         names = tuple(f.name for f in dataclasses.fields(patch) if f.name in columns)
         found = _patch_fields[key] = (names, attrgetter(*names))
     names, get = found

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lxr.store.engine import StoreEngine
 from lxr.store.errors import Conflict
-from lxr.store.queries import CONFLICT_RETRIES
+from lxr.store.queries import CONFLICT_RETRIES, rowcount
 from lxr.store.tables import ExperimentRow, StagingTotalRow, WorkUnitRow
 
 __all__ = ["Counters"]
@@ -26,11 +26,13 @@ class Counters(StoreEngine):
         for _ in range(CONFLICT_RETRIES):
             try:
                 with self.session() as s:
-                    done = s.execute(
-                        update(StagingTotalRow)
-                        .where(StagingTotalRow.cluster == cluster)
-                        .values(bytes_total=StagingTotalRow.bytes_total + n, updated_at=now)
-                    ).rowcount
+                    done = rowcount(
+                        s.execute(
+                            update(StagingTotalRow)
+                            .where(StagingTotalRow.cluster == cluster)
+                            .values(bytes_total=StagingTotalRow.bytes_total + n, updated_at=now)
+                        )
+                    )
                     if not done:
                         s.add(StagingTotalRow(cluster=cluster, bytes_total=n, updated_at=now))
                 return

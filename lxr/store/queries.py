@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy import ColumnElement, CursorResult, Result, bindparam, select
 from sqlalchemy.orm import Session
 
 from lxr.store.errors import NotFound
-from lxr.store.tables import ClusterRow, ExperimentRow
+from lxr.store.tables import Base, ClusterRow, ExperimentRow
 
 __all__ = [
     "CONFLICT_RETRIES",
@@ -18,6 +18,7 @@ __all__ = [
     "cluster_names",
     "experiment_row",
     "experiment_uid_of",
+    "rowcount",
     "unfinished_experiment",
     "update_by_id",
 ]
@@ -60,13 +61,19 @@ def cluster_names(s: Session) -> list[str]:
     return ["local", *s.scalars(select(ClusterRow.name).order_by(ClusterRow.name))]
 
 
-def update_by_id(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+def update_by_id(s: Session, table: type[Base], rows: list[dict[str, Any]]) -> None:
     """``UPDATE table SET ... WHERE id = :id`` for every row, as one executemany (Core: the ORM's
     bulk update spends more per row than the database at 100k rows)."""
     t = table.__table__
     keys = [k for k in rows[0] if k != "id"]
     stmt = t.update().where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in keys})
     s.connection().execute(stmt, [{**row, "_id": row["id"]} for row in rows])
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (``Session.execute`` returns a ``CursorResult`` for
+    them, typed as any ``Result``)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -6,7 +6,7 @@ an experiment of 100k work units stays cheap to reconcile and to list.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -46,6 +47,9 @@ _NAMING = {
 
 class Base(DeclarativeBase):
     """Declarative base with a naming convention, so migrations name constraints stably."""
+
+    # every mapped class here is one plain Table (DeclarativeBase types it as any FromClause)
+    __table__: ClassVar[Table]
 
     metadata = MetaData(naming_convention=_NAMING)
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
