@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from lxr.api.resources import API_VERSION, Cluster, Experiment
 
 __all__ = ["CRD_FILES", "crd_schema", "render_crds", "write_crds"]
 
 CRD_FILES = {"Experiment": "experiment.schema.json", "Cluster": "cluster.schema.json"}
-_MODELS = {"Experiment": Experiment, "Cluster": Cluster}
+_MODELS: dict[str, type[BaseModel]] = {"Experiment": Experiment, "Cluster": Cluster}
 
 
 def crd_schema(kind: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from lxr.api.decode import DecodeError, decode_file
 from lxr.api.limits import DEFAULT_LIMITS, DEFAULT_MAX_WORK_UNITS, InputLimits
@@ -60,7 +61,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "(document)"
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         return "unknown field"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -65,7 +65,7 @@ __all__ = [
     "parse_memory_mib",
 ]
 
-API_VERSION = "lxr.dev/v1alpha1"
+API_VERSION: Final = "lxr.dev/v1alpha1"
 
 _NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -218,7 +218,7 @@ class Resources(_Model):
         cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
     ) -> Resources:
         if not isinstance(data, dict):
-            return handler(data)  # type: ignore[no-any-return]
+            return handler(data)
         rest, sections = split_sections(
             data, "resources", title=cls.__name__, json_mode=info.mode == "json"
         )
@@ -308,7 +308,7 @@ class ClusterSpec(_Model):
         cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
     ) -> ClusterSpec:
         if not isinstance(data, dict) or data.get("scheduler") not in scheduler_names():
-            return handler(data)  # type: ignore[no-any-return]  # (an unknown one fails there)
+            return handler(data)  # (an unknown one fails there)
         name = data["scheduler"]
         rest, sections = split_sections(
             data, "cluster", title=cls.__name__, json_mode=info.mode == "json", only=[name]

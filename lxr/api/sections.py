@@ -84,7 +84,7 @@ def split_sections(
             for e in exc.errors(include_url=False):
                 errors.append(
                     InitErrorDetails(
-                        type=e["type"],  # type: ignore[typeddict-item]
+                        type=e["type"],
                         loc=(name, *e["loc"]),
                         input=e.get("input"),
                         ctx=e.get("ctx", {}),
@@ -96,11 +96,23 @@ def split_sections(
 
 
 def dump_sections(
-    sections: Mapping[str, OptionsModel], *, mode: str, by_alias: bool, **exclude: bool
+    sections: Mapping[str, OptionsModel],
+    *,
+    mode: str,
+    by_alias: bool,
+    exclude_unset: bool = False,
+    exclude_none: bool = False,
+    exclude_defaults: bool = False,
 ) -> dict[str, Any]:
     """The sections as they are written (``{"sge": {"queue": "all.q"}}``)."""
     return {
-        name: opts.model_dump(mode=mode, by_alias=by_alias, **exclude)
+        name: opts.model_dump(
+            mode=mode,
+            by_alias=by_alias,
+            exclude_unset=exclude_unset,
+            exclude_none=exclude_none,
+            exclude_defaults=exclude_defaults,
+        )
         for name, opts in sorted(sections.items())
     }
 

@@ -86,7 +86,7 @@ class SchedulerPlugin:
         if "driver" not in self._cache:
             module, _, name = self.driver.partition(":")
             self._cache["driver"] = getattr(importlib.import_module(module), name)
-        return self._cache["driver"]  # type: ignore[no-any-return]
+        return self._cache["driver"]
 
 
 class UnknownScheduler(ValueError):

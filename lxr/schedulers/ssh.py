@@ -162,8 +162,8 @@ class SSHTransport(Transport):
         return CommandResult(
             argv,
             code,
-            (proc.stdout or b"").decode(errors="replace"),
-            (proc.stderr or b"").decode(errors="replace"),
+            _text(proc.stdout),
+            _text(proc.stderr),
             time.monotonic() - started,
         )
 
@@ -250,7 +250,7 @@ class SSHTransport(Transport):
             await self._drop()
             raise TransportError(f"reading {path} over SFTP failed: {exc}") from exc
 
-    async def follow(self, path: str) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def follow(self, path: str) -> AsyncIterator[bytes]:
         conn = await self.connection()
         async with conn.create_process(
             shlex.join(["tail", "-c", "+1", "-F", path]), encoding=None
@@ -271,3 +271,10 @@ class SSHTransport(Transport):
         if self._tunnel is not None:
             self._tunnel.close()
             self._tunnel = None
+
+
+def _text(data: bytes | str | None) -> str:
+    """A command's output as text (bytes with ``encoding=None``; asyncssh types it either way)."""
+    if isinstance(data, str):
+        return data
+    return (data or b"").decode(errors="replace")

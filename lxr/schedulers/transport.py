@@ -156,7 +156,7 @@ class LocalTransport(Transport):
     async def read_file(self, path: str) -> bytes:
         return await anyio.Path(_local(path)).read_bytes()
 
-    async def follow(self, path: str) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def follow(self, path: str) -> AsyncIterator[bytes]:
         target = anyio.Path(_local(path))
         offset = 0
         while True:

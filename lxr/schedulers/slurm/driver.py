@@ -195,7 +195,7 @@ class SlurmDriver(BatchDriver):
         if tags:
             names = ",".join(JOB_NAME_PREFIX + t for t in tags)
             queries.append([*base, "-S", INTENT_LOOKBACK, f"--name={names}"])
-        out = []
+        out: list[list[SlurmRow]] = []
         for argv in queries:
             res = await self.transport.run(argv)
             if "accounting storage is disabled" in (res.stdout + res.stderr):

@@ -222,12 +222,12 @@ def parse_sacct(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
         if "_" not in jobid:
             array_id, indexes = jobid, [None]
         elif ranged:
-            array_id, indexes = ranged.group(1), expand_indexes(ranged.group(2))
+            array_id, indexes = ranged.group(1), [*expand_indexes(ranged.group(2))]
         else:
-            array_id, _, idx = jobid.partition("_")
-            if not idx.isdigit():
+            array_id, _, suffix = jobid.partition("_")
+            if not suffix.isdigit():
                 continue
-            indexes = [int(idx)]
+            indexes = [int(suffix)]
         code, signal = exit_status(f["ExitCode"], raw_wait_status=False)
         for idx in indexes:
             runs.setdefault((array_id, idx), []).append(
@@ -286,7 +286,7 @@ def observation(row: SlurmRow) -> TaskObservation:
         message = f"{row.state} (signal {row.signal})"
     return TaskObservation(
         row.job_id,
-        row.array_index,
+        row.array_index or 0,  # a plain job reads as index 0
         phase,
         row.state,
         reason,
