@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from lxr.api.resources import Experiment
+from lxr.reconciler.actions import Finalize, SetStatus
 from lxr.reconciler.controller import Controller
+from lxr.reconciler.status import plan_status
 from lxr.store import NotFound, Store
 
-__all__ = ["converge", "finished", "run_cycles"]
+__all__ = ["converge", "finished", "refresh_status", "run_cycles"]
 
 
 def finished(store: Store, name: str) -> bool:
@@ -69,3 +71,22 @@ def run_cycles(store: Store, n: int, controller: Controller | None = None) -> Co
 
     anyio.run(main)
     return ctl
+
+
+def refresh_status(store: Store, experiment_uid: str, now: float) -> tuple[str, bool]:
+    """Plan and write one experiment's status from its stored work units, outside a cycle (the
+    status step of a plan that moves no work unit). Returns ``(phase, finished)``."""
+    for cluster in store.clusters_with_work():
+        for record in store.load_desired(cluster):
+            if record.uid != experiment_uid:
+                continue
+            action = plan_status(record, (), 0, (), None, now)
+            if isinstance(action, Finalize):
+                store.finalize(action)
+                return "Stopped", True
+            if isinstance(action, SetStatus):
+                store.write_status(action, cluster)
+                return action.phase, action.finished
+            written = record.status.written if record.status else {}
+            return written.get("phase", "Pending"), False
+    return "Stopped", True  # gone, or finished and current

@@ -11,11 +11,20 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+from lxr.api.phases import (
+    AttemptPhase,
+    SubmissionEvent,
+    WorkUnitPhase,
+    submission_transition,
+)
 from lxr.api.resources import Experiment
-from lxr.reconciler.status import derive_status
 from lxr.store import Conflict, Invalid, NotFound, Store
 from lxr.store.tables import Base, ExperimentRow
+from lxr.testing import refresh_status
 from tests.conftest import REPO
+
+#: what the plan's Submit states for a new intent's work units and attempts
+READY = {"phase": WorkUnitPhase.PENDING, "attempt_phase": AttemptPhase.PENDING}
 
 
 def make_experiment(name: str = "e", n: int = 3, **spec: object) -> Experiment:
@@ -92,17 +101,17 @@ def test_intent_then_submitted_then_status(any_store: Store) -> None:
     any_store.apply(make_experiment(n=2))
     (record,) = any_store.load_desired("local")
     entries = [(w.id, 1, w.index + 1, None) for w in record.work_units]
-    sid = any_store.record_intent(record.uid, "local", "e-tag", entries)
+    sid = any_store.record_intent(record.uid, "local", "e-tag", entries, **READY)
     (record,) = any_store.load_desired("local")
     assert {w.active.submission_state for w in record.work_units if w.active} == {"Intent"}
     info = any_store.submission(sid)
     assert [(t[0], t[1], t[2]) for t in info.tasks] == [(1, 0, 1), (2, 1, 1)]
-    any_store.mark_submitted(sid, "123")
+    any_store.mark_submitted(sid, "123", submission_transition("Intent", SubmissionEvent.ACCEPTED))
     (record,) = any_store.load_desired("local")
     assert {(w.active.job_id, w.active.phase) for w in record.work_units if w.active} == {
         ("123", "Queued")
     }
-    phase, finished = any_store.refresh_status(record.uid, time.time(), derive_status)
+    phase, finished = refresh_status(any_store, record.uid, time.time())
     assert (phase, finished) == ("Running", False)
     conds = {c.type: c.status.value for c in any_store.get_experiment("e").status.conditions}
     assert conds["Submitted"] == "True" and conds["Succeeded"] == "Unknown"
@@ -117,7 +126,7 @@ def test_delete_marks_then_refresh_removes_when_finished(any_store: Store) -> No
     with any_store.session() as s:
         s.execute(text("UPDATE work_units SET phase='Stopped'"))
     uid = any_store.get_experiment("e").metadata.uid
-    assert any_store.refresh_status(uid, time.time(), derive_status) == ("Stopped", True)
+    assert refresh_status(any_store, uid, time.time()) == ("Stopped", True)
     with pytest.raises(NotFound):
         any_store.get_experiment("e")
     assert [e.reason for e in any_store.list_events()][-1] == "Deleted"
@@ -181,7 +190,11 @@ def test_retried_intent_leaves_out_attempts_that_ended(any_store: Store) -> None
     any_store.apply(make_experiment(n=3))
     (record,) = any_store.load_desired("local")
     sid = any_store.record_intent(
-        record.uid, "local", "e-tag", [(w.id, 1, w.index + 1, None) for w in record.work_units]
+        record.uid,
+        "local",
+        "e-tag",
+        [(w.id, 1, w.index + 1, None) for w in record.work_units],
+        **READY,
     )
     with any_store.session() as s:  # unit 1's attempt ended (stopped) before the retry
         s.execute(text("UPDATE attempts SET final = :t WHERE array_index = 2"), {"t": True})

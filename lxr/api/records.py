@@ -6,11 +6,22 @@ planner stays a pure function.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from lxr.api.resources import ExperimentSpec
+from lxr.api.resources import Condition, ExperimentSpec
 
-__all__ = ["AttemptRecord", "ExperimentRecord", "WorkUnitRecord"]
+__all__ = [
+    "FAILED_INDEXES_SHOWN",
+    "AttemptRecord",
+    "ExperimentRecord",
+    "StatusRecord",
+    "WorkUnitRecord",
+]
+
+#: status.failedIndexes lists at most this many (the smallest)
+FAILED_INDEXES_SHOWN = 1000
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,19 @@ class WorkUnitRecord:
 
 
 @dataclass(frozen=True)
+class StatusRecord:
+    """What an experiment's status is derived from (every work unit, terminal ones too), and
+    the status as last written, so the plan writes only what changed."""
+
+    counts: Mapping[str, int]  # work units per phase
+    never_submitted: int  # work units with no attempt yet
+    failed_indexes: tuple[int, ...]  # the smallest failed indexes (at most 1000)
+    failed_message: str | None
+    conditions: tuple[Condition, ...]
+    written: Mapping[str, Any]  # phase, counts, failed_indexes, observed_generation, start/end
+
+
+@dataclass(frozen=True)
 class ExperimentRecord:
     """An experiment with its active work units, as one cycle sees it."""
 
@@ -64,3 +88,5 @@ class ExperimentRecord:
     failed_reason: str | None = None
     failed_count: int = 0
     work_units: tuple[WorkUnitRecord, ...] = field(default_factory=tuple)
+    #: the status inputs; without them (a plan of the work units alone) no status is planned
+    status: StatusRecord | None = None

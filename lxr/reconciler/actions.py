@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from lxr.api.phases import AttemptPhase, SubmissionState, WorkUnitPhase
 
 __all__ = [
     "Action",
@@ -10,8 +13,10 @@ __all__ = [
     "Cancel",
     "Event",
     "FailureHandled",
+    "Finalize",
     "Resubmit",
     "RetryIntent",
+    "SetStatus",
     "Submit",
     "SubmitEntry",
     "UpdateStatus",
@@ -82,6 +87,7 @@ class UpdateStatus:
     work_units: tuple[WorkUnitPatch, ...] = ()
     attempts: tuple[AttemptPatch, ...] = ()
     adoptions: tuple[tuple[int, str], ...] = ()  # (submission id, job id)
+    adopted_state: SubmissionState = SubmissionState.SUBMITTED  # what adopted submissions become
     events: tuple[Event, ...] = ()
     handled: tuple[FailureHandled, ...] = ()
     fail_experiment: tuple[str, str] | None = None  # (reason, message)
@@ -108,10 +114,14 @@ class SubmitEntry:
 
 @dataclass(frozen=True)
 class Submit:
-    """Start first attempts for these work units, as one job array (split if too large)."""
+    """Start first attempts for these work units, as one job array (split if too large). The
+    intent is recorded with the work units in ``phase`` and their new attempts in
+    ``attempt_phase`` (the ``Ready`` row of the state machine)."""
 
     experiment_uid: str
     entries: tuple[SubmitEntry, ...] = field(default_factory=tuple)
+    phase: WorkUnitPhase = WorkUnitPhase.PENDING
+    attempt_phase: AttemptPhase = AttemptPhase.PENDING
 
 
 @dataclass(frozen=True)
@@ -139,4 +149,29 @@ class Cancel:
     reason: str
 
 
-Action = UpdateStatus | Submit | Resubmit | RetryIntent | Cancel
+@dataclass(frozen=True)
+class SetStatus:
+    """Write the experiment's status as the plan derived it from its work units."""
+
+    experiment_uid: str
+    phase: str
+    counts: dict[str, int]  # work units per phase, and "total"
+    conditions: tuple[dict[str, Any], ...]  # as stored (JSON)
+    failed_indexes: tuple[int, ...]
+    observed_generation: int
+    start_time: float | None
+    completion_time: float | None
+    finished: bool
+    event: Event | None = None  # the experiment just finished
+
+
+@dataclass(frozen=True)
+class Finalize:
+    """The experiment was deleted and none of its tasks is left: remove it (the finalizer)."""
+
+    experiment_uid: str
+    name: str
+    cluster: str
+
+
+Action = UpdateStatus | Submit | Resubmit | RetryIntent | Cancel | SetStatus | Finalize

@@ -24,11 +24,20 @@ from typing import TYPE_CHECKING
 import anyio
 
 from lxr.api.argv import task_argv
+from lxr.api.phases import SubmissionEvent, submission_transition
 from lxr.api.records import ExperimentRecord
 from lxr.api.resources import ClusterSpec, RequeuePolicy
-from lxr.reconciler.actions import Action, Cancel, Resubmit, RetryIntent, Submit, UpdateStatus
+from lxr.reconciler.actions import (
+    Action,
+    Cancel,
+    Finalize,
+    Resubmit,
+    RetryIntent,
+    SetStatus,
+    Submit,
+    UpdateStatus,
+)
 from lxr.reconciler.planner import plan
-from lxr.reconciler.status import derive_status
 from lxr.reconciler.wakeup import WakeupListener
 from lxr.reconciler.workqueue import WorkQueue
 from lxr.schedulers.base import (
@@ -125,6 +134,12 @@ class Actor:
                 for h in action.handled:
                     self.metrics.failure_handled(self.cluster, h.action)
             return 0
+        if isinstance(action, SetStatus):
+            self.store.write_status(action, self.cluster)
+            return 0
+        if isinstance(action, Finalize):
+            self.store.finalize(action)
+            return 0
         if isinstance(action, Cancel):
             await self.driver.cancel(list(action.targets))
             self.store.mark_cancel_requested(action.attempt_ids, time.time())
@@ -147,6 +162,8 @@ class Actor:
                         (e.work_unit_id, e.attempt, ai, e.retry_reason)
                         for e, ai in zip(chunk, indexes, strict=True)
                     ],
+                    phase=action.phase,
+                    attempt_phase=action.attempt_phase,
                 )
                 if self.crash_hook:
                     self.crash_hook("intent-recorded")
@@ -192,9 +209,12 @@ class Actor:
         try:
             job_id = await self.driver.submit(job)
         except SubmitRejected as exc:
-            self.store.mark_submit_failed(sub.id, str(exc))
+            # the next plan ends these attempts with reason SubmitError (a table row)
+            row = submission_transition(sub.state, SubmissionEvent.REJECTED)
+            self.store.mark_submit_failed(sub.id, str(exc), row)
+            reason = row.event_reason or "SubmitRejected"
             self.store.add_events(
-                [("Warning", "SubmitRejected", str(exc)[:2000], "Experiment", sub.experiment)],
+                [("Warning", reason, str(exc)[:2000], "Experiment", sub.experiment)],
                 sub.experiment_uid,
                 self.cluster,
             )
@@ -207,7 +227,9 @@ class Actor:
             raise
         if self.crash_hook:
             self.crash_hook("job-submitted")
-        self.store.mark_submitted(sub.id, job_id)
+        self.store.mark_submitted(
+            sub.id, job_id, submission_transition(sub.state, SubmissionEvent.ACCEPTED)
+        )
         # retries get their own reason, so `lxr get events` tells them from first submissions
         retried = sorted(t.work_unit for t in job.tasks if t.attempt > 1)
         what = f"{len(job.tasks)} task(s)"
@@ -354,11 +376,11 @@ class Controller:
         else:  # nothing in flight: an empty view of the cluster is current
             self.snapshot_times[cluster] = time.time()
         result.actions = len(actions)
-        now = time.time()
-        for exp in desired:
-            phase, finished = self.store.refresh_status(exp.uid, now, derive_status)
-            if finished:
-                result.finished.append(exp.name)
+        result.finished = [
+            by_uid[a.experiment_uid].name
+            for a in actions
+            if isinstance(a, Finalize) or (isinstance(a, SetStatus) and a.finished)
+        ]
         return result
 
     async def run_once(self) -> list[CycleResult]:

@@ -15,6 +15,10 @@ Then, for the experiment as a whole: more failed work units than ``maxFailedInde
 (``MaxFailedIndexesExceeded``); a failing experiment cancels what is still in flight now
 (``ExperimentFailing``); work units with nothing in flight are classified (stop, wait out the
 backoff, or submit: first attempts as one ``Submit`` array, retries as one ``Resubmit``).
+Last, the experiment's status (phase, conditions, counts) is derived from the counts the
+record was read with, moved by this plan's decisions (:func:`~lxr.reconciler.status.plan_status`):
+one ``SetStatus`` when it changed, or ``Finalize`` (remove it) once a deleted experiment has no
+task left.
 
 Cancels repeat every :data:`CANCEL_REPEAT_SECONDS` until the task is gone; a task the scheduler
 no longer reports is ``Unknown``, and after :data:`LOST_AFTER_SECONDS` it ends as ``Lost``.
@@ -32,11 +36,15 @@ from typing import NamedTuple
 from lxr.api.phases import (
     WORK_UNIT_TERMINAL,
     WORK_UNIT_TRANSITIONS,
+    AttemptPhase,
     Effect,
     Event,
+    SubmissionEvent,
     SubmissionState,
     Transition,
+    WorkUnitPhase,
     check_attempt,
+    submission_transition,
     work_unit_transition,
 )
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
@@ -55,6 +63,7 @@ from lxr.reconciler.actions import (
 )
 from lxr.reconciler.actions import Event as Notice
 from lxr.reconciler.policy import account, backoff_seconds
+from lxr.reconciler.status import plan_status
 from lxr.schedulers.base import Snapshot, TaskObservation, TaskPhase
 
 __all__ = [
@@ -499,7 +508,8 @@ class _ExperimentPlan:
     def actions(self, works: list[_Work]) -> list[Action]:
         """The plan: one status update, then cancels, intents retried, submissions."""
         actions: list[Action] = []
-        patches = tuple(p for w in works if (p := w.patch()) is not None)
+        changed = [(w, p) for w in works if (p := w.patch()) is not None]
+        patches = tuple(p for _, p in changed)
         # the experiment's reason, else only work units the user stopped are being cancelled
         stopping = self.stopping or "StopRequested"
         if self.cancel:
@@ -517,6 +527,7 @@ class _ExperimentPlan:
             work_units=patches,
             attempts=tuple(self.attempts),
             adoptions=tuple(self.adoptions),
+            adopted_state=_ADOPTED.target,
             events=tuple(self.events),
             handled=tuple(self.handled),
             fail_experiment=self.fail_experiment,
@@ -531,9 +542,16 @@ class _ExperimentPlan:
             RetryIntent(self.exp.uid, sid, tag) for sid, tag in sorted(self.retry_intents.items())
         )
         if self.fresh:
-            actions.append(Submit(self.exp.uid, tuple(self.fresh)))
+            actions.append(Submit(self.exp.uid, tuple(self.fresh), *_READY))
         if self.retries:
-            actions.append(Resubmit(self.exp.uid, tuple(self.retries)))
+            actions.append(Resubmit(self.exp.uid, tuple(self.retries), *_READY))
+        # last: the experiment's status (or its removal) as this plan leaves it
+        moves = [(w.record.phase, p.phase) for w, p in changed if p.phase != w.record.phase]
+        status = plan_status(
+            self.exp, moves, len(self.fresh), self.newly_failed, self.fail_experiment, self.now
+        )
+        if status is not None:
+            actions.append(status)
         return actions
 
 
@@ -564,6 +582,14 @@ _STEPS: dict[tuple[str, Event], tuple[Transition, tuple[Callable[..., None], ...
     for row in WORK_UNIT_TRANSITIONS
     for source in row.sources
 }
+
+#: what a submitted work unit and its new attempt become (the Ready row)
+_READY = (
+    work_unit_transition(WorkUnitPhase.PENDING, Event.READY).target or WorkUnitPhase.PENDING,
+    work_unit_transition(WorkUnitPhase.PENDING, Event.READY).attempt or AttemptPhase.PENDING,
+)
+#: what an adopted submission becomes
+_ADOPTED = submission_transition(SubmissionState.INTENT, SubmissionEvent.ADOPTED)
 
 #: budget verdicts whose reason is the limit that was spent, with the message's ending
 _FAIL_WORDING: dict[Event, tuple[str, str]] = {

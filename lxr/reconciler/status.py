@@ -1,4 +1,5 @@
-"""Deriving an experiment's phase and conditions from its work-unit counts. Pure.
+"""Deriving an experiment's phase and conditions from its work-unit counts, and planning its
+status write or its removal (the deletion finalizer) as part of the plan. Pure.
 
 Conditions (``type``: meaning when ``True``):
 
@@ -20,11 +21,14 @@ from lxr.api.phases import (
     ExperimentFacts,
     ExperimentPhase,
     WorkUnitPhase,
+    check_experiment,
     experiment_phase,
 )
+from lxr.api.records import FAILED_INDEXES_SHOWN, ExperimentRecord
 from lxr.api.resources import Condition, ConditionStatus
+from lxr.reconciler.actions import Event, Finalize, SetStatus
 
-__all__ = ["DerivedStatus", "derive_status", "set_condition"]
+__all__ = ["DerivedStatus", "derive_status", "plan_status", "set_condition"]
 
 
 @dataclass(frozen=True)
@@ -159,3 +163,86 @@ def derive_status(
         when,
     )
     return DerivedStatus(phase=phase, conditions=conds, finished=finished)
+
+
+def plan_status(
+    exp: ExperimentRecord,
+    moves: Sequence[tuple[str, str]],
+    submitted_first: int,
+    newly_failed: Sequence[int],
+    fail_experiment: tuple[str, str] | None,
+    now: float,
+) -> SetStatus | Finalize | None:
+    """The experiment's status after this plan, or its finalizer; None when nothing changed
+    (or the record carries no status inputs).
+
+    ``moves`` are the work units' phase changes this plan makes (old, new), ``submitted_first``
+    how many work units get their first attempt, ``fail_experiment`` the plan's own verdict on
+    the whole experiment: the counts read with the record are moved by what the plan decided,
+    so the status is the plan's, not re-read from the store.
+    """
+    st = exp.status
+    if st is None:
+        return None
+    counts = dict(st.counts)
+    for old, new in moves:
+        counts[old] -= 1
+        counts[new] = counts.get(new, 0) + 1
+    counts = {phase: n for phase, n in counts.items() if n}
+    never = st.never_submitted - submitted_first
+    failed_idx = sorted({*st.failed_indexes, *newly_failed})[:FAILED_INDEXES_SHOWN]
+    failed_reason, failed_message = exp.failed_reason, st.failed_message
+    if failed_reason is None and fail_experiment is not None:
+        failed_reason, failed_message = fail_experiment
+    derived = derive_status(
+        counts,
+        failed_idx,
+        never_submitted=never,
+        deleting=exp.deleting,
+        failed_reason=failed_reason,
+        failed_message=failed_message,
+        conditions=st.conditions,
+        now=now,
+    )
+    if exp.deleting and derived.finished:
+        return Finalize(exp.uid, exp.name, exp.cluster)
+    written = st.written
+    total = sum(counts.values())
+    new_counts = {**counts, "total": total}
+    conditions = tuple(c.model_dump(mode="json", by_alias=True) for c in derived.conditions)
+    start = written["start_time"]
+    if start is None and never < total:
+        start = now
+    completion = written["completion_time"] if derived.finished else None
+    if derived.finished and completion is None:
+        completion = now
+    phase = derived.phase.value
+    if (
+        written["phase"] == phase
+        and written["counts"] == new_counts
+        and list(written["conditions"]) == list(conditions)
+        and list(written["failed_indexes"]) == failed_idx
+        and written["observed_generation"] == exp.generation
+        and written["start_time"] == start
+        and written["completion_time"] == completion
+    ):
+        return None
+    event = None
+    if written["phase"] != phase:
+        check_experiment(written["phase"], phase)
+    if written["phase"] != phase and derived.finished:
+        ok = next((c.message for c in derived.conditions if c.type == "Succeeded"), "")
+        warn = derived.phase is ExperimentPhase.FAILED
+        event = Event("Warning" if warn else "Normal", phase, ok, "Experiment", exp.name)
+    return SetStatus(
+        experiment_uid=exp.uid,
+        phase=phase,
+        counts=new_counts,
+        conditions=conditions,
+        failed_indexes=tuple(failed_idx),
+        observed_generation=exp.generation,
+        start_time=start,
+        completion_time=completion,
+        finished=derived.finished,
+        event=event,
+    )

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.orm import InstrumentedAttribute
 
-from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
+from lxr.api.records import AttemptRecord, ExperimentRecord, StatusRecord, WorkUnitRecord
 from lxr.api.resources import (
     API_VERSION,
     Attempt,
@@ -52,6 +52,7 @@ __all__ = [
     "event_row",
     "experiment_from_row",
     "experiment_record",
+    "status_record",
     "ts",
     "work_unit_patch_values",
     "work_unit_view",
@@ -116,7 +117,10 @@ WORK_UNIT_RECORD = RecordCodec(
 
 
 def experiment_record(
-    row: ExperimentRow, failed_count: int, work_units: tuple[WorkUnitRecord, ...]
+    row: ExperimentRow,
+    failed_count: int,
+    work_units: tuple[WorkUnitRecord, ...],
+    status: StatusRecord | None = None,
 ) -> ExperimentRecord:
     """An experiment as one controller cycle sees it."""
     return ExperimentRecord(
@@ -129,6 +133,30 @@ def experiment_record(
         failed_reason=row.failed_reason,
         failed_count=failed_count,
         work_units=work_units,
+        status=status,
+    )
+
+
+def status_record(
+    row: ExperimentRow, counts: Mapping[str, int], never: int, failed: Sequence[int]
+) -> StatusRecord:
+    """The status inputs of an experiment (``counts``: work units per phase) with its status as
+    last written."""
+    return StatusRecord(
+        counts=dict(counts),
+        never_submitted=never,
+        failed_indexes=tuple(failed),
+        failed_message=row.failed_message,
+        conditions=tuple(Condition.model_validate(c) for c in row.conditions),
+        written={
+            "phase": row.phase,
+            "counts": row.counts,
+            "conditions": row.conditions,
+            "failed_indexes": row.failed_indexes,
+            "observed_generation": row.observed_generation,
+            "start_time": row.start_time,
+            "completion_time": row.completion_time,
+        },
     )
 
 

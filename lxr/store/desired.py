@@ -7,10 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from lxr.api.records import ExperimentRecord
+from lxr.api.phases import WorkUnitPhase
+from lxr.api.records import FAILED_INDEXES_SHOWN, ExperimentRecord, StatusRecord
 from lxr.api.resources import ExperimentSpec
-from lxr.store.codecs import ATTEMPT_RECORD, WORK_UNIT_RECORD, experiment_record
+from lxr.store.codecs import (
+    ATTEMPT_RECORD,
+    WORK_UNIT_RECORD,
+    experiment_record,
+    status_record,
+)
 from lxr.store.engine import StoreEngine
 from lxr.store.errors import NotFound
 from lxr.store.queries import TERMINAL, unfinished_experiment
@@ -66,14 +73,32 @@ class DesiredState(StoreEngine):
                     .where(w.experiment_uid == exp.uid, w.phase.not_in(TERMINAL))
                     .order_by(w.idx)
                 ).all()
-                failed_count = s.scalar(
-                    select(func.count())
-                    .select_from(WorkUnitRow)
-                    .where(WorkUnitRow.experiment_uid == exp.uid, WorkUnitRow.phase == "Failed")
-                )
+                status = self._status_inputs(s, exp)
+                failed_count = status.counts.get(WorkUnitPhase.FAILED, 0)
                 units = tuple(unit(r[:n], None if r[n] is None else attempt(r[n:])) for r in rows)
-                out.append(experiment_record(exp, failed_count or 0, units))
+                out.append(experiment_record(exp, failed_count, units, status))
         return out
+
+    @staticmethod
+    def _status_inputs(s: Session, exp: ExperimentRow) -> StatusRecord:
+        """Every work unit of ``exp`` counted per phase, those never submitted, the smallest
+        failed indexes: what the plan derives the experiment's status from."""
+        w, uid = WorkUnitRow, exp.uid
+        counts = dict(
+            s.execute(
+                select(w.phase, func.count()).where(w.experiment_uid == uid).group_by(w.phase)
+            ).all()
+        )
+        never = s.scalar(
+            select(func.count()).select_from(w).where(w.experiment_uid == uid, w.attempt_count == 0)
+        )
+        failed = s.scalars(
+            select(w.idx)
+            .where(w.experiment_uid == uid, w.phase == WorkUnitPhase.FAILED.value)
+            .order_by(w.idx)
+            .limit(FAILED_INDEXES_SHOWN)
+        ).all()
+        return status_record(exp, counts, never or 0, failed)
 
     def submission(self, submission_id: int) -> SubmissionInfo:
         """A submission and the tasks it holds, in array-index order."""

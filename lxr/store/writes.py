@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from lxr.api.phases import AttemptPhase, SubmissionState, SubmissionTransition, WorkUnitPhase
 from lxr.store.codecs import attempt_patch_values, event_row, work_unit_patch_values
 from lxr.store.engine import StoreEngine
 from lxr.store.queries import chunks, update_by_id
@@ -26,16 +27,21 @@ class ControllerWrites(StoreEngine):
         cluster: str,
         tag: str,
         entries: Sequence[tuple[int, int, int, str | None]],
+        *,
+        phase: WorkUnitPhase,
+        attempt_phase: AttemptPhase,
     ) -> int:
         """Record, before anything reaches the scheduler, that ``tag`` will be submitted with
-        these ``(work unit id, attempt number, array index, retry reason)``. Returns its id."""
+        these ``(work unit id, attempt number, array index, retry reason)``: the new attempts in
+        ``attempt_phase``, each work unit pointing at its attempt (its ``attempt_count`` the
+        attempt's number) in ``phase``, as the plan decided. Returns its id."""
         now = time.time()
         with self.session() as s:
             sub = SubmissionRow(
                 tag=tag,
                 cluster=cluster,
                 experiment_uid=experiment_uid,
-                state="Intent",
+                state=SubmissionState.INTENT.value,
                 created_at=now,
                 tries=0,
             )
@@ -49,7 +55,7 @@ class ControllerWrites(StoreEngine):
                         "number": number,
                         "submission_id": sub.id,
                         "array_index": array_index,
-                        "phase": "Pending",
+                        "phase": attempt_phase.value,
                         "restarts": 0,
                         "retry_reason": reason,
                         "final": False,
@@ -67,22 +73,23 @@ class ControllerWrites(StoreEngine):
                 .values(
                     active_attempt_id=select(a.c.id).where(mine).scalar_subquery(),
                     attempt_count=select(a.c.number).where(mine).scalar_subquery(),
-                    phase="Pending",
-                    next_attempt_after=None,
+                    phase=phase.value,
                     updated_at=now,
                 )
             )
             return sub.id
 
-    def mark_submitted(self, submission_id: int, job_id: str) -> None:
-        """The scheduler accepted the submission as ``job_id``."""
+    def mark_submitted(self, submission_id: int, job_id: str, row: SubmissionTransition) -> None:
+        """The scheduler accepted the submission as ``job_id``: it and its attempts move as the
+        state machine's ``row`` says (``Accepted``)."""
         now = time.time()
+        attempt: dict[str, Any] = {} if row.attempt is None else {"phase": row.attempt.value}
         with self.session() as s:
             s.execute(
                 update(SubmissionRow)
                 .where(SubmissionRow.id == submission_id)
                 .values(
-                    state="Submitted",
+                    state=row.target.value,
                     job_id=job_id,
                     submitted_at=now,
                     tries=SubmissionRow.tries + 1,
@@ -91,16 +98,16 @@ class ControllerWrites(StoreEngine):
             s.execute(
                 update(AttemptRow)
                 .where(AttemptRow.submission_id == submission_id)
-                .values(job_id=job_id, phase="Queued", submit_time=now, last_seen=now)
+                .values(job_id=job_id, submit_time=now, last_seen=now, **attempt)
             )
 
-    def mark_submit_failed(self, submission_id: int, error: str) -> None:
-        """The scheduler refused the submission."""
+    def mark_submit_failed(self, submission_id: int, error: str, row: SubmissionTransition) -> None:
+        """The scheduler refused the submission: it moves as ``row`` says (``Rejected``)."""
         with self.session() as s:
             s.execute(
                 update(SubmissionRow)
                 .where(SubmissionRow.id == submission_id)
-                .values(state="Failed", error=error[-4000:], tries=SubmissionRow.tries + 1)
+                .values(state=row.target.value, error=error[-4000:], tries=SubmissionRow.tries + 1)
             )
 
     def mark_cancel_requested(self, attempt_ids: Sequence[int], when: float) -> None:
@@ -121,7 +128,7 @@ class ControllerWrites(StoreEngine):
                 s.execute(
                     update(SubmissionRow)
                     .where(SubmissionRow.id == sid)
-                    .values(state="Submitted", job_id=job_id, submitted_at=now)
+                    .values(state=upd.adopted_state.value, job_id=job_id, submitted_at=now)
                 )
                 s.execute(
                     update(AttemptRow)
