@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from lxr.api.phases import ExperimentPhase, WorkUnitPhase
+
 __all__ = [
     "ALERTS_PATH",
     "DASHBOARD_PATH",
@@ -185,7 +187,7 @@ def _sections() -> list[tuple[str, list[Panel]]]:
         _stat(
             "Running experiments",
             "Experiments in phase Running.",
-            'sum(lxr_experiments{phase="Running"})',
+            f'sum(lxr_experiments{{phase="{ExperimentPhase.RUNNING.value}"}})',
             unit="short",
             thresholds=_NEUTRAL,
         ),
@@ -249,7 +251,12 @@ def _sections() -> list[tuple[str, list[Panel]]]:
         _timeseries(
             "Running work units by cluster",
             "Work units in phase Running, per cluster.",
-            [('sum by (cluster) (lxr_work_units{phase="Running"})', "{{cluster}}")],
+            [
+                (
+                    f'sum by (cluster) (lxr_work_units{{phase="{WorkUnitPhase.RUNNING.value}"}})',
+                    "{{cluster}}",
+                )
+            ],
             unit="short",
         ),
     ]

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
+from lxr.api.phases import ExperimentPhase, WorkUnitPhase
+
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
@@ -59,26 +61,10 @@ DEFAULT_METRICS_PORT = 9464
 RECONCILE_RESULTS: tuple[str, ...] = ("success", "error", "requeue")
 """Values of the ``result`` label of ``lxr_reconcile_total``."""
 
-EXPERIMENT_PHASES: tuple[str, ...] = (
-    "Pending",
-    "Running",
-    "Succeeded",
-    "Failed",
-    "Stopping",
-    "Stopped",
-)
+EXPERIMENT_PHASES: tuple[str, ...] = tuple(p.value for p in ExperimentPhase)
 """Values of the ``phase`` label of ``lxr_experiments``."""
 
-WORK_UNIT_PHASES: tuple[str, ...] = (
-    "Pending",
-    "Queued",
-    "Running",
-    "BackOff",
-    "Succeeded",
-    "Failed",
-    "Stopped",
-    "Unknown",
-)
+WORK_UNIT_PHASES: tuple[str, ...] = tuple(p.value for p in WorkUnitPhase)
 """Values of the ``phase`` label of ``lxr_work_units``."""
 
 SUBMISSION_RESULTS: tuple[str, ...] = ("success", "error")

@@ -1,7 +1,8 @@
 """Helpers for tests of lxr and of code built on it: converge experiments in-process.
 
 Like ``kopf.testing``: a test applies resources to a :class:`~lxr.store.Store`, then calls
-:func:`converge` to run real reconcile cycles until the experiments finish.
+:func:`converge` to run real reconcile cycles until the experiments finish (the same in-process
+loop as ``lxr apply --wait``: :mod:`lxr.reconciler.inprocess`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
+from lxr.api.phases import EXPERIMENT_INITIAL, ExperimentPhase
 from lxr.api.resources import Experiment
 from lxr.reconciler.actions import Finalize, SetStatus
 from lxr.reconciler.controller import Controller
+from lxr.reconciler.inprocess import reconcile_until
 from lxr.reconciler.status import plan_status
 from lxr.store import NotFound, Store
 
@@ -46,18 +49,11 @@ def converge(
     ``until()`` holds). Raises TimeoutError after ``timeout`` seconds."""
     ctl = controller or Controller(store, interval=interval, local_interval=min(interval, 0.3))
     done = until or (lambda: all(finished(store, n) for n in names))
-
-    async def main() -> None:
-        with anyio.fail_after(timeout):
-            await ctl.run(until=done)
-
     started = time.monotonic()
-    try:
-        anyio.run(main)
-    except TimeoutError:
+    if not reconcile_until(store, done, timeout=timeout, controller=ctl):
         raise TimeoutError(
             f"experiments {list(names)} did not converge in {time.monotonic() - started:.0f}s"
-        ) from None
+        )
     return ctl
 
 
@@ -83,10 +79,14 @@ def refresh_status(store: Store, experiment_uid: str, now: float) -> tuple[str, 
             action = plan_status(record, (), 0, (), None, now)
             if isinstance(action, Finalize):
                 store.finalize(action)
-                return "Stopped", True
+                return ExperimentPhase.STOPPED.value, True
             if isinstance(action, SetStatus):
                 store.write_status(action, cluster)
                 return action.phase, action.finished
             written = record.status.written if record.status else {}
-            return written.get("phase", "Pending"), False
-    return "Stopped", True  # gone, or finished and current
+            return written.get("phase", EXPERIMENT_INITIAL.value), False
+    # finished and current (nothing to plan), or gone
+    for exp in store.list_experiments():
+        if exp.metadata.uid == experiment_uid and exp.status is not None:
+            return exp.status.phase.value, True
+    return ExperimentPhase.STOPPED.value, True

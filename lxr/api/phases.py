@@ -46,6 +46,7 @@ from pathlib import Path
 
 __all__ = [
     "ATTEMPT_TERMINAL",
+    "EXPERIMENT_INITIAL",
     "EXPERIMENT_PHASE_RULES",
     "EXPERIMENT_TERMINAL",
     "README_BEGIN",
@@ -54,6 +55,7 @@ __all__ = [
     "WITH_ATTEMPT",
     "WITH_JOB",
     "WORK_UNIT_ACTIVE",
+    "WORK_UNIT_INITIAL",
     "WORK_UNIT_IN_FLIGHT",
     "WORK_UNIT_TERMINAL",
     "WORK_UNIT_TRANSITIONS",
@@ -66,6 +68,7 @@ __all__ = [
     "SubmissionEvent",
     "SubmissionState",
     "SubmissionTransition",
+    "TaskPhase",
     "Transition",
     "WorkUnitPhase",
     "allowed_attempt_moves",
@@ -125,8 +128,26 @@ class ExperimentPhase(str, Enum):
     STOPPED = "Stopped"
 
 
+class TaskPhase(str, Enum):
+    """Where one array task stands, as a driver reports it in lxr's terms (drivers map their
+    scheduler's native states to these; the planner classifies them into events)."""
+
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"  # ended without success; ``reason`` says why
+    CANCELLED = "Cancelled"  # cancelled (by lxr or by someone else)
+
+    @property
+    def finished(self) -> bool:
+        """True when the task will not change any more."""
+        return self in (TaskPhase.SUCCEEDED, TaskPhase.FAILED, TaskPhase.CANCELLED)
+
+
 WP, AP = WorkUnitPhase, AttemptPhase
 
+#: the phase a work unit is created in
+WORK_UNIT_INITIAL = WP.PENDING
 #: work units that never move again
 WORK_UNIT_TERMINAL = frozenset({WP.SUCCEEDED, WP.FAILED, WP.STOPPED})
 #: work units the controller still works on (everything not terminal)
@@ -139,6 +160,8 @@ WITH_ATTEMPT = frozenset({WP.PENDING, WP.QUEUED, WP.RUNNING, WP.UNKNOWN})
 WITH_JOB = frozenset({WP.QUEUED, WP.RUNNING, WP.UNKNOWN})
 #: attempts that ended
 ATTEMPT_TERMINAL = frozenset({AP.SUCCEEDED, AP.FAILED, AP.STOPPED})
+#: the phase an experiment is created in
+EXPERIMENT_INITIAL = ExperimentPhase.PENDING
 #: experiments that finished (every work unit terminal)
 EXPERIMENT_TERMINAL = frozenset(
     {ExperimentPhase.SUCCEEDED, ExperimentPhase.FAILED, ExperimentPhase.STOPPED}

@@ -5,10 +5,15 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from lxr.api.phases import EXPERIMENT_INITIAL, WorkUnitPhase
 from lxr.cli.output import age, events_table, print_table, utc, work_units_table
 from lxr.store import Store
 
 __all__ = ["describe_experiment"]
+
+
+#: work units describe lists: failed, backing off, or not seen by the scheduler
+_WORTH_SHOWING = frozenset({WorkUnitPhase.FAILED, WorkUnitPhase.BACKOFF, WorkUnitPhase.UNKNOWN})
 
 
 def describe_experiment(console: Console, store: Store, name: str) -> None:
@@ -31,7 +36,7 @@ def describe_experiment(console: Console, store: Store, name: str) -> None:
     kv.add_row(
         "Generation:", f"{meta.generation} (observed {st.observed_generation if st else '-'})"
     )
-    kv.add_row("Phase:", st.phase.value if st else "Pending")
+    kv.add_row("Phase:", st.phase.value if st else EXPERIMENT_INITIAL.value)
     kv.add_row(
         "Retry policy:",
         f"backoffLimitPerIndex={spec.backoff_limit_per_index} "
@@ -59,7 +64,7 @@ def describe_experiment(console: Console, store: Store, name: str) -> None:
     problem = [
         u
         for u in store.list_work_units(name)
-        if u.status.phase.value in ("Failed", "BackOff", "Unknown") or u.status.disruptions
+        if u.status.phase in _WORTH_SHOWING or u.status.disruptions
     ]
     if problem:
         console.print("\n[bold]Work units needing attention:[/]")

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_ACTIVE, ExperimentPhase, WorkUnitPhase
 from lxr.api.resources import API_VERSION, Cluster, Experiment, WorkUnit
 from lxr.store import EventInfo
 
@@ -29,16 +30,17 @@ __all__ = [
     "work_units_table",
 ]
 
+_W, _E = WorkUnitPhase, ExperimentPhase
 PHASE_STYLES = {
-    "Succeeded": "green",
-    "Failed": "red",
-    "Running": "cyan",
-    "Queued": "blue",
-    "BackOff": "yellow",
-    "Pending": "dim",
-    "Stopped": "magenta",
-    "Stopping": "magenta",
-    "Unknown": "yellow",
+    _W.SUCCEEDED.value: "green",
+    _W.FAILED.value: "red",
+    _W.RUNNING.value: "cyan",
+    _W.QUEUED.value: "blue",
+    _W.BACKOFF.value: "yellow",
+    _W.PENDING.value: "dim",
+    _W.STOPPED.value: "magenta",
+    _E.STOPPING.value: "magenta",
+    _W.UNKNOWN.value: "yellow",
 }
 
 
@@ -88,14 +90,12 @@ def experiments_table(exps: Sequence[Experiment], wide: bool) -> Table:
     for exp in exps:
         st = exp.status
         counts = st.work_units if st else {}
-        active = sum(
-            counts.get(p, 0) for p in ("Pending", "Queued", "Running", "BackOff", "Unknown")
-        )
+        active = sum(counts.get(p, 0) for p in WORK_UNIT_ACTIVE)
         row = [
             exp.metadata.name,
-            _phase(st.phase.value if st else "Pending"),
-            str(counts.get("Succeeded", 0)),
-            str(counts.get("Failed", 0)),
+            _phase(st.phase.value if st else EXPERIMENT_INITIAL.value),
+            str(counts.get(_W.SUCCEEDED, 0)),
+            str(counts.get(_W.FAILED, 0)),
             str(active),
             str(counts.get("total", 0)),
             age(exp.metadata.creation_timestamp),

@@ -7,13 +7,15 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_TERMINAL, ExperimentPhase, WorkUnitPhase
 from lxr.api.resources import Experiment
 from lxr.cli.output import PHASE_STYLES, print_table, work_units_table
 from lxr.store import NotFound, Store
 
 __all__ = ["Progress"]
 
-_ORDER = ("Pending", "Queued", "Running", "BackOff", "Unknown", "Succeeded", "Failed", "Stopped")
+#: the order phases are listed in: active ones first, in the enum's order
+_ORDER = tuple(p.value for p in sorted(WorkUnitPhase, key=lambda p: p in WORK_UNIT_TERMINAL))
 
 
 class Progress:
@@ -66,7 +68,7 @@ class Progress:
             return f"{name}: deleted"
         counts = exp.status.work_units if exp.status else {}
         parts = [f"{counts[p]} {p}" for p in _ORDER if counts.get(p)]
-        phase = exp.status.phase.value if exp.status else "Pending"
+        phase = exp.status.phase.value if exp.status else EXPERIMENT_INITIAL.value
         return f"{name}: {phase} ({', '.join(parts) or 'starting'})"
 
     def _render(self) -> Group:
@@ -77,7 +79,7 @@ class Progress:
                 continue
             counts = exp.status.work_units if exp.status else {}
             total = counts.get("total", 0) or 1
-            finished = sum(counts.get(p, 0) for p in ("Succeeded", "Failed", "Stopped"))
+            finished = sum(counts.get(p, 0) for p in WORK_UNIT_TERMINAL)
             grid = Table.grid(padding=(0, 1))
             grid.add_row(
                 f"[bold]{name}[/]",
@@ -108,10 +110,10 @@ class Progress:
             print_table(self.console, work_units_table(units, wide=False))
             st = exp.status
             ok = next((c for c in (st.conditions if st else []) if c.type == "Succeeded"), None)
-            phase = st.phase.value if st else "Pending"
+            phase = st.phase.value if st else EXPERIMENT_INITIAL.value
             style = PHASE_STYLES.get(phase, "")
             msg = f": {ok.message}" if ok and ok.message else ""
             self.console.print(f"experiment/{name} [{style}]{phase}[/]{msg}", highlight=False)
-            if phase != "Succeeded":
+            if phase != ExperimentPhase.SUCCEEDED:
                 code = 1
         return code

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from lxr.cli.console import EXIT_FAILED, EXIT_OK, console, err
 
 __all__ = ["reconcile_until_submitted", "wait_converged", "wake_controller"]
@@ -23,12 +21,8 @@ def wait_converged(store, names: list[str], timeout: float | None, gone: bool = 
     if not names:
         return EXIT_OK
     progress = Progress(console, store, names, gone=gone)
-    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        if store.lease() is None:
-            ok = _run_in_process(store, progress, deadline)
-        else:
-            ok = _watch(progress, deadline)
+        ok = _reconcile_here(store, progress.refresh, timeout, follow=True)
     except KeyboardInterrupt:
         progress.stop()
         err.print("interrupted; tasks keep running and are picked up by the next controller")
@@ -40,41 +34,15 @@ def wait_converged(store, names: list[str], timeout: float | None, gone: bool = 
     return progress.final_report()
 
 
-def _watch(progress, deadline: float | None) -> bool:  # noqa: ANN001
-    while not progress.refresh():
-        if deadline is not None and time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
+def _reconcile_here(store, until, timeout: float | None, follow: bool = False) -> bool:  # noqa: ANN001
+    """The reconciler's one in-process loop (imported here: `lxr --help` stays fast)."""
+    from lxr.reconciler.inprocess import reconcile_until
 
-
-def _run_in_process(store, progress, deadline: float | None) -> bool:  # noqa: ANN001
-    import anyio
-
-    from lxr.reconciler.controller import Controller
-
-    controller = Controller(store)
-    result = {"done": False}
-
-    def until() -> bool:
-        result["done"] = progress.refresh()
-        return result["done"]
-
-    async def main() -> None:
-        with anyio.move_on_after(
-            None if deadline is None else max(0.0, deadline - time.monotonic())
-        ):
-            await controller.run(until=until)
-
-    anyio.run(main)
-    return result["done"]
+    return reconcile_until(store, until, timeout=timeout, follow=follow)
 
 
 def reconcile_until_submitted(store, names: list[str], timeout: float | None) -> int:  # noqa: ANN001
     """Run the reconciler here until every work unit of ``names`` reached the scheduler."""
-    import anyio
-
-    from lxr.reconciler.controller import Controller
 
     def submitted() -> bool:
         for name in names:
@@ -84,12 +52,7 @@ def reconcile_until_submitted(store, names: list[str], timeout: float | None) ->
                 return False
         return True
 
-    async def main() -> None:
-        with anyio.move_on_after(timeout):
-            await Controller(store).run(until=submitted)
-
-    anyio.run(main)
-    if not submitted():
+    if not _reconcile_here(store, submitted, timeout) and not submitted():
         err.print("[red]timed out[/] before every work unit was submitted")
         return EXIT_FAILED
     err.print(

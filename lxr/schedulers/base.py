@@ -10,8 +10,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
+from lxr.api.phases import TaskPhase
 from lxr.api.resources import ClusterSpec, FailureReason, Resources
 from lxr.schedulers.transport import Transport
 
@@ -27,21 +27,6 @@ __all__ = [
     "TaskPhase",
     "TaskSpec",
 ]
-
-
-class TaskPhase(str, Enum):
-    """Where one array task stands, in lxr's terms (drivers map native states to these)."""
-
-    QUEUED = "Queued"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"  # ended without success; ``reason`` says why
-    CANCELLED = "Cancelled"  # cancelled (by lxr or by someone else)
-
-    @property
-    def finished(self) -> bool:
-        """True when the task will not change any more."""
-        return self in (TaskPhase.SUCCEEDED, TaskPhase.FAILED, TaskPhase.CANCELLED)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_INITIAL
 from lxr.api.resources import Cluster, ClusterSpec, Experiment, ExperimentSpec
 from lxr.api.sweep import expand_work_units
 from lxr.store.codecs import event_row
@@ -161,9 +162,9 @@ class Admission(StoreEngine):
                             resource_version=1,
                             created_at=now,
                             finalizers=["lxr.dev/cancel-tasks"],
-                            phase="Pending",
+                            phase=EXPERIMENT_INITIAL.value,
                             conditions=[],
-                            counts={"Pending": len(units), "total": len(units)},
+                            counts={WORK_UNIT_INITIAL.value: len(units), "total": len(units)},
                             failed_indexes=[],
                         )
                     )
@@ -178,7 +179,7 @@ class Admission(StoreEngine):
                                 "args": u.args,
                                 "env": u.env,
                                 "cluster": obj.spec.cluster,
-                                "phase": "Pending",
+                                "phase": WORK_UNIT_INITIAL.value,
                                 "failures": 0,
                                 "disruptions": 0,
                                 "attempt_count": 0,

@@ -8,6 +8,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CursorResult, Result, bindparam, select
 from sqlalchemy.orm import Session
 
+from lxr.api.phases import EXPERIMENT_TERMINAL, WORK_UNIT_TERMINAL
 from lxr.store.errors import NotFound
 from lxr.store.tables import Base, ClusterRow, ExperimentRow
 
@@ -23,8 +24,9 @@ __all__ = [
     "update_by_id",
 ]
 
-#: work-unit and experiment phases that end
-TERMINAL = ("Succeeded", "Failed", "Stopped")
+#: work-unit phases that end (the experiment's terminal phases have the same names)
+TERMINAL = tuple(sorted(p.value for p in WORK_UNIT_TERMINAL))
+assert set(TERMINAL) == {p.value for p in EXPERIMENT_TERMINAL}
 #: attempts at a write that lost an optimistic-concurrency race before giving up
 CONFLICT_RETRIES = 5
 

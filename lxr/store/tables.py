@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_INITIAL, AttemptPhase
+
 __all__ = [
     "AttemptRow",
     "Base",
@@ -88,7 +90,7 @@ class ExperimentRow(Base):
     finalizers: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # status (controller-written)
     observed_generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    phase: Mapped[str] = mapped_column(String(16), default="Pending", index=True)
+    phase: Mapped[str] = mapped_column(String(16), default=EXPERIMENT_INITIAL.value, index=True)
     conditions: Mapped[list[Any]] = mapped_column(JSON, default=list)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     failed_indexes: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -117,7 +119,7 @@ class WorkUnitRow(Base):
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     env: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     cluster: Mapped[str] = mapped_column(String(63))
-    phase: Mapped[str] = mapped_column(String(16), default="Pending")
+    phase: Mapped[str] = mapped_column(String(16), default=WORK_UNIT_INITIAL.value)
     reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -172,7 +174,7 @@ class AttemptRow(Base):
     )
     array_index: Mapped[int] = mapped_column(Integer)
     job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    phase: Mapped[str] = mapped_column(String(16), default="Pending")
+    phase: Mapped[str] = mapped_column(String(16), default=AttemptPhase.PENDING.value)
     state: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -27,6 +27,7 @@ from xmanager import xm
 from xmanager.xm import async_packager
 from xmanager.xm import utils as xm_utils
 
+from lxr.api.phases import WORK_UNIT_ACTIVE, WorkUnitPhase
 from lxr.api.resources import (
     Executable,
     Experiment,
@@ -65,7 +66,6 @@ ANNOTATION_TITLE = "xm.lxr.dev/title"
 #: JSON list, by lxr work-unit index: [xm work unit id, task number within it]
 ANNOTATION_WORK_UNITS = "xm.lxr.dev/work-units"
 
-_ACTIVE = {"Pending", "Queued", "Running", "BackOff", "Unknown"}
 _POLL_SECONDS = 0.3
 
 _launched: list[str] = []
@@ -93,17 +93,17 @@ class WorkUnitStatus(xm.ExperimentUnitStatus):
     @property
     def is_active(self) -> bool:
         """Queued, running, or waiting for a retry."""
-        return any(p in _ACTIVE for p in self.phases)
+        return any(p in WORK_UNIT_ACTIVE for p in self.phases)
 
     @property
     def is_completed(self) -> bool:
         """Every task succeeded."""
-        return bool(self.phases) and all(p == "Succeeded" for p in self.phases)
+        return bool(self.phases) and all(p == WorkUnitPhase.SUCCEEDED for p in self.phases)
 
     @property
     def is_failed(self) -> bool:
         """Finished, and a task failed."""
-        return not self.is_active and "Failed" in self.phases
+        return not self.is_active and WorkUnitPhase.FAILED in self.phases
 
     @property
     def message(self) -> str:
@@ -310,9 +310,9 @@ class ClusterWorkUnit(xm.WorkUnit):
     def get_status(self) -> WorkUnitStatus:
         """The unit's status from its lxr work units' phases."""
         if self._stopped_before_write:
-            return WorkUnitStatus(["Stopped"], "stopped before it was written")
+            return WorkUnitStatus([WorkUnitPhase.STOPPED.value], "stopped before it was written")
         unwritten = [t for t in self.tasks if t.ref is None]
-        phases: list[str] = ["Pending"] * len(unwritten)
+        phases: list[str] = [WorkUnitPhase.PENDING.value] * len(unwritten)
         messages: list[str] = []
         store = self._experiment.store
         for name, idx in self.refs:
@@ -321,7 +321,7 @@ class ClusterWorkUnit(xm.WorkUnit):
             except (NotFound, ValueError):
                 # a stopped experiment is removed once its tasks are gone
                 stopped = (name, idx) in self._experiment._stop_requests  # noqa: SLF001
-                phases.append("Stopped" if stopped else "Unknown")
+                phases.append((WorkUnitPhase.STOPPED if stopped else WorkUnitPhase.UNKNOWN).value)
                 continue
             st = unit.status
             phases.append(st.phase.value)
@@ -403,7 +403,7 @@ class ClusterExperiment(xm.Experiment):
         self.staging_reports: list[StagingReport] = []
         self._stagers: dict[str, Stager] = {}
         self._cluster_is_local: dict[str, bool] = {}
-        self._controller: Any = None
+        self._reconciler: Any = None  # lxr.reconciler.inprocess.InProcessReconciler, lazily
         self._reconcile_lock: asyncio.Lock | None = None
         self._stop_requests: set[tuple[str, int]] = set()
 
@@ -704,26 +704,16 @@ class ClusterExperiment(xm.Experiment):
         if self._reconcile_lock is None:
             self._reconcile_lock = asyncio.Lock()
         async with self._reconcile_lock:
-            lease = self.store.lease()
-            mine = self._controller is not None and lease is not None
-            if lease is None or (mine and lease[0] == self._controller.holder):
-                if self._controller is None:
-                    from lxr.reconciler.controller import Controller
+            if self._reconciler is None:
+                from lxr.reconciler.inprocess import InProcessReconciler
 
-                    self._controller = Controller(self.store)
-                await self._controller.run_once()
-            await asyncio.sleep(_POLL_SECONDS)
+                self._reconciler = InProcessReconciler(self.store)
+            await self._reconciler.step(_POLL_SECONDS)
 
     async def _release_controller(self) -> None:
-        ctl, self._controller = self._controller, None
-        if ctl is None:
-            return
-        for driver, _ in ctl.drivers.values():
-            try:
-                await driver.close()
-            except Exception:  # noqa: BLE001, S110 - closing is best effort
-                pass
-        self.store.release_lease(ctl.holder)
+        reconciler, self._reconciler = self._reconciler, None
+        if reconciler is not None:
+            await reconciler.close()
 
     async def _close_stagers(self) -> None:
         stagers, self._stagers = self._stagers, {}
