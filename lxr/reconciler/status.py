@@ -186,9 +186,9 @@ def plan_status(
         return None
     counts = dict(st.counts)
     for old, new in moves:
-        counts[old] -= 1
+        counts[old] = counts.get(old, 0) - 1
         counts[new] = counts.get(new, 0) + 1
-    counts = {phase: n for phase, n in counts.items() if n}
+    counts = {phase: n for phase, n in counts.items() if n > 0}
     never = st.never_submitted - submitted_first
     failed_idx = sorted({*st.failed_indexes, *newly_failed})[:FAILED_INDEXES_SHOWN]
     failed_reason, failed_message = exp.failed_reason, st.failed_message
