@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["default_database_url", "state_dir"]
+__all__ = ["default_database_url", "make_private_dir", "make_private_file", "state_dir"]
 
 
 def state_dir() -> Path:
@@ -21,3 +21,25 @@ def default_database_url() -> str:
     if url:
         return url
     return f"sqlite:///{state_dir() / 'lxr.db'}"
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) mode 0700, or tighten it to 0700 when it exists with
+    looser permissions: job files and the database hold environment values."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def make_private_file(path: Path, *, create: bool = True) -> None:
+    """Create ``path`` empty with mode 0600 (when ``create``), or tighten it to 0600 when it
+    exists with looser permissions."""
+    if create:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        path.chmod(0o600)

@@ -8,6 +8,8 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from lxr.redaction import redact
+
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "console", "die", "err"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -19,6 +21,6 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``error: message`` on stderr (URL passwords masked) and exit with ``code``."""
+    err.print(f"[red]error:[/] {redact(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

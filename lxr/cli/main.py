@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 from typing import Annotated
 
 import typer
 
 from lxr import __version__
 from lxr.cli.console import console
+from lxr.redaction import install_log_redaction, redact
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -67,6 +69,7 @@ def _root(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()  # no database password in any log line
 
 
 for _name in COMMANDS:
@@ -76,4 +79,12 @@ for _name in COMMANDS:
 def main() -> None:
     """Entry point of the ``lxr`` command."""
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+    sys.excepthook = _redacted_excepthook
     app()
+
+
+def _redacted_excepthook(kind, value, tb) -> None:  # noqa: ANN001 - sys.excepthook's shape
+    """An unexpected error still prints its traceback, with URL passwords masked."""
+    import traceback
+
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb))))

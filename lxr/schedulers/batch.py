@@ -217,7 +217,8 @@ class BatchDriver(Driver):
     async def submit(self, job: ArrayJob) -> str:
         files, argv = self.render(job)
         # one round trip over SSH: the files travel with the submit command
-        res = await self.transport.run_with_files(files, argv, timeout=120.0)
+        # mode 0600: the task table holds env values
+        res = await self.transport.run_with_files(files, argv, mode=0o600, timeout=120.0)
         return self.parse_submit(res)
 
     # ------------------------------------------------------------------ observe

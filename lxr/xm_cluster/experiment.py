@@ -37,6 +37,7 @@ from lxr.api.resources import (
     Resources,
     WorkUnitTemplate,
 )
+from lxr.redaction import redact
 from lxr.staging import Blob, Stager, StagingReport, summary_line
 from lxr.store import NotFound, Store
 from lxr.xm_cluster.array_job import ArrayJob
@@ -775,7 +776,7 @@ def get_experiment(experiment_id: int, *, store: Store | None = None) -> Cluster
     store = store or Store()
     exps = store.list_experiments({LABEL_EXPERIMENT_ID: str(experiment_id)})
     if not exps:
-        raise xm.NotFoundError(f"no xm experiment {experiment_id} in {store.url}")
+        raise xm.NotFoundError(f"no xm experiment {experiment_id} in {redact(store.url)}")
     title = exps[0].metadata.annotations.get(ANNOTATION_TITLE, "xm")
     exp = ClusterExperiment(title, store=store, experiment_id=int(experiment_id))
     for lxr_exp in sorted(exps, key=lambda e: e.metadata.creation_timestamp or 0):

@@ -9,6 +9,7 @@ import typer
 
 from lxr.cli.console import EXIT_FAILED, die, err
 from lxr.cli.options import open_store
+from lxr.redaction import redact
 
 __all__ = ["controller_app", "controller_run", "register"]
 
@@ -51,7 +52,7 @@ def controller_run(
     logging.getLogger("lxr").setLevel(
         min(logging.getLogger("lxr").getEffectiveLevel(), logging.INFO)
     )
-    err.print(f"controller {controller.holder} on {store.url}")
+    err.print(f"controller {controller.holder} on {redact(store.url)}", highlight=False)
 
     async def main() -> None:
         import signal

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lxr.api.resources import ClusterSpec, FailureReason
+from lxr.paths import make_private_dir
 from lxr.schedulers.base import (
     ArrayJob,
     Driver,
@@ -26,6 +27,7 @@ from lxr.schedulers.base import (
     TaskPhase,
 )
 from lxr.schedulers.jobscript import LAUNCHER, job_files
+from lxr.schedulers.taskenv import task_environment
 from lxr.schedulers.transport import Transport, write_atomic
 
 __all__ = ["KILL_AFTER_SECONDS", "LocalDriver"]
@@ -67,7 +69,7 @@ class LocalDriver(Driver):
         return Path(self.staging_dir) / "jobs"
 
     async def prepare(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(self.root)
 
     async def submit(self, job: ArrayJob) -> str:
         job_dir = self.job_dir(job.tag)
@@ -79,7 +81,7 @@ class LocalDriver(Driver):
         }
         files = job_files(job, job_dir)
         files[f"{job_dir}/local.json"] = json.dumps(meta).encode()
-        await self.transport.write_files(files)
+        await self.transport.write_files(files, mode=0o600)  # the task table holds env values
         return job.tag
 
     async def cancel(self, targets: Sequence[tuple[str, int | None]]) -> None:
@@ -91,7 +93,7 @@ class LocalDriver(Driver):
             for idx in indexes:
                 marker = job / "cancelled" / str(idx)
                 if not marker.exists():
-                    write_atomic(marker, f"{time.time()}\n".encode())
+                    write_atomic(marker, f"{time.time()}\n".encode(), 0o600)
                 self._signal(job, idx, signal.SIGTERM)
 
     async def observe(self, query: ObserveQuery) -> Snapshot:
@@ -120,7 +122,7 @@ class LocalDriver(Driver):
                     queued.append((meta["submitted"], job, idx, meta.get("throttle")))
                 all_done &= obs.phase.finished
             if all_done:
-                (job / "done").touch()
+                (job / "done").touch(mode=0o600)
 
         # schedule: oldest job first, lowest index first, within both limits
         for _, job, idx, throttle in sorted(queued, key=lambda q: (q[0], q[1].name, q[2])):
@@ -182,7 +184,7 @@ class LocalDriver(Driver):
         if self._alive(job, idx):
             limit = meta.get("timeLimitSeconds")
             if limit and start and now - start > limit and not timed_out.exists():
-                write_atomic(timed_out, b"")
+                write_atomic(timed_out, b"", 0o600)
                 self._signal(job, idx, signal.SIGTERM)
             for marker in (cancelled, timed_out):
                 if marker.exists() and now - marker.stat().st_mtime > KILL_AFTER_SECONDS:
@@ -223,7 +225,7 @@ class LocalDriver(Driver):
         pid = os.posix_spawnp(
             "bash",
             ["bash", str(job / LAUNCHER), str(job), str(idx)],
-            os.environ,
+            task_environment(os.environ),
             setsid=True,
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -232,8 +234,8 @@ class LocalDriver(Driver):
             ],
         )
         self._children.add(pid)
-        write_atomic(job / "started" / str(idx), f"{now}\n".encode())
-        write_atomic(job / "pid" / str(idx), f"{pid} {_proc_start(pid) or ''}\n".encode())
+        write_atomic(job / "started" / str(idx), f"{now}\n".encode(), 0o600)
+        write_atomic(job / "pid" / str(idx), f"{pid} {_proc_start(pid) or ''}\n".encode(), 0o600)
         return now
 
     def _alive(self, job: Path, idx: int) -> bool:
