@@ -36,6 +36,7 @@ from lxr.api.records import ExperimentRecord
 from lxr.api.resources import FailurePolicy, FailurePolicyRule, FailureReason
 from lxr.reconciler.actions import Cancel, Resubmit, RetryIntent, Submit, UpdateStatus
 from lxr.reconciler.planner import LOST_AFTER_SECONDS, plan_experiment
+from lxr.reconciler.policy import account
 from lxr.schedulers.base import Snapshot, TaskPhase
 from tests.test_planner import NOW, SPEC, attempt, exp, snap, task, wu
 
@@ -374,3 +375,36 @@ def test_readme_shows_the_current_tables() -> None:
     assert phases.rewrite_readme(readme) == readme, (
         "README.md's state machine tables are stale: run `uv run python -m lxr.api.phases`"
     )
+
+
+# (rule, reason, exit code, failures, disruptions before) -> (verdict, failures, disruptions)
+ACCOUNT_CASES = [
+    (None, FailureReason.ERROR, 1, 0, 0, Event.RETRY_AFTER_BACKOFF, 1, 0),
+    (None, FailureReason.ERROR, 1, 2, 0, Event.BACKOFF_LIMIT_EXCEEDED, 3, 0),  # limit 2
+    (None, FailureReason.PREEMPTED, None, 0, 5, Event.DISRUPTED, 0, 6),
+    (None, FailureReason.LOST, None, 0, 20, Event.DISRUPTION_LIMIT_EXCEEDED, 0, 21),  # limit 20
+    (None, FailureReason.CANCELLED, None, 0, 0, Event.INDEX_FAILED, 0, 0),
+    (FailurePolicyRule(action="FailJob", on_reasons=["OutOfMemory"]), FailureReason.OUT_OF_MEMORY,
+     None, 1, 1, Event.JOB_FAILED, 1, 1),
+    (FailurePolicyRule(action="Ignore", on_exit_codes={"values": [75]}), FailureReason.ERROR,
+     75, 0, 0, Event.DISRUPTED, 0, 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason", "code", "failures", "disruptions", "event", "f_after", "d_after"),
+    ACCOUNT_CASES,
+)
+def test_budget_accounting(
+    rule: FailurePolicyRule | None,
+    reason: FailureReason,
+    code: int | None,
+    failures: int,
+    disruptions: int,
+    event: Event,
+    f_after: int,
+    d_after: int,
+) -> None:
+    spec = _rules(rule) if rule else SPEC
+    verdict = account(spec, reason, code, failures, disruptions)  # type: ignore[arg-type]
+    assert (verdict.event, verdict.failures, verdict.disruptions) == (event, f_after, d_after)
