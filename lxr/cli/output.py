@@ -103,7 +103,7 @@ def experiments_table(exps: Sequence[Experiment], wide: bool) -> Table:
         if wide:
             row[2:2] = [
                 exp.spec.cluster,
-                f"{st.observed_generation or '-'}/{exp.metadata.generation}",
+                f"{(st.observed_generation if st else None) or '-'}/{exp.metadata.generation}",
             ]
             cond = next((c for c in (st.conditions if st else []) if c.type == "Succeeded"), None)
             row.append(cond.message if cond else "")

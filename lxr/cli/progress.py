@@ -75,7 +75,9 @@ class Progress:
         rows = []
         for name, exp in self.exps.items():
             if exp is None:
-                rows.append(Table.grid().add_row(f"{name}: deleted") or Table.grid())
+                gone = Table.grid()
+                gone.add_row(f"{name}: deleted")
+                rows.append(gone)
                 continue
             counts = exp.status.work_units if exp.status else {}
             total = counts.get("total", 0) or 1

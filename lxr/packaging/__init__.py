@@ -95,8 +95,8 @@ def tar_tree(root: Path, out: Path) -> None:
             info.size = path.stat().st_size
             info.mtime = _EPOCH_TAR
             info.mode = _mode(path)
-            with open(path, "rb") as fh:
-                tf.addfile(info, fh)
+            with open(path, "rb") as src:
+                tf.addfile(info, src)
     with open(out, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
         gz.write(raw.getvalue())
 

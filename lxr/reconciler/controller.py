@@ -437,26 +437,26 @@ class Controller:
         from lxr.metrics import StateSnapshot
 
         # every configured cluster gets its counters at 0 before its first submission
-        for cluster in self.store.list_clusters():
-            self.metrics.known_cluster(cluster.metadata.name)
-        busy = set(self.store.clusters_with_work() if busy is None else busy)
+        for known in self.store.list_clusters():
+            self.metrics.known_cluster(known.metadata.name)
+        working = set(self.store.clusters_with_work() if busy is None else busy)
         now = time.time()
         # A cluster with nothing in flight is not observed, and need not be: its (empty) view
         # is current. Without this its snapshot age would grow on an idle controller until
         # LxrSchedulerSnapshotStale fires. A busy cluster whose observation fails keeps aging.
-        for cluster in self.metrics.clusters() - busy:
-            self.snapshot_times[cluster] = now
+        for idle in self.metrics.clusters() - working:
+            self.snapshot_times[idle] = now
         # Staging runs in launch processes, which add to per-cluster totals in the store; the
         # counter moves by what they added since this controller started (like any counter,
         # it starts at 0 with the process: bytes staged earlier are not counted again).
         totals = self.store.staged_bytes()
         if self._staged_seen is None:
             self._staged_seen = dict(totals)
-        for cluster, total in sorted(totals.items()):
-            delta = total - self._staged_seen.get(cluster, 0)
+        for name, total in sorted(totals.items()):
+            delta = total - self._staged_seen.get(name, 0)
             if delta > 0:
-                self.metrics.staged_bytes(cluster, delta)
-            self._staged_seen[cluster] = total
+                self.metrics.staged_bytes(name, delta)
+            self._staged_seen[name] = total
         exps, wus = self.store.phase_counts()
         self.metrics.set_snapshot(
             StateSnapshot(

@@ -142,7 +142,7 @@ class Slurm(ClusterExecutor):
     resubmits). ``signal``: ``--signal`` (e.g. ``"USR1@90"``) to warn tasks before the end.
     """
 
-    cluster: str = attr.ib()  # type: ignore[assignment]
+    cluster: str = attr.ib()
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
@@ -184,7 +184,7 @@ class GridEngine(ClusterExecutor):
     requests ``-pe <pe> <cpus>`` itself). ``walltime``: ``-l h_rt``.
     """
 
-    cluster: str = attr.ib()  # type: ignore[assignment]
+    cluster: str = attr.ib()
     queue: str | None = None
     pe: str | None = None
     resources_: Mapping[str, Any] = attr.ib(factory=dict, alias="resources")

@@ -292,7 +292,7 @@ class ClusterWorkUnit(xm.WorkUnit):
                     executor=job_config.executor,
                     name=job_config.name or job_config.executable.name,
                     args=args,
-                    env_vars=env,
+                    env_vars=env,  # type: ignore[arg-type]  # attrs converter=dict (mypy)
                 )
             )
 
@@ -462,7 +462,7 @@ class ClusterExperiment(xm.Experiment):
 
     # ---------------------------------------------------------------- sweeps
 
-    def add(self, job: Any, args: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def add(self, job: Any, args: Any = None, **kwargs: Any) -> Any:
         """xm's ``add``; with ``args=[{...}, ...]`` (xmanager-slurm), one work unit per element,
         and the awaitable gives the list of them."""
         if isinstance(args, Sequence) and not isinstance(args, str | bytes | Mapping):

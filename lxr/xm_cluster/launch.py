@@ -8,6 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import TextIO
 
 from lxr.xm_cluster.experiment import launched_experiments
 
@@ -15,7 +16,7 @@ __all__ = ["run_script", "script_traceback"]
 
 
 def script_traceback(
-    exc: BaseException, tb: TracebackType | None, script: Path, file: object = None
+    exc: BaseException, tb: TracebackType | None, script: Path, file: TextIO | None = None
 ) -> None:
     """Print ``exc`` with the traceback starting at the script's first frame (lxr's own
     frames, which only ran the script, are left out)."""

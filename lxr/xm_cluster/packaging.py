@@ -81,6 +81,11 @@ def _package_one(spec: xm.ExecutableSpec, packageable: xm.Packageable) -> Cluste
             path = spec.image
             image_blob = _once(f"image:{path}", lambda: file_blob(Path(path)))
         spec = spec.entrypoint
+    if not isinstance(spec, (PythonPackage, UniversalPackage)):
+        raise TypeError(
+            f"{type(spec).__name__} cannot be packaged by lxr: use xm_cluster.PythonPackage, "
+            "UniversalPackage or Container"
+        )
     common: dict[str, Any] = {
         "name": spec.name,
         "image": image,
@@ -100,28 +105,26 @@ def _package_one(spec: xm.ExecutableSpec, packageable: xm.Packageable) -> Cluste
             ),
         )
         entry = spec.entrypoint
+        commands = getattr(entry, "commands", None)
         return ClusterExecutable(
             kind="python",
             blob=blob,
-            module=entry.module_name if hasattr(entry, "module_name") else None,
-            commands=list(entry.commands) if hasattr(entry, "commands") else None,
+            # duck-typed, as before: any entry point with module_name or commands
+            module=getattr(entry, "module_name", None),
+            commands=list(commands) if commands is not None else None,
             python=spec.python,
             **common,
         )
-    if isinstance(spec, UniversalPackage):
-        key = f"universal:{spec.path}:{spec.build_script}:{spec.build_args}"
-        blob = _once(
-            key,
-            lambda: build_universal_package(
-                Path(spec.path), Path(spec.build_script), spec.build_args
-            ),
-        )
-        return ClusterExecutable(
-            kind="universal", blob=blob, entrypoint=list(spec.entrypoint), **common
-        )
-    raise TypeError(
-        f"{type(spec).__name__} cannot be packaged by lxr: use xm_cluster.PythonPackage, "
-        "UniversalPackage or Container"
+    universal = spec
+    key = f"universal:{universal.path}:{universal.build_script}:{universal.build_args}"
+    blob = _once(
+        key,
+        lambda: build_universal_package(
+            Path(universal.path), Path(universal.build_script), universal.build_args
+        ),
+    )
+    return ClusterExecutable(
+        kind="universal", blob=blob, entrypoint=list(universal.entrypoint), **common
     )
 
 

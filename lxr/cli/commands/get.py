@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from lxr.cli.options import (
     open_store,
     parse_selector,
 )
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 __all__ = [
     "get_app",
@@ -68,7 +71,7 @@ def _get(
     print_objects(objs, output, single=single, table_fn=table_fn)
 
 
-def _watch_loop(render: Callable[[], object], watch: bool) -> None:
+def _watch_loop(render: Callable[[], RenderableType], watch: bool) -> None:
     if not watch:
         render()
         return
