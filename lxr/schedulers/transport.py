@@ -184,6 +184,12 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
             fh.write(data)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename:
+            raise
+        # a failed write() names no file: say which one (a full disk must name its path)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -1,5 +1,7 @@
-"""The local cluster: this machine as a small scheduler of its own (:mod:`.driver`);
-:mod:`.plugin` is what the ``lxr.schedulers`` entry point names."""
+"""The local cluster: this machine as a small scheduler of its own. :mod:`.driver` submits,
+cancels and observes; :mod:`.dispatch` starts, times out and kills (a thread of its own);
+:mod:`.tasks` reads the job files; :mod:`.plugin` is what the ``lxr.schedulers`` entry point
+names."""
 
 from __future__ import annotations
 
