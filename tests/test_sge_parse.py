@@ -11,7 +11,14 @@ import anyio
 import pytest
 
 from lxr.api.resources import ClusterSpec, FailureReason, Resources
-from lxr.schedulers.base import ArrayJob, ObserveQuery, SubmitRejected, TaskPhase, TaskSpec
+from lxr.schedulers.base import (
+    ArrayJob,
+    ObserveQuery,
+    SchedulerError,
+    SubmitRejected,
+    TaskPhase,
+    TaskSpec,
+)
 from lxr.schedulers.common import compress_ranges, expand_ranges, hms, parse_utc_offset
 from lxr.schedulers.sge import (
     RERUN_DECLINED_EXIT,
@@ -496,3 +503,35 @@ def test_examples_load_and_render() -> None:
     res = exp.resources.merged_over(spec.defaults)
     _, argv = driver().render(job(resources=res, throttle=exp.parallelism))
     assert "h_vmem=512M" in argv and "h_rt=00:05:00" in argv and argv[-3:-1] == ["-tc", "4"]
+
+
+def test_qacct_failing_degrades_to_exit_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """qacct cannot read accounting: tasks with exit-code files are still observed, the
+    snapshot says it is degraded, and an unconfirmed tag (only accounting knows it once it
+    left the queue) fails the cycle instead of being submitted again."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "qacct").write_text(
+        "#!/bin/sh\necho 'error: unable to open accounting file: No such file or directory' >&2\n"
+        "exit 1\n"
+    )
+    (bin_dir / "qacct").chmod(0o755)
+    (bin_dir / "qstat").write_text(f"#!/bin/sh\ncat {SGE / 'qstat_suspended.xml'}\n")
+    (bin_dir / "qstat").chmod(0o755)
+    staging = tmp_path / "staging"
+    exits = staging / "jobs" / "t1" / "exit"
+    exits.mkdir(parents=True)
+    (exits / "1").write_text("0\n")
+    (staging / "sge-byid").mkdir()
+    (staging / "sge-byid" / "77").symlink_to(staging / "jobs" / "t1")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    d = SGEDriver("sge", LocalTransport(), str(staging), ClusterSpec(scheduler="sge"))
+    d.user, d._prepared = "lxr", True
+    snap = anyio.run(d.observe, ObserveQuery({"77": frozenset({1, 2})}))
+    assert snap.degraded is not None and "unable to open accounting file" in snap.degraded
+    assert snap.task("77", 1).phase is TaskPhase.SUCCEEDED  # type: ignore[union-attr]
+    assert snap.task("77", 2) is None
+    with pytest.raises(SchedulerError, match="qacct failed"):
+        anyio.run(d.observe, ObserveQuery({"77": frozenset({2})}, frozenset({"lost-tag"})))

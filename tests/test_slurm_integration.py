@@ -22,7 +22,14 @@ import pytest
 
 from lxr.api.resources import Cluster, Experiment, Resources, WorkUnit
 from lxr.reconciler.controller import Controller
-from lxr.schedulers.base import ArrayJob, ObserveQuery, TaskPhase, TaskSpec
+from lxr.schedulers.base import (
+    ArrayJob,
+    ObserveQuery,
+    SchedulerError,
+    Snapshot,
+    TaskPhase,
+    TaskSpec,
+)
 from lxr.schedulers.registry import make_driver
 from lxr.schedulers.slurm import SlurmDriver, compress_indexes, expand_indexes
 from lxr.schedulers.ssh import SSHTransport
@@ -416,3 +423,73 @@ def test_scheduler_requeue_is_not_resubmitted(slurm: Slurm) -> None:
     tag = slurm.store.find_attempt(name, 0)[1]
     script = ssh(slurm.env, f"cat .lxr/staging/jobs/{tag}/job.sbatch")
     assert "#SBATCH --requeue\n" in script
+
+
+# ---------------------------------------------------------------------------- accounting down
+
+
+def test_observation_degrades_to_squeue_and_exit_files_when_sacct_fails(
+    slurm: Slurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """slurmdbd unreachable, as sacct sees it, without touching the shared daemons: over the
+    real SSH transport, sacct runs with a copy of slurm.conf whose accounting port has nothing
+    listening ("Problem talking to the database"). The snapshot still holds what squeue and the
+    exit-code files know, and says it is degraded."""
+    env = slurm.env
+    broken = f".lxr-{slurm.prefix}-slurmdbd-down.conf"
+    ssh(
+        env,
+        'c=$(scontrol show config | sed -n "s/^SLURM_CONF *= *//p"); '
+        f'sed "/^AccountingStorage\\(Host\\|Port\\)/d" "$c" > {broken} && '
+        f"echo AccountingStoragePort=1 >> {broken}",
+    )
+    recording = SSHTransport._run  # the fixture's: it records every command
+
+    async def accounting_down(self: SSHTransport, argv: tuple[str, ...], input: bytes | None):  # noqa: ANN202
+        if argv[:1] == ("sacct",):
+            argv = ("env", f"SLURM_CONF={broken}", *argv)
+        return await recording(self, argv, input)
+
+    monkeypatch.setattr(SSHTransport, "_run", accounting_down)
+    spec = slurm.store.get_cluster(CLUSTER).spec
+    # a job that left the queue (real ones stay in squeue for MinJobAge, 300 s here), with
+    # the exit-code files its job script would have left
+    gone = str(9_000_000 + secrets.randbelow(999_999))
+
+    async def main() -> tuple[Snapshot, str, str]:
+        driver = make_driver(CLUSTER, spec)
+        await driver.prepare()
+        assert isinstance(driver, SlurmDriver)
+        byid = f"{driver.byid_dir()}/{gone}"
+        ssh(env, f"mkdir -p {byid}/exit && echo 0 > {byid}/exit/0 && echo 3 > {byid}/exit/1")
+        job = ArrayJob(
+            tag=f"{slurm.prefix}-{secrets.token_hex(3)}",
+            experiment=slurm.prefix,
+            experiment_uid="uid",
+            tasks=[TaskSpec(array_index=i, argv=["true"]) for i in range(2)],
+            resources=Resources(extra={"hold": ""}),
+        )
+        job_id = await driver.submit(job)
+        try:
+            snap = await driver.observe(
+                ObserveQuery({job_id: frozenset({0, 1}), gone: frozenset({0, 1, 2})})
+            )
+            with pytest.raises(SchedulerError, match="Problem talking to the database"):
+                await driver.observe(ObserveQuery({gone: frozenset({2})}, frozenset({"lost"})))
+        finally:
+            await driver.cancel([(job_id, None)])
+            ssh(env, f"rm -rf {byid} {broken}", check=False)
+            await driver.close()
+        return snap, job_id, byid
+
+    snap, job_id, _ = anyio.run(main)
+    assert snap.degraded is not None and "Problem talking to the database" in snap.degraded
+    assert [c[0] for c in slurm.commands if c[:1] in (("squeue",), ("env",), ("grep",))][:3] == [
+        "squeue",
+        "env",
+        "grep",
+    ]
+    assert all(snap.task(job_id, i).phase is TaskPhase.QUEUED for i in (0, 1))  # type: ignore[union-attr]
+    assert snap.task(gone, 0).phase is TaskPhase.SUCCEEDED  # type: ignore[union-attr]
+    assert snap.task(gone, 1).exit_code == 3  # type: ignore[union-attr]
+    assert snap.task(gone, 2) is None  # known nowhere: the planner's Lost timer decides

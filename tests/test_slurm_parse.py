@@ -442,3 +442,33 @@ def test_cancel_is_one_scancel() -> None:
     t.argvs.clear()
     anyio.run(d.cancel, [("67", 1), ("67", 5), ("67", 6), ("70", None), ("70", 2), ("71", 4)])
     assert t.argvs == [("scancel", "70", "67_[1,5-6]", "71_4")]
+
+
+SLURMDBD_DOWN = (
+    "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent connection "
+    "to host:localhost:1: Connection refused\n"
+    "sacct: error: Sending PersistInit msg: Connection refused\n"
+    "sacct: error: Problem talking to the database: Connection refused\n"
+)  # what sacct printed on the dev cluster with nothing listening on its accounting port
+
+
+def test_observe_degrades_to_squeue_and_exit_files_when_sacct_fails() -> None:
+    exit_files = (
+        "/home/lxr/.lxr/staging/byid/77/exit/4:3\n/home/lxr/.lxr/staging/byid/77/exit/5:0\n"
+    )
+    down = CommandResult(("sacct",), 1, "", SLURMDBD_DOWN, 0.0)
+    d, t = _driver({"squeue": fx("squeue_all_mine.txt"), "sacct": down, "grep": exit_files})
+    t.argvs.clear()
+    snap = anyio.run(d.observe, ObserveQuery(jobs={"47": frozenset({0}), "77": frozenset({4, 5})}))
+    assert [a[0] for a in t.argvs] == ["squeue", "sacct", "grep"]
+    assert snap.degraded is not None and "Problem talking to the database" in snap.degraded
+    assert snap.task("47", 0).restarts == 1  # from squeue
+    assert (snap.task("77", 4).phase, snap.task("77", 4).exit_code) == (TaskPhase.FAILED, 3)
+    assert snap.task("77", 5).phase is TaskPhase.SUCCEEDED
+    assert d.accounting, "a failing sacct is not 'no accounting': it is asked again next cycle"
+    # an unconfirmed submission cannot be looked up without accounting: the cycle fails
+    # rather than submit the intent again while its job may exist
+    with pytest.raises(SchedulerError):
+        anyio.run(d.observe, ObserveQuery(jobs={"77": frozenset({4})}, intents=frozenset({"t"})))
+    ok, _ = _driver({"squeue": fx("squeue_all_mine.txt"), "sacct": "", "grep": exit_files})
+    assert anyio.run(ok.observe, ObserveQuery(jobs={"77": frozenset({4})})).degraded is None
