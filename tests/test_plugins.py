@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from lxr.api.loader import LoadError, parse_object
-from lxr.api.resources import ClusterSpec, Resources
+from lxr.api.resources import ClusterSpec, Experiment, Resources
 from lxr.schedulers.plugins import ENTRY_POINT_GROUP, plugin, scheduler_names
 from lxr.schedulers.registry import make_driver
 from lxr.schedulers.sge import SGEDriver, SGEOptions
+from lxr.store import Store
 from tests.conftest import require
 
 PLUGIN_DIR = Path(__file__).parent / "plugins" / "lxr-echo-scheduler"
@@ -134,3 +135,27 @@ spec:
     assert (meta["greeting"], meta["color"]) == ("bonjour", "blue")  # its own options arrived
     outputs = sorted((job_dir / "logs" / f"{i}.out").read_text() for i in meta["indexes"])
     assert outputs == [f"task --x={x}\n" for x in (1, 2, 3)]
+
+
+def test_an_experiment_stored_in_the_older_spelling_applies_again(store: Store) -> None:
+    """An experiment stored before resources.queue moved to resources.sge.queue is the same
+    experiment: applying it again is not a change of an immutable field."""
+    from sqlalchemy import update
+
+    from lxr.store.admission import spec_hash
+    from lxr.store.tables import ExperimentRow
+
+    doc = {
+        "metadata": {"name": "old-spelling"},
+        "spec": {"executable": {"command": ["true"]}, "resources": {"queue": "all.q"}},
+    }
+    store.apply(Experiment.model_validate(doc))
+    with store.session() as s:
+        row = s.query(ExperimentRow).one()
+        old = dict(row.spec)
+        resources = dict(old["resources"])
+        resources.update(resources.pop("sge"))  # as it was stored: queue, project at the top
+        old["resources"] = resources
+        s.execute(update(ExperimentRow).values(spec=old, spec_hash=spec_hash(old)))
+    again = store.apply(Experiment.model_validate(doc))
+    assert again.action in ("unchanged", "configured")

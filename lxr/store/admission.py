@@ -206,7 +206,10 @@ class Admission(StoreEngine):
             )
             if row.spec_hash == digest and same_meta:
                 return ApplyResult("Experiment", name, "unchanged", row.generation)
-            changed = [f for f in IMMUTABLE_SPEC_FIELDS if row.spec.get(f) != spec.get(f)]
+            # read back through the model: a spec stored in an older spelling (resources.queue
+            # before resources.sge.queue) is the same spec written today's way
+            stored = ExperimentSpec.model_validate(row.spec).model_dump(mode="json", by_alias=True)
+            changed = [f for f in IMMUTABLE_SPEC_FIELDS if stored.get(f) != spec.get(f)]
             if changed:
                 raise Invalid(
                     f"spec.{changed[0]}: field is immutable once the experiment exists "
