@@ -377,3 +377,79 @@ def test_commands_per_cycle_do_not_grow_with_tasks(sge: dict[str, str]) -> None:
     assert counts[10][1] == 10 and counts[1000][1] == 1000, counts
     assert counts[10][0] == counts[1000][0] == 1, counts  # one qstat
     assert counts[10][2] == counts[1000][2] == 2, counts  # one qstat + one lookup
+
+
+def test_eqw_task_is_observed_failed_and_the_plan_deletes_it(sge: dict[str, str]) -> None:
+    """A task Grid Engine holds in Eqw (here: an output directory that does not exist) is
+    reported Failed with the error from qstat -j and listed as held; observing deletes
+    nothing, the plan's Cancel does."""
+    import anyio
+
+    from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
+    from lxr.api.resources import ExperimentSpec, Resources
+    from lxr.reconciler.actions import Cancel
+    from lxr.reconciler.planner import plan
+    from lxr.schedulers.base import ArrayJob, ObserveQuery, TaskPhase, TaskSpec
+    from lxr.schedulers.registry import make_driver
+
+    spec = cluster(sge).spec
+    tag = unique("sge-eqw")
+
+    async def main() -> tuple[object, list, bool, bool]:
+        driver = make_driver(CLUSTER, spec)
+        await driver.prepare()
+        try:
+            job = ArrayJob(tag, "eqw", "uid", [TaskSpec(1, ["true"])], Resources())
+            files, argv = driver.render(job)  # type: ignore[attr-defined]
+            await driver.transport.write_files(files)
+            argv[argv.index("-o") + 1] = "/nonexistent-lxr/$TASK_ID.out"
+            res = await driver.transport.run(argv)
+            job_id = res.stdout.strip().split(".")[0]
+            query = ObserveQuery({job_id: frozenset({1})})
+            for _ in range(60):
+                snap = await driver.observe(query)
+                if snap.held:
+                    break
+                await anyio.sleep(0.5)
+            after_observe = await driver.observe(query)  # observing twice deletes nothing
+            attempt = AttemptRecord(
+                id=1,
+                number=1,
+                submission_id=1,
+                submission_tag=tag,
+                submission_state="Submitted",
+                submission_error=None,
+                job_id=job_id,
+                array_index=1,
+                phase="Queued",
+            )
+            record = ExperimentRecord(
+                uid="uid",
+                name="eqw",
+                cluster=CLUSTER,
+                generation=1,
+                spec=ExperimentSpec.model_validate({"executable": {"command": ["true"]}}),
+                work_units=(
+                    WorkUnitRecord(
+                        id=1, index=0, name="0", phase="Queued", attempt_count=1, active=attempt
+                    ),
+                ),
+            )
+            actions = plan([record], snap, time.time())
+            cancels = [a for a in actions if isinstance(a, Cancel)]
+            for action in cancels:
+                await driver.cancel(list(action.targets))
+            await anyio.sleep(1.5)
+            gone = await driver.observe(query)
+        finally:
+            await driver.close()
+        return snap, cancels, bool(after_observe.held), (job_id, 1) in gone.held
+
+    snap, cancels, still_held, held_after_cancel = anyio.run(main)
+    ((job_id, index),) = snap.held  # type: ignore[attr-defined]
+    task = snap.task(job_id, index)  # type: ignore[attr-defined]
+    assert task.phase is TaskPhase.FAILED and task.state.startswith("E")
+    assert "can't open output file" in (task.message or "")
+    assert still_held, "observing deleted the task"
+    assert [c.targets for c in cancels] == [((job_id, 1),)]
+    assert not held_after_cancel

@@ -22,6 +22,7 @@ how to read its queue and accounting (:meth:`observe_tasks`).
 from __future__ import annotations
 
 import abc
+import logging
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +53,8 @@ __all__ = [
     "job_id_from",
     "missing_tasks",
 ]
+
+log = logging.getLogger("lxr.schedulers")
 
 #: every lxr job is named JOB_NAME_PREFIX + its submission tag
 JOB_NAME_PREFIX = "lxr-"
@@ -160,6 +163,7 @@ class BatchDriver(Driver):
         self.user: str | None = None
         self.utc_offset = 0.0  # of the cluster's clock: schedulers print local times
         self._prepared = False
+        self._degraded: str | None = None  # what the last snapshot said, to log changes only
 
     # ------------------------------------------------------------------ setup
 
@@ -233,6 +237,12 @@ class BatchDriver(Driver):
         calls = self.transport.calls
         now = time.time()
         found = await self.observe_tasks(query)
+        if found.degraded != self._degraded:
+            if found.degraded:
+                log.warning("cluster %s: %s", self.cluster, found.degraded)
+            else:
+                log.info("cluster %s: observation is complete again", self.cluster)
+            self._degraded = found.degraded
         return Snapshot(
             self.cluster,
             now,
