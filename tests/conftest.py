@@ -44,10 +44,14 @@ def dev_env() -> dict[str, str]:
 
 @pytest.fixture
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private XDG_STATE_HOME: the default database and local job files go there."""
+    """A private XDG_STATE_HOME: the default database and local job files go there. The
+    user's settings (default cluster) are private too: XDG_CONFIG_HOME, no LXR_CLUSTER."""
     home = tmp_path / "state"
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("LXR_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LXR_CLUSTER", raising=False)
+    monkeypatch.delenv("LXR_CONFIG", raising=False)
     return home
 
 

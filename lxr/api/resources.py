@@ -210,6 +210,16 @@ class Resources(_Model):
         default_factory=dict,
         description="free-form scheduler directives: Slurm --key=value, Grid Engine -l key=value",
     )
+    directives: list[str] | None = Field(
+        default=None,
+        description="scheduler options passed verbatim after lxr's own: Slurm #SBATCH lines "
+        "(--constraint=v100), Grid Engine qsub arguments (-R, y)",
+    )
+    skip_directives: list[str] | None = Field(
+        default=None,
+        description="leave out generated options containing one of these strings (lxr's job "
+        "name, output and error options are always kept)",
+    )
     _sections: dict[str, OptionsModel] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")
@@ -273,6 +283,9 @@ class Resources(_Model):
         for key, value in self.model_dump(exclude_unset=True).items():
             if key == "extra":
                 data["extra"] = {**data["extra"], **value}
+            elif key in ("directives", "skip_directives"):
+                if value:
+                    data[key] = [*(data[key] or []), *value]
             elif isinstance(value, dict):  # a scheduler's section
                 data[key] = {**data.get(key, {}), **value}
             elif value is not None:

@@ -32,6 +32,8 @@ COMMANDS = (
     "schema",
     "get",
     "controller",
+    "config",
+    "import_config",
 )
 
 app = typer.Typer(

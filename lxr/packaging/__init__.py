@@ -36,9 +36,11 @@ __all__ = [
     "BuildError",
     "artifact_cache",
     "build_fileset",
+    "build_pex",
     "build_python_package",
     "build_universal_package",
     "file_blob",
+    "pex_command",
     "pip_command",
     "tar_tree",
     "zip_tree",
@@ -172,6 +174,42 @@ def build_python_package(
         out = Path(tmpdir) / "package.zip"
         zip_tree(target, out)
         return _into_cache(out, ".zip", unpack=False)
+
+
+def pex_command() -> list[str]:
+    """How to run pex: this interpreter's ``pex`` module, else ``pex`` on ``PATH``."""
+    if importlib.util.find_spec("pex") is not None:
+        return [sys.executable, "-m", "pex"]
+    exe = shutil.which("pex")
+    if exe is None:
+        raise BuildError("PexBinary needs pex: pip install 'lxr[pex]' (or pex itself)")
+    return [exe]
+
+
+def build_pex(
+    path: Path, *, entry_point: str, packages: Sequence[str] = (), modules: Sequence[str] = ()
+) -> Blob:
+    """A ``.pex`` of the sources ``packages``/``modules`` of ``path`` running ``entry_point``.
+
+    No dependencies are bundled: the pex falls back to its interpreter's environment
+    (``--inherit-path=fallback``), like lxm3's. pex writes reproducible archives, so unchanged
+    sources give the same digest.
+    """
+    cache = artifact_cache()
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmpdir:
+        out = Path(tmpdir) / "app.pex"
+        argv = [*pex_command(), "-o", str(out), "--inherit-path=fallback", "-e", entry_point]
+        for pkg in packages:
+            argv += ["--package", pkg]
+        for mod in modules:
+            argv += ["--module", mod]
+        proc = subprocess.run(argv, cwd=path, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise BuildError(
+                f"building a pex of {path} failed:\n$ {' '.join(argv)}\n"
+                f"{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
+            )
+        return _into_cache(out, ".pex", unpack=False)
 
 
 def build_universal_package(path: Path, build_script: Path, build_args: Sequence[str] = ()) -> Blob:

@@ -13,12 +13,21 @@ from xmanager import xm
 
 from lxr.packaging import (
     build_fileset,
+    build_pex,
     build_python_package,
     build_universal_package,
     file_blob,
 )
 from lxr.staging import Blob
-from lxr.xm_cluster.specs import Container, Fileset, PythonPackage, UniversalPackage
+from lxr.xm_cluster.specs import (
+    Container,
+    Fileset,
+    PDMProject,
+    PexBinary,
+    PythonContainer,
+    PythonPackage,
+    UniversalPackage,
+)
 
 __all__ = ["ClusterExecutable", "build_fileset_blob", "package_batch", "reset_build_cache"]
 
@@ -45,23 +54,26 @@ def _once(key: str, build: Any) -> Any:
 class ClusterExecutable(xm.Executable):
     """A packaged executable: its artifact(s) and how to run it once staged."""
 
-    kind: str  # "python" | "universal"
+    kind: str  # "python" | "pex" | "universal"
     blob: Blob
     filesets: dict[str, Blob] = attr.Factory(dict)  # fileset uid -> its blob
     module: str | None = None
     commands: list[str] | None = None
     entrypoint: list[str] | None = None
-    python: str = "python3"
+    python: str | None = None  # None: chosen per cluster at launch (see PythonPackage)
     image: str | None = None  # a URI the runtime pulls, when not a staged .sif
     image_blob: Blob | None = None
+    runtime: str | None = None  # the container runtime the spec requires (DockerContainer)
+    requirements_blob: Blob | None = None  # pip requirements installed at task start
     args: xm.SequentialArgs = attr.Factory(xm.SequentialArgs)
     env_vars: dict[str, str] = attr.Factory(dict)
 
     def blobs(self) -> list[Blob]:
         """Every artifact a task of this executable needs on its cluster."""
         out = [self.blob, *self.filesets.values()]
-        if self.image_blob is not None:
-            out.append(self.image_blob)
+        for extra in (self.image_blob, self.requirements_blob):
+            if extra is not None:
+                out.append(extra)
         return out
 
 
@@ -71,60 +83,93 @@ def build_fileset_blob(fileset: Fileset) -> Blob:
     return _once(f"fileset:{fileset.uid}", lambda: build_fileset(files))
 
 
+def _python_blob(spec: Any) -> Blob:
+    key = f"python:{spec.path}:{spec.extra_packages}:{spec.pip_args}"
+    return _once(
+        key,
+        lambda: build_python_package(
+            Path(spec.path),
+            extra_packages=[Path(p) for p in spec.extra_packages],
+            pip_args=spec.pip_args,
+        ),
+    )
+
+
+def _entry(entry: Any) -> dict[str, Any]:
+    return {
+        "module": entry.module_name if hasattr(entry, "module_name") else None,
+        "commands": list(entry.commands) if hasattr(entry, "commands") else None,
+    }
+
+
 def _package_one(spec: xm.ExecutableSpec, packageable: xm.Packageable) -> ClusterExecutable:
     image: str | None = None
     image_blob: Blob | None = None
+    runtime: str | None = None
     if isinstance(spec, Container):
+        runtime = spec.runtime
         if "://" in spec.image:
             image = spec.image
         else:
             path = spec.image
             image_blob = _once(f"image:{path}", lambda: file_blob(Path(path)))
         spec = spec.entrypoint
-    if not isinstance(spec, (PythonPackage, UniversalPackage)):
-        raise TypeError(
-            f"{type(spec).__name__} cannot be packaged by lxr: use xm_cluster.PythonPackage, "
-            "UniversalPackage or Container"
-        )
+    elif isinstance(spec, PythonContainer | PDMProject):
+        image = f"docker://{spec.base_image}" if "://" not in spec.base_image else spec.base_image
     common: dict[str, Any] = {
         "name": spec.name,
         "image": image,
         "image_blob": image_blob,
+        "runtime": runtime,
         "args": xm.merge_args(packageable.args),
         "env_vars": {k: str(v) for k, v in packageable.env_vars.items()},
-        "filesets": {fs.uid: build_fileset_blob(fs) for fs in spec.resources},
+        "filesets": {fs.uid: build_fileset_blob(fs) for fs in getattr(spec, "resources", [])},
     }
     if isinstance(spec, PythonPackage):
-        key = f"python:{spec.path}:{spec.extra_packages}:{spec.pip_args}"
-        blob = _once(
-            key,
-            lambda: build_python_package(
-                Path(spec.path),
-                extra_packages=[Path(p) for p in spec.extra_packages],
-                pip_args=spec.pip_args,
-            ),
-        )
-        entry = spec.entrypoint
-        commands = getattr(entry, "commands", None)
         return ClusterExecutable(
             kind="python",
-            blob=blob,
-            # duck-typed, as before: any entry point with module_name or commands
-            module=getattr(entry, "module_name", None),
-            commands=list(commands) if commands is not None else None,
+            blob=_python_blob(spec),
             python=spec.python,
+            **_entry(spec.entrypoint),
             **common,
         )
-    universal = spec
-    key = f"universal:{universal.path}:{universal.build_script}:{universal.build_args}"
-    blob = _once(
-        key,
-        lambda: build_universal_package(
-            Path(universal.path), Path(universal.build_script), universal.build_args
-        ),
-    )
-    return ClusterExecutable(
-        kind="universal", blob=blob, entrypoint=list(universal.entrypoint), **common
+    if isinstance(spec, PythonContainer | PDMProject):
+        req = spec.requirements_file()
+        req_blob = _once(f"file:{req}", lambda: file_blob(Path(req))) if req else None
+        return ClusterExecutable(
+            kind="python",
+            blob=_python_blob(spec),
+            python="python3",
+            requirements_blob=req_blob,
+            **_entry(spec.entrypoint),
+            **common,
+        )
+    if isinstance(spec, PexBinary):
+        key = f"pex:{spec.path}:{spec.packages}:{spec.modules}:{spec.entrypoint}"
+        blob = _once(
+            key,
+            lambda: build_pex(
+                Path(spec.path),
+                entry_point=spec.entrypoint.module_name,
+                packages=spec.packages,
+                modules=spec.modules,
+            ),
+        )
+        return ClusterExecutable(kind="pex", blob=blob, python=spec.python, **common)
+    if isinstance(spec, UniversalPackage):
+        key = f"universal:{spec.path}:{spec.build_script}:{spec.build_args}"
+        blob = _once(
+            key,
+            lambda: build_universal_package(
+                Path(spec.path), Path(spec.build_script), spec.build_args
+            ),
+        )
+        return ClusterExecutable(
+            kind="universal", blob=blob, entrypoint=list(spec.entrypoint), **common
+        )
+    raise TypeError(
+        f"{type(spec).__name__} cannot be packaged by lxr: use xm_cluster.PythonPackage, "
+        "PexBinary, UniversalPackage, PythonContainer, PDMProject or a container of one"
     )
 
 

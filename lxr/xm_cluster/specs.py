@@ -17,8 +17,12 @@ __all__ = [
     "PLACEHOLDER_RE",
     "CommandList",
     "Container",
+    "DockerContainer",
     "Fileset",
     "ModuleName",
+    "PDMProject",
+    "PexBinary",
+    "PythonContainer",
     "PythonPackage",
     "SingularityContainer",
     "UniversalPackage",
@@ -100,21 +104,55 @@ def fileset_by_uid(uid: str) -> Fileset:
     return _FILESETS[uid]
 
 
+def _resolve_all(paths: list[str]) -> list[str]:
+    return [resolve_path(p) for p in paths]
+
+
 @attr.s(auto_attribs=True)
 class PythonPackage(xm.ExecutableSpec):
     """A Python project installed with ``pip install --no-deps`` into one zip on ``PYTHONPATH``.
 
-    Dependencies are not bundled: install them on the cluster (or in a :class:`Container`).
+    Dependencies are not bundled: install them on the cluster (or in a container).
+    ``python``: the interpreter tasks run. By default, on a ``local`` cluster it is
+    ``python3`` of the virtualenv that ran the launch script (as if activated: its packages
+    are importable); on Slurm and Grid Engine clusters it is ``python3.X`` of the launching
+    interpreter's version; inside a container, the image's ``python3``. Give ``python=`` (a
+    name on the cluster's ``PATH`` or an absolute path) to choose another.
     """
 
     entrypoint: ModuleName | CommandList
     path: str = attr.ib(converter=resolve_path, default=".")
     resources: list[Fileset] = attr.ib(converter=list, factory=list)
-    extra_packages: list[str] = attr.ib(
-        converter=lambda xs: [resolve_path(x) for x in xs], factory=list
-    )
+    extra_packages: list[str] = attr.ib(converter=_resolve_all, factory=list)
     pip_args: list[str] = attr.ib(converter=list, factory=lambda: ["--no-deps", "--no-compile"])
-    python: str = "python3"
+    python: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The executable's name: from the project directory."""
+        return _name_from_path(self.path)
+
+
+@attr.s(auto_attribs=True)
+class PexBinary(xm.ExecutableSpec):
+    """lxm3's PEX executable: ``pex`` (from PyPI: ``pip install 'lxr[pex]'``) packs
+    ``packages`` (directories, ``--package``) and ``modules`` (files, ``--module``) of the
+    project at ``path`` into one ``.pex`` that runs ``entrypoint``. Dependencies are not
+    bundled (``--inherit-path=fallback``: they come from the interpreter's environment);
+    ``dependencies`` are filesets shipped next to it. ``python`` as for
+    :class:`PythonPackage`."""
+
+    entrypoint: ModuleName
+    path: str = attr.ib(converter=resolve_path, default=".")
+    packages: list[str] = attr.ib(converter=list, factory=list, kw_only=True)
+    modules: list[str] = attr.ib(converter=list, factory=list, kw_only=True)
+    dependencies: list[Fileset] = attr.ib(converter=list, factory=list)
+    python: str | None = attr.ib(default=None, kw_only=True)
+
+    @property
+    def resources(self) -> list[Fileset]:
+        """The filesets shipped with it."""
+        return self.dependencies
 
     @property
     def name(self) -> str:
@@ -144,24 +182,35 @@ class UniversalPackage(xm.ExecutableSpec):
         return _name_from_path(self.path)
 
 
+def _image(image: str) -> str:
+    """A URI the runtime pulls (``docker://``, ``docker-daemon://``, ...) as is; a path made
+    absolute (relative to the launch script) and checked."""
+    if "://" in image:
+        return image
+    path = resolve_path(image)
+    if not Path(path).is_file():
+        raise ValueError(
+            f"no container image at {path} (a relative path is relative to the launch script)"
+        )
+    return path
+
+
 @attr.s(auto_attribs=True)
 class Container(xm.ExecutableSpec):
-    """Run a :class:`PythonPackage` or :class:`UniversalPackage` inside a container image.
+    """Run a :class:`PythonPackage`, :class:`PexBinary` or :class:`UniversalPackage` inside a
+    container image.
 
     ``image``: a local Singularity/Apptainer ``.sif`` file (staged like any artifact) or a URI
     the runtime pulls (``docker://python:3.11``). The runtime comes from the executor
-    (``container_runtime``: ``singularity`` by default, ``apptainer`` or ``podman``); GPUs are
-    passed through (``--nv``) only when the executor's requirements ask for GPUs.
+    (``container_runtime``: ``singularity`` by default, ``apptainer``, ``podman`` or
+    ``docker``); GPUs are passed through (``--nv``) only when the executor's requirements ask
+    for GPUs.
     """
 
-    entrypoint: PythonPackage | UniversalPackage
-    image: str
-
-    def __attrs_post_init__(self) -> None:
-        if "://" not in self.image:
-            self.image = resolve_path(self.image)
-            if not Path(self.image).is_file():
-                raise ValueError(f"no container image at {self.image}")
+    entrypoint: PythonPackage | PexBinary | UniversalPackage
+    image: str = attr.ib(converter=_image)
+    #: the runtime this image needs, when the spec decides it (DockerContainer)
+    runtime: str | None = attr.ib(default=None, kw_only=True)
 
     @property
     def name(self) -> str:
@@ -169,8 +218,77 @@ class Container(xm.ExecutableSpec):
         return self.entrypoint.name
 
 
-#: lxm3's name for the same thing
-SingularityContainer = Container
+def SingularityContainer(  # noqa: N802 - lxm3's name
+    entrypoint: PythonPackage | PexBinary | UniversalPackage,
+    image_path: str | None = None,
+    *,
+    image: str | None = None,
+) -> Container:
+    """lxm3's spelling: ``SingularityContainer(spec, image_path="img.sif" |
+    "docker://python:3.11" | "docker-daemon://tag")``."""
+    chosen = image_path if image_path is not None else image
+    if chosen is None:
+        raise TypeError("SingularityContainer() needs image_path")
+    return Container(entrypoint, chosen)
+
+
+def DockerContainer(  # noqa: N802 - lxm3's name
+    entrypoint: PythonPackage | PexBinary | UniversalPackage, image: str
+) -> Container:
+    """lxm3's ``DockerContainer(spec, image="python:3.11")``: run with Docker (``docker run``;
+    the executor's ``docker_options`` add volumes and flags)."""
+    return Container(entrypoint, image if "://" in image else f"docker://{image}", runtime="docker")
+
+
+@attr.s(auto_attribs=True)
+class PythonContainer(xm.ExecutableSpec):
+    """lxm3's ``PythonContainer(path, base_image, entrypoint, requirements="requirements.txt")``:
+    the project (installed as a :class:`PythonPackage`) runs in ``docker://<base_image>``; the
+    ``requirements`` file is installed at task start into a scratch directory with
+    ``pip install --target`` (lxr builds no images)."""
+
+    entrypoint: ModuleName | CommandList
+    base_image: str
+    requirements: str = "requirements.txt"
+    path: str = attr.ib(converter=resolve_path, default=".")
+    resources: list[Fileset] = attr.ib(converter=list, factory=list)
+    extra_packages: list[str] = attr.ib(converter=_resolve_all, factory=list)
+    pip_args: list[str] = attr.ib(converter=list, factory=lambda: ["--no-deps", "--no-compile"])
+
+    @property
+    def name(self) -> str:
+        """The executable's name: from the project directory."""
+        return _name_from_path(self.path)
+
+    def requirements_file(self) -> str | None:
+        """The requirements file, if the project has one."""
+        path = os.path.join(self.path, self.requirements)
+        return path if os.path.isfile(path) else None
+
+
+@attr.s(auto_attribs=True)
+class PDMProject(xm.ExecutableSpec):
+    """lxm3's ``PDMProject(entrypoint, base_image, lock_file="pdm.lock", path=".")``: the
+    project is built by its own PEP 517 backend (pdm-backend) and runs in
+    ``docker://<base_image>``. lxr does not install the locked dependencies: bake them into
+    ``base_image``."""
+
+    entrypoint: ModuleName | CommandList
+    base_image: str
+    lock_file: str = "pdm.lock"
+    path: str = attr.ib(converter=resolve_path, default=".")
+    resources: list[Fileset] = attr.ib(converter=list, factory=list)
+    extra_packages: list[str] = attr.ib(converter=_resolve_all, factory=list)
+    pip_args: list[str] = attr.ib(converter=list, factory=lambda: ["--no-deps", "--no-compile"])
+
+    @property
+    def name(self) -> str:
+        """The executable's name: from the project directory."""
+        return _name_from_path(self.path)
+
+    def requirements_file(self) -> str | None:
+        """PDM projects pin their dependencies in the lock file, not a requirements file."""
+        return None
 
 
 def placeholder(fileset: Fileset) -> str:

@@ -82,7 +82,27 @@ def qsub_options(job: ArrayJob, job_dir: str, options: SGEOptions) -> list[str]:
         opts += ["-A", _check_value(res.account)]
     for key, value in sorted(res.extra.items()):
         opts += ["-l", _check_value(f"{key}={value}" if value != "" else key)]
-    return opts
+    if res.skip_directives:
+        opts = _skip_options(opts, res.skip_directives)
+    return opts + list(res.directives or [])
+
+
+def _skip_options(opts: list[str], skip: Sequence[str]) -> list[str]:
+    """``opts`` without the options (flag and its values) whose text contains one of ``skip``;
+    lxr's own name and log options stay."""
+    groups: list[list[str]] = []
+    for item in opts:
+        if item.startswith("-") or not groups:
+            groups.append([item])
+        else:
+            groups[-1].append(item)
+    protected = {"-N", "-o", "-e"}
+    return [
+        item
+        for group in groups
+        if group[0] in protected or not any(s in " ".join(group) for s in skip)
+        for item in group
+    ]
 
 
 def task_range(indexes: Sequence[int]) -> str:

@@ -50,4 +50,12 @@ def sbatch_options(job: ArrayJob, job_dir: str) -> list[str]:
     for key, value in sorted(res.extra.items()):
         key = key.lstrip("-")
         opts.append(f"--{key}" if value == "" else f"--{key}={_directive_value(value)}")
+    if res.skip_directives:
+        # lxr's own name, comment and log options are how it finds the job and its logs
+        keep = opts[:4]
+        opts = keep + [o for o in opts[4:] if not any(s in o for s in res.skip_directives)]
+    for line in res.directives or []:
+        if "\n" in line:
+            raise SubmitRejected(f"cannot put {line!r} in an #SBATCH line")
+        opts.append(line)
     return opts

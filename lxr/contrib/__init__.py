@@ -1,0 +1,3 @@
+"""Site presets for launch scripts, under lxm3's names (``from lxr.contrib import ucl``)."""
+
+__all__: list[str] = []

@@ -1,0 +1,221 @@
+"""XManager work units of an lxr launch: their tasks, their status read from the store."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xmanager import xm
+
+from lxr.api.phases import WORK_UNIT_ACTIVE, WorkUnitPhase
+from lxr.store import NotFound
+from lxr.xm_cluster.array_job import ArrayJob
+from lxr.xm_cluster.executors import executor_resources
+from lxr.xm_cluster.packaging import ClusterExecutable
+
+if TYPE_CHECKING:
+    from lxr.xm_cluster.experiment import ClusterExperiment
+
+__all__ = ["ClusterWorkUnit", "Task", "WorkUnitStatus"]
+
+
+# --------------------------------------------------------------------------- status
+
+
+class WorkUnitStatus(xm.ExperimentUnitStatus):
+    """An xm status from lxr phases: BackOff is active (a retry is coming); Stopped is
+    neither completed nor failed."""
+
+    def __init__(self, phases: Sequence[str], message: str = "") -> None:
+        self.phases = tuple(phases)
+        self._message = message
+
+    @property
+    def is_active(self) -> bool:
+        """Queued, running, or waiting for a retry."""
+        return any(p in WORK_UNIT_ACTIVE for p in self.phases)
+
+    @property
+    def is_completed(self) -> bool:
+        """Every task succeeded."""
+        return bool(self.phases) and all(p == WorkUnitPhase.SUCCEEDED for p in self.phases)
+
+    @property
+    def is_failed(self) -> bool:
+        """Finished, and a task failed."""
+        return not self.is_active and WorkUnitPhase.FAILED in self.phases
+
+    @property
+    def message(self) -> str:
+        """The phases, and why (for failed tasks)."""
+        return self._message
+
+    def __repr__(self) -> str:
+        return f"WorkUnitStatus({', '.join(self.phases)})"
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass
+class Task:
+    """One lxr work unit to write: one xm Job (or one ArrayJob entry) of an xm work unit."""
+
+    work_unit: ClusterWorkUnit
+    number: int
+    job: xm.Job
+    ref: tuple[str, int] | None = None  # (lxr experiment, index) once written
+
+    @property
+    def cluster(self) -> str:
+        """The lxr Cluster it runs on."""
+        return executor_resources(self.job.executor)[0]
+
+
+# --------------------------------------------------------------------------- work unit
+
+
+class ClusterWorkUnit(xm.WorkUnit):
+    """A work unit: one or more lxr work units (one per job / array task)."""
+
+    def __init__(
+        self,
+        experiment: ClusterExperiment,
+        create_task: Callable[[Awaitable[Any]], futures.Future[Any]],
+        args: Mapping[str, Any] | None,
+        role: xm.ExperimentUnitRole,
+        work_unit_id: int,
+        identity: str = "",
+    ) -> None:
+        super().__init__(experiment, create_task, args, role, identity=identity)
+        self._experiment = experiment
+        self._work_unit_id = work_unit_id
+        self.tasks: list[Task] = []
+        self._refs: list[tuple[str, int]] = []  # rehydrated from the store
+        self._stopped_before_write = False
+
+    @property
+    def work_unit_id(self) -> int:
+        """1, 2, ... in the order units were added."""
+        return self._work_unit_id
+
+    @property
+    def experiment_unit_name(self) -> str:
+        """``<experiment id>_<work unit id>``."""
+        return f"{self._experiment.experiment_id}_{self._work_unit_id}"
+
+    @property
+    def refs(self) -> list[tuple[str, int]]:
+        """``(lxr experiment, work-unit index)`` of each task written so far."""
+        return self._refs + [t.ref for t in self.tasks if t.ref is not None]
+
+    def _add_job(self, job: xm.Job) -> None:
+        if not isinstance(job.executable, ClusterExecutable):
+            raise TypeError(
+                f"job {job.name!r}: its executable was not packaged by lxr "
+                "(use experiment.package() with xm_cluster specs)"
+            )
+        executor_resources(job.executor)  # fail in the script, not at write time
+        task = Task(self, len(self.tasks), job)
+        self.tasks.append(task)
+        self._experiment._pending_add(task)  # noqa: SLF001
+
+    async def _launch_job_group(
+        self, job_group: xm.JobGroup, args_view: Mapping[str, Any], identity: str
+    ) -> None:
+        def walk(group: xm.JobGroup) -> None:
+            for job in group.jobs.values():
+                if isinstance(job, xm.JobGroup):
+                    walk(job)
+                elif isinstance(job, xm.Job):
+                    self._add_job(job)
+                else:
+                    raise TypeError(f"unsupported job in a group: {job!r}")
+
+        walk(job_group)
+
+    async def _launch_job_config(
+        self, job_config: xm.JobConfig, args_view: Mapping[str, Any], identity: str
+    ) -> None:
+        if not isinstance(job_config, ArrayJob):
+            raise TypeError(f"unsupported job config {type(job_config).__name__}")
+        for args, env in job_config.tasks():
+            self._add_job(
+                xm.Job(
+                    executable=job_config.executable,
+                    executor=job_config.executor,
+                    name=job_config.name or job_config.executable.name,
+                    args=args,
+                    env_vars=env,  # type: ignore[arg-type]  # attrs converter=dict (mypy)
+                )
+            )
+
+    @property
+    def launched_jobs(self) -> list[xm.LaunchedJob]:
+        """One per task, addressed ``<lxr experiment>/<index>`` once written."""
+        out = [
+            xm.LaunchedJob(name=t.job.name, address=f"{t.ref[0]}/{t.ref[1]}" if t.ref else None)
+            for t in self.tasks
+        ]
+        out += [xm.LaunchedJob(name=name, address=f"{name}/{idx}") for name, idx in self._refs]
+        return out
+
+    # ---------------------------------------------------------------- status
+
+    def get_status(self) -> WorkUnitStatus:
+        """The unit's status from its lxr work units' phases."""
+        if self._stopped_before_write:
+            return WorkUnitStatus([WorkUnitPhase.STOPPED.value], "stopped before it was written")
+        unwritten = [t for t in self.tasks if t.ref is None]
+        phases: list[str] = [WorkUnitPhase.PENDING.value] * len(unwritten)
+        messages: list[str] = []
+        store = self._experiment.store
+        for name, idx in self.refs:
+            try:
+                [unit] = store.list_work_units(name, index=idx)
+            except (NotFound, ValueError):
+                # a stopped experiment is removed once its tasks are gone
+                stopped = (name, idx) in self._experiment._stop_requests  # noqa: SLF001
+                phases.append((WorkUnitPhase.STOPPED if stopped else WorkUnitPhase.UNKNOWN).value)
+                continue
+            st = unit.status
+            phases.append(st.phase.value)
+            if st.reason or st.message:
+                messages.append(
+                    f"{name}/{idx}: {st.phase.value} {st.reason or ''} {st.message or ''}"
+                )
+        return WorkUnitStatus(phases, "; ".join(m.strip() for m in messages))
+
+    async def _wait_until_complete(self) -> None:
+        if any(t.ref is None for t in self.tasks):
+            await self._experiment._write_pending()  # noqa: SLF001
+        while True:
+            status = self.get_status()
+            if not status.is_active:
+                break
+            await self._experiment._reconcile_step()  # noqa: SLF001
+        if status.is_failed:
+            raise xm.ExperimentUnitFailedError(status.message or "failed", work_unit=self)
+        if not status.is_completed:
+            raise xm.ExperimentUnitNotCompletedError(
+                f"work unit {self.work_unit_id} was stopped", work_unit=self
+            )
+
+    def stop(
+        self,
+        *,
+        mark_as_failed: bool = False,
+        mark_as_completed: bool = False,
+        message: str | None = None,
+    ) -> None:
+        """Stop the unit alone: tasks not yet written are dropped; written ones are marked
+        ``stop_requested`` and the reconciler cancels them (or stops them if idle) while the
+        experiment's other units go on. A stopped unit is neither completed nor failed."""
+        del mark_as_failed, mark_as_completed, message  # lxr records why a task ended itself
+        if all(t.ref is None for t in self.tasks) and not self._refs:
+            self._experiment._pending_drop(self)  # noqa: SLF001
+            self._stopped_before_write = True
+            return
+        self._experiment._request_stop(self)  # noqa: SLF001

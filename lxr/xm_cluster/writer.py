@@ -1,0 +1,213 @@
+"""From xm tasks to lxr Experiments: what each cluster needs staged, each task resolved against
+its staged paths, and tasks grouped into one lxr Experiment per (cluster, command, resources)
+so the reconciler packs each group into job arrays."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xmanager import xm
+
+from lxr.api.resources import (
+    ClusterSpec,
+    Executable,
+    Experiment,
+    ExperimentSpec,
+    ObjectMeta,
+    RequeuePolicy,
+    Resources,
+    WorkUnitTemplate,
+)
+from lxr.staging import Blob, StagingReport
+from lxr.xm_cluster.commands import runtime_command, split_args, substitute
+from lxr.xm_cluster.executors import GridEngine, executor_resources
+from lxr.xm_cluster.packaging import ClusterExecutable, build_fileset_blob
+from lxr.xm_cluster.specs import PLACEHOLDER_RE, fileset_by_uid, resolve_path
+from lxr.xm_cluster.work_unit import Task
+
+__all__ = [
+    "ANNOTATION_TITLE",
+    "ANNOTATION_WORK_UNITS",
+    "LABEL_EXPERIMENT_ID",
+    "Built",
+    "artifacts_needed",
+    "build_task",
+    "group_tasks",
+    "lxr_experiment",
+    "slug",
+]
+
+LABEL_EXPERIMENT_ID = "xm.lxr.dev/experiment-id"
+ANNOTATION_TITLE = "xm.lxr.dev/title"
+#: JSON list, by lxr work-unit index: [xm work unit id, task number within it, identity]
+ANNOTATION_WORK_UNITS = "xm.lxr.dev/work-units"
+
+
+@dataclass
+class Built:
+    """A task resolved against its staged artifacts."""
+
+    cluster: str
+    key: str
+    command: list[str]
+    exec_env: dict[str, str]
+    working_dir: str | None
+    resources: Resources
+    requeue: RequeuePolicy
+    parallelism: int | None
+    args: dict[str, Any]
+    env: dict[str, str]
+    task: Task
+
+
+def slug(title: str) -> str:
+    """A name-safe form of an experiment title."""
+    text = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return (text or "xm")[:36].strip("-") or "xm"
+
+
+def artifacts_needed(tasks: Sequence[Task]) -> tuple[dict[str, dict[str, Blob]], dict[str, Blob]]:
+    """``({cluster: {blob name: blob}}, {fileset uid: blob})``: what each cluster needs,
+    including filesets named only in args or env (``fileset.get_path(...)`` in an arg)."""
+    needs: dict[str, dict[str, Blob]] = {}
+    extra_filesets: dict[str, Blob] = {}
+    for task in tasks:
+        job = task.job
+        exe = job.executable
+        assert isinstance(exe, ClusterExecutable)
+        cluster, _, _ = executor_resources(job.executor)
+        blobs = needs.setdefault(cluster, {})
+        for blob in exe.blobs():
+            blobs[blob.name] = blob
+        merged = xm.merge_args(exe.args, job.args)
+        texts = [str(v) for v in merged.to_list(str)]
+        texts += [str(v) for v in {**exe.env_vars, **job.env_vars}.values()]
+        for text in texts:
+            for uid in PLACEHOLDER_RE.findall(text):
+                if uid not in exe.filesets:
+                    extra_filesets[uid] = build_fileset_blob(fileset_by_uid(uid))
+                    blobs[extra_filesets[uid].name] = extra_filesets[uid]
+    return needs, extra_filesets
+
+
+def build_task(
+    task: Task,
+    report: StagingReport,
+    extra: Mapping[str, Blob],
+    cluster_spec: ClusterSpec,
+) -> Built:
+    """One task's command, resources and args on its cluster."""
+    job = task.job
+    exe = job.executable
+    assert isinstance(exe, ClusterExecutable)
+    cluster, resources, requeue = executor_resources(job.executor)
+    roots = {b.name: report.path(b) for b in exe.blobs()}
+    paths = {uid: report.path(b) for uid, b in {**exe.filesets, **extra}.items()}
+    executor = job.executor
+    if isinstance(executor, GridEngine) and executor.pe_name():
+        pe = getattr(cluster_spec.options, "parallel_environment", None)
+        if executor.pe_name() != pe:
+            raise ValueError(
+                f"GridEngine parallel environment {executor.pe_name()!r}: cluster {cluster} "
+                f"uses {pe!r}; set spec.sge.parallelEnvironment on the Cluster"
+            )
+    command, exec_env, workdir = runtime_command(
+        exe, executor, roots, gpus=bool(resources.gpus), scheduler=cluster_spec.scheduler
+    )
+    if workdir is None and cluster_spec.ssh is None:
+        # on this machine, tasks run beside the launch script, never in the cwd of
+        # whichever process reconciles (lxr.api.paths); over SSH, in the login home
+        workdir = resolve_path(".")
+    positional, keywords = split_args(xm.merge_args(exe.args, job.args), paths)
+    command += positional
+    env = {k: substitute(str(v), paths) for k, v in {**exe.env_vars, **job.env_vars}.items()}
+    parallelism = executor.parallelism() if hasattr(executor, "parallelism") else None
+    key = json.dumps(
+        [
+            command,
+            exec_env,
+            workdir,
+            resources.model_dump(mode="json"),
+            requeue.value,
+            parallelism,
+        ],
+        sort_keys=True,
+    )
+    return Built(
+        cluster,
+        key,
+        command,
+        exec_env,
+        workdir,
+        resources,
+        requeue,
+        parallelism,
+        keywords,
+        env,
+        task,
+    )
+
+
+def group_tasks(built: Sequence[Built]) -> list[list[Built]]:
+    """Tasks that can share one lxr Experiment (and so job arrays), in order."""
+    groups: dict[tuple[str, str], list[Built]] = {}
+    for b in built:
+        groups.setdefault((b.cluster, b.key), []).append(b)
+    return list(groups.values())
+
+
+def lxr_experiment(
+    name: str,
+    experiment_id: int,
+    annotations: Mapping[str, str],
+    members: Sequence[Built],
+    spec_overrides: Mapping[str, Any],
+) -> Experiment:
+    """The lxr Experiment of one group of tasks."""
+    first = members[0]
+    # env identical in every unit belongs to the executable; the rest to each unit
+    common = dict(first.env)
+    for b in members[1:]:
+        common = {k: v for k, v in common.items() if b.env.get(k) == v}
+    units = []
+    for b in members:
+        wu = b.task.work_unit
+        label = str(wu.work_unit_id)
+        if len(wu.tasks) > 1:
+            label += f".{b.task.number}"
+        units.append(
+            WorkUnitTemplate(
+                name=label,
+                args=b.args,
+                env={k: v for k, v in b.env.items() if k not in common},
+            )
+        )
+    overrides = dict(spec_overrides)
+    if first.parallelism is not None:
+        overrides.setdefault("parallelism", first.parallelism)
+    ids = [
+        [b.task.work_unit.work_unit_id, b.task.number, b.task.work_unit.identity] for b in members
+    ]
+    return Experiment(
+        metadata=ObjectMeta(
+            name=name,
+            labels={LABEL_EXPERIMENT_ID: str(experiment_id)},
+            annotations={**annotations, ANNOTATION_WORK_UNITS: json.dumps(ids)},
+        ),
+        spec=ExperimentSpec(
+            cluster=first.cluster,
+            executable=Executable(
+                command=first.command,
+                env={**first.exec_env, **common},
+                working_dir=first.working_dir,
+            ),
+            resources=first.resources,
+            work_units=units,
+            requeue=first.requeue,
+            **overrides,
+        ),
+    )
