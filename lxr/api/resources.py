@@ -313,6 +313,13 @@ class ClusterSpec(_Model):
     )
     defaults: Resources = Field(default_factory=Resources)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
+    accelerators: dict[str, str] = Field(
+        default_factory=dict,
+        description="accelerator names of launch scripts -> this site's request: a Slurm gres "
+        "({a100: 'gpu:a100', any: gpu} -> --gres=gpu:a100:N) or a Grid Engine complex "
+        "({a100: gpu_a100} -> -l gpu_a100=N; 'gpu,gputype=a100' adds -l gputype=a100). 'any' "
+        "is what gpu=N asks for. Empty: models pass through as gres types.",
+    )
     _options: OptionsModel | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")

@@ -25,10 +25,11 @@ from xmanager import xm
 from xmanager.xm import async_packager
 from xmanager.xm import core as xm_core
 
-from lxr.api.resources import Experiment
+from lxr.api.resources import Experiment, Resources
 from lxr.redaction import redact
 from lxr.staging import Stager, StagingReport, summary_line
 from lxr.store import NotFound, Store
+from lxr.xm_cluster.accelerators import resolve_accelerator
 from lxr.xm_cluster.packaging import package_batch, reset_build_cache
 from lxr.xm_cluster.work_unit import ClusterWorkUnit, Task, WorkUnitStatus
 from lxr.xm_cluster.writer import (
@@ -305,6 +306,15 @@ class ClusterExperiment(xm.Experiment):
                 self.store.get_experiment(name)
             except NotFound:
                 return name
+
+    def _check_resources(self, cluster: str, resources: Resources) -> None:
+        """Refuse at ``add`` what cannot be written: an accelerator the cluster's table lacks
+        (a cluster not applied yet is reported when the block ends)."""
+        try:
+            spec = self.store.get_cluster(cluster).spec
+        except NotFound:
+            return
+        resolve_accelerator(resources, spec, cluster)
 
     def _annotations(self) -> dict[str, str]:
         return {ANNOTATION_TITLE: self._title}

@@ -117,7 +117,9 @@ class ClusterWorkUnit(xm.WorkUnit):
                 f"job {job.name!r}: its executable was not packaged by lxr "
                 "(use experiment.package() with xm_cluster specs)"
             )
-        executor_resources(job.executor)  # fail in the script, not at write time
+        # fail in the script's own line, not when the with block ends
+        cluster, resources, _ = executor_resources(job.executor)
+        self._experiment._check_resources(cluster, resources)  # noqa: SLF001
         task = Task(self, len(self.tasks), job)
         self.tasks.append(task)
         self._experiment._pending_add(task)  # noqa: SLF001

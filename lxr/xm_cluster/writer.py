@@ -17,12 +17,17 @@ from lxr.api.resources import (
     Executable,
     Experiment,
     ExperimentSpec,
+    FailurePolicy,
+    FailurePolicyAction,
+    FailurePolicyRule,
+    FailureReason,
     ObjectMeta,
     RequeuePolicy,
     Resources,
     WorkUnitTemplate,
 )
 from lxr.staging import Blob, StagingReport
+from lxr.xm_cluster.accelerators import resolve_accelerator
 from lxr.xm_cluster.commands import runtime_command, split_args, substitute
 from lxr.xm_cluster.executors import GridEngine, executor_resources
 from lxr.xm_cluster.packaging import ClusterExecutable, build_fileset_blob
@@ -33,6 +38,7 @@ __all__ = [
     "ANNOTATION_TITLE",
     "ANNOTATION_WORK_UNITS",
     "LABEL_EXPERIMENT_ID",
+    "REJECTED_IS_FINAL",
     "Built",
     "artifacts_needed",
     "build_task",
@@ -45,6 +51,16 @@ LABEL_EXPERIMENT_ID = "xm.lxr.dev/experiment-id"
 ANNOTATION_TITLE = "xm.lxr.dev/title"
 #: JSON list, by lxr work-unit index: [xm work unit id, task number within it, identity]
 ANNOTATION_WORK_UNITS = "xm.lxr.dev/work-units"
+
+
+#: the failure policy of launched experiments: a refused submission is not retried
+REJECTED_IS_FINAL = FailurePolicy(
+    rules=[
+        FailurePolicyRule(
+            action=FailurePolicyAction.FAIL_INDEX, on_reasons=[FailureReason.SUBMIT_ERROR]
+        )
+    ]
+)
 
 
 @dataclass
@@ -115,8 +131,10 @@ def build_task(
                 f"GridEngine parallel environment {executor.pe_name()!r}: cluster {cluster} "
                 f"uses {pe!r}; set spec.sge.parallelEnvironment on the Cluster"
             )
+    gpus = bool(resources.gpus)
+    resources = resolve_accelerator(resources, cluster_spec, cluster)
     command, exec_env, workdir = runtime_command(
-        exe, executor, roots, gpus=bool(resources.gpus), scheduler=cluster_spec.scheduler
+        exe, executor, roots, gpus=gpus, scheduler=cluster_spec.scheduler
     )
     if workdir is None and cluster_spec.ssh is None:
         # on this machine, tasks run beside the launch script, never in the cwd of
@@ -187,6 +205,9 @@ def lxr_experiment(
             )
         )
     overrides = dict(spec_overrides)
+    # a request the scheduler refused (an unknown gres, partition or account) is refused
+    # again: the work unit fails at once with the scheduler's words instead of retrying
+    overrides.setdefault("failure_policy", REJECTED_IS_FINAL)
     if first.parallelism is not None:
         overrides.setdefault("parallelism", first.parallelism)
     ids = [
