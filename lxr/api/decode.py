@@ -22,7 +22,7 @@ import yaml
 
 from lxr.api.limits import DEFAULT_LIMITS, InputLimits
 
-__all__ = ["DecodeError", "decode_file"]
+__all__ = ["DecodeError", "decode_file", "decode_text"]
 
 _INT64 = 2**63
 _LONG_INT_DIGITS = 32  # a YAML int scalar longer than this is refused before it is converted
@@ -317,3 +317,13 @@ def decode_file(file: Path, limits: InputLimits = DEFAULT_LIMITS) -> list[Any]:
     if file.suffix == ".json":
         return _decode_json(text, file, limits)
     return _decode_yaml(text, file, limits)
+
+
+def decode_text(text: str, source: Path, limits: InputLimits = DEFAULT_LIMITS) -> list[Any]:
+    """The non-empty documents of YAML (or JSON) ``text``, e.g. read from stdin; ``source``
+    names it in errors. Raises :class:`DecodeError`."""
+    if len(text.encode("utf-8", "surrogatepass")) > limits.max_file_bytes:
+        raise DecodeError(
+            f"{source}: larger than {limits.max_file_bytes} bytes (the limit on one input file)"
+        )
+    return _decode_yaml(text, source, limits)

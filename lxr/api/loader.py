@@ -13,12 +13,12 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from lxr.api.decode import DecodeError, decode_file
+from lxr.api.decode import DecodeError, decode_file, decode_text
 from lxr.api.limits import DEFAULT_LIMITS, DEFAULT_MAX_WORK_UNITS, InputLimits
 from lxr.api.resources import API_VERSION, Cluster, Experiment
 from lxr.api.sweep import count_work_units
 
-__all__ = ["KINDS", "LoadError", "Loaded", "load_objects", "parse_object"]
+__all__ = ["KINDS", "LoadError", "Loaded", "load_objects", "load_text", "parse_object"]
 
 KINDS: dict[str, type[Cluster] | type[Experiment]] = {"Cluster": Cluster, "Experiment": Experiment}
 _SERVER_FIELDS = (
@@ -167,13 +167,56 @@ def load_objects(
         except OSError as exc:
             problems.append(f"{file}: cannot read: {exc.strerror or exc}")
             continue
-        for i, doc in enumerate(docs):
-            source = f"{file}" + (f" (document {i + 1})" if len(docs) > 1 else "")
-            try:
-                item = parse_object(doc, source, max_work_units=max_work_units)
-                loaded.append(dataclasses.replace(item, base_dir=os.path.abspath(file.parent)))
-            except LoadError as exc:
-                problems.extend(exc.problems)
+        _parse_docs(docs, str(file), os.path.abspath(file.parent), max_work_units, loaded, problems)
+    return _checked(str(path), loaded, problems)
+
+
+def load_text(
+    text: str,
+    source: str = "<stdin>",
+    *,
+    max_work_units: int = DEFAULT_MAX_WORK_UNITS,
+    limits: InputLimits = DEFAULT_LIMITS,
+) -> list[Loaded]:
+    """Every resource in YAML/JSON ``text`` (``lxr apply -f -``), as :func:`load_objects`;
+    relative paths in it are relative to the current directory."""
+    loaded: list[Loaded] = []
+    problems: list[str] = []
+    try:
+        docs = decode_text(text, Path(source), limits)
+    except DecodeError as exc:
+        raise LoadError([str(exc)]) from None
+    _parse_docs(docs, source, os.getcwd(), max_work_units, loaded, problems)
+    return _checked(source, loaded, problems)
+
+
+def _parse_docs(
+    docs: list[Any],
+    file: str,
+    base_dir: str,
+    max_work_units: int,
+    loaded: list[Loaded],
+    problems: list[str],
+) -> None:
+    def one(doc: Any, source: str) -> None:
+        try:
+            item = parse_object(doc, source, max_work_units=max_work_units)
+            loaded.append(dataclasses.replace(item, base_dir=base_dir))
+        except LoadError as exc:
+            problems.extend(exc.problems)
+
+    for i, doc in enumerate(docs):
+        source = f"{file}" + (f" (document {i + 1})" if len(docs) > 1 else "")
+        # a kubectl-style List (what `lxr get -o yaml|json` writes) applies item by item
+        if isinstance(doc, dict) and doc.get("kind") == "List" and "items" in doc:
+            items = doc["items"] if isinstance(doc["items"], list) else [doc["items"]]
+            for j, item in enumerate(items):
+                one(item, f"{source} items[{j}]")
+        else:
+            one(doc, source)
+
+
+def _checked(path: str, loaded: list[Loaded], problems: list[str]) -> list[Loaded]:
     if problems:
         raise LoadError(problems)
     if not loaded:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from lxr import __version__
-from lxr.cli.console import console
+from lxr.cli.console import out
 from lxr.redaction import install_log_redaction, redact
 
 __all__ = ["COMMANDS", "app", "main"]
@@ -54,7 +54,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"lxr {__version__}")
+        out(f"lxr {__version__}")
         raise typer.Exit()
 
 
@@ -79,10 +79,26 @@ for _name in COMMANDS:
 
 
 def main() -> None:
-    """Entry point of the ``lxr`` command."""
+    """Entry point of the ``lxr`` command. Usage errors are one line, ``error: ...``."""
+    # typer's own exception types (typer re-exports only some of them)
+    from typer import Abort
+    from typer._click.exceptions import ClickException
+
+    from lxr.cli.console import error
+
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
     sys.excepthook = _redacted_excepthook
-    app()
+    try:
+        code = app(prog_name="lxr", standalone_mode=False)
+    except ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        if exc.format_message():  # empty after no_args_is_help printed the help
+            error(f"{exc.format_message()}{hint}")
+        sys.exit(exc.exit_code)
+    except Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _redacted_excepthook(kind, value, tb) -> None:  # noqa: ANN001 - sys.excepthook's shape

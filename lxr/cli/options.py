@@ -2,42 +2,128 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, die
+from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die
 
 __all__ = [
+    "FORMATS",
     "LabelOpt",
-    "Output",
+    "NoHeadersOpt",
     "OutputOpt",
+    "OutputSpec",
+    "SortByOpt",
     "WatchOpt",
-    "only_experiments",
+    "columns_of",
+    "experiment_ref",
     "open_store",
-    "parse_selector",
+    "parse_output",
+    "selector_of",
 ]
 
-
-class Output(str, Enum):
-    """Output formats."""
-
-    table = "table"
-    wide = "wide"
-    yaml = "yaml"
-    json = "json"
-    name = "name"
-
+FORMATS = ("table", "wide", "yaml", "json", "name", "custom-columns=", "jsonpath=")
 
 OutputOpt = Annotated[
-    Output, typer.Option("--output", "-o", help="table, wide, yaml, json or name.")
+    str,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="table, wide, yaml, json, name, custom-columns=HEADER:.path,... or jsonpath={.path}.",
+    ),
 ]
 LabelOpt = Annotated[
     list[str] | None,
-    typer.Option("--selector", "-l", help="Filter by label: key=value (repeatable)."),
+    typer.Option(
+        "--selector",
+        "-l",
+        metavar="SELECTOR",
+        help="Filter by label, as kubectl: k=v, k!=v, 'k in (a,b)', 'k notin (a,b)', k, !k; "
+        "comma-separated or repeated, all must hold.",
+    ),
 ]
 WatchOpt = Annotated[bool, typer.Option("--watch", "-w", help="Keep printing as things change.")]
+SortByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sort-by",
+        metavar="JSONPATH",
+        help="Sort by a field, e.g. .metadata.name or .status.phase.",
+    ),
+]
+NoHeadersOpt = Annotated[
+    bool, typer.Option("--no-headers", help="Tables and custom-columns without the header line.")
+]
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """A parsed ``-o``: the format and, for custom-columns/jsonpath, its template."""
+
+    format: str
+    template: str = ""
+
+    @property
+    def tabular(self) -> bool:
+        """Whether the output is a table with a header line."""
+        return self.format in ("table", "wide", "custom-columns")
+
+
+def parse_output(text: str) -> OutputSpec:
+    """``-o`` as given; exit 2 naming the formats when it is none of them."""
+    name, sep, template = text.partition("=")
+    if name in ("table", "wide", "yaml", "json", "name") and not sep:
+        return OutputSpec(name)
+    if name in ("custom-columns", "jsonpath") and template:
+        from lxr.cli.jsonpath import JsonPathError
+
+        try:
+            if name == "jsonpath":
+                from lxr.cli.jsonpath import parse_template
+
+                parse_template(template)
+            else:
+                columns_of(template)
+        except JsonPathError as exc:
+            die(f"-o {name}: {exc}", EXIT_USAGE)
+        return OutputSpec(name, template)
+    die(f"-o {text!r}: expected one of {', '.join(FORMATS)}", EXIT_USAGE)
+
+
+def columns_of(template: str) -> list[tuple[str, str]]:
+    """``HEADER:.path,HEADER:.path`` as pairs."""
+    from lxr.cli.jsonpath import JsonPathError, parse_path
+
+    cols = []
+    for part in template.split(","):
+        header, sep, path = part.partition(":")
+        if not sep or not header or not path:
+            raise JsonPathError(f"{part!r}: expected HEADER:.json.path")
+        path = path.strip()
+        if path.startswith("{") and path.endswith("}"):
+            path = path[1:-1]
+        parse_path(path)
+        cols.append((header, path))
+    return cols
+
+
+def experiment_ref(kind: str, name: str | None, verb: str) -> str:
+    """``experiment NAME`` or ``experiment/NAME`` (any word for the kind) as the name."""
+    from lxr.cli.kinds import kind_of
+
+    word, sep, rest = kind.partition("/")
+    if sep:
+        if name is not None:
+            die(f"{kind} {name}: give KIND NAME or KIND/NAME")
+        name = rest
+    if kind_of(word) != "Experiment":
+        die(f"cannot {verb} {word!r}: only experiments")
+    if not name:
+        die(f"{verb}: which experiment? (experiment NAME)")
+    return name
 
 
 def open_store():  # noqa: ANN201 - imported lazily so `lxr --help` stays fast
@@ -52,19 +138,11 @@ def open_store():  # noqa: ANN201 - imported lazily so `lxr --help` stays fast
         die(f"cannot open the database {default_database_url()}: {exc}", EXIT_FAILED)
 
 
-def parse_selector(labels: list[str] | None) -> dict[str, str]:
-    """``-l a=b,c=d -l e=f`` as a dict."""
-    out: dict[str, str] = {}
-    for item in labels or []:
-        for part in item.split(","):
-            key, sep, value = part.partition("=")
-            if not sep or not key:
-                die(f"-l {part!r}: expected key=value")
-            out[key.strip()] = value.strip()
-    return out
+def selector_of(texts: list[str] | None):  # noqa: ANN201
+    """The parsed ``-l``; exit 2 naming the part that is not a selector."""
+    from lxr.cli.selectors import SelectorError, parse_selector
 
-
-def only_experiments(kind: str, verb: str, what: str = "only experiments") -> None:
-    """Commands that act on experiments take ``experiment`` (or ``exp``) as their first word."""
-    if kind not in ("experiment", "experiments", "exp"):
-        die(f"cannot {verb} {kind!r}: {what}")
+    try:
+        return parse_selector(texts)
+    except SelectorError as exc:
+        die(f"-l {exc}", EXIT_USAGE)

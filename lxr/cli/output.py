@@ -1,70 +1,99 @@
-"""How the CLI prints resources: tables for people, JSON/YAML lists for tools."""
+"""How the CLI prints resources: plain-text tables for people, JSON/YAML lists for tools.
+
+Everything works on the JSON form of a resource (``to_dict``), so a table, ``-o json``,
+``custom-columns``, ``jsonpath`` and ``--sort-by`` see the same fields, whether the objects
+came from pydantic models or straight from a paged database read.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TextIO
 
-import yaml
-from pydantic import BaseModel
-from rich.console import Console
-from rich.table import Table
-
-from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_ACTIVE, ExperimentPhase, WorkUnitPhase
-from lxr.api.resources import API_VERSION, Cluster, Experiment, WorkUnit
-from lxr.store import EventInfo
+from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_ACTIVE, WorkUnitPhase
+from lxr.cli.columns import shorten_middle
 
 __all__ = [
-    "PHASE_STYLES",
+    "ACTIVE_PHASES",
+    "ARGS_WIDTH",
+    "TABLES",
+    "Table",
     "age",
-    "clusters_table",
+    "args_text",
     "dump",
-    "events_table",
-    "experiments_table",
-    "print_table",
+    "event_dict",
     "to_dict",
     "utc",
-    "work_units_table",
+    "write_list",
 ]
 
-_W, _E = WorkUnitPhase, ExperimentPhase
-PHASE_STYLES = {
-    _W.SUCCEEDED.value: "green",
-    _W.FAILED.value: "red",
-    _W.RUNNING.value: "cyan",
-    _W.QUEUED.value: "blue",
-    _W.BACKOFF.value: "yellow",
-    _W.PENDING.value: "dim",
-    _W.STOPPED.value: "magenta",
-    _E.STOPPING.value: "magenta",
-    _W.UNKNOWN.value: "yellow",
-}
+API_VERSION = "lxr.dev/v1alpha1"
+ACTIVE_PHASES = tuple(p.value for p in WorkUnitPhase if p in WORK_UNIT_ACTIVE)
+# an ARGS cell longer than this is shortened in the middle; -o wide and yaml show it all
+ARGS_WIDTH = 60
 
 
-def to_dict(obj: BaseModel) -> dict[str, Any]:
+def to_dict(obj: Any) -> dict[str, Any]:
     """A resource as plain JSON-able data, camelCase, without empty optional fields."""
+    if isinstance(obj, dict):
+        return obj
     return obj.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def dump(objs: Sequence[BaseModel], fmt: str, single: bool) -> str:
+def dump(objs: Sequence[Any], fmt: str, single: bool) -> str:
     """``objs`` as JSON or YAML; a kubectl-style ``List`` unless one object was asked for."""
-    data: Any
+    import io
+
+    buf = io.StringIO()
     if single and len(objs) == 1:
         data = to_dict(objs[0])
+        if fmt == "json":
+            buf.write(json.dumps(data, indent=2))
+        else:
+            from lxr.cli.yamltext import write_yaml
+
+            write_yaml(data, buf)
     else:
-        data = {"apiVersion": API_VERSION, "kind": "List", "items": [to_dict(o) for o in objs]}
+        write_list((to_dict(o) for o in objs), fmt, buf)
+    return buf.getvalue().rstrip("\n")
+
+
+def write_list(items: Iterable[Mapping[str, Any]], fmt: str, file: TextIO) -> int:
+    """Stream ``items`` as a ``List`` in JSON or YAML, one item at a time; returns the count."""
+    head = {"apiVersion": API_VERSION, "kind": "List"}
+    n = 0
     if fmt == "json":
-        return json.dumps(data, indent=2)
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip()
+        file.write(f'{{\n  "apiVersion": "{API_VERSION}",\n  "kind": "List",\n  "items": [')
+        for item in items:
+            text = json.dumps(item, indent=2).replace("\n", "\n    ")
+            file.write(("," if n else "") + "\n    " + text)
+            n += 1
+        file.write("\n  ]\n}\n" if n else "]\n}\n")
+        return n
+    from lxr.cli.yamltext import write_yaml, write_yaml_item
+
+    write_yaml(head, file)
+    first = True
+    for item in items:
+        if first:
+            file.write("items:\n")
+            first = False
+        write_yaml_item(item, file)
+        n += 1
+    if first:
+        file.write("items: []\n")
+    return n
 
 
-def age(when: datetime | float | None) -> str:
+def age(when: str | datetime | float | None) -> str:
     """``5s``, ``3m``, ``2h``, ``4d``, like kubectl."""
     if when is None:
         return "-"
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when.replace("Z", "+00:00"))
     seconds = time.time() - (when.timestamp() if isinstance(when, datetime) else when)
     seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -73,118 +102,153 @@ def age(when: datetime | float | None) -> str:
     return f"{seconds}s"
 
 
-def _phase(phase: str) -> str:
-    style = PHASE_STYLES.get(phase)
-    return f"[{style}]{phase}[/]" if style else phase
-
-
-def experiments_table(exps: Sequence[Experiment], wide: bool) -> Table:
-    """One row per experiment."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    cols = ["NAME", "PHASE", "SUCCEEDED", "FAILED", "ACTIVE", "TOTAL", "AGE"]
-    if wide:
-        cols[2:2] = ["CLUSTER", "GEN"]
-        cols.append("MESSAGE")
-    for col in cols:
-        table.add_column(col)
-    for exp in exps:
-        st = exp.status
-        counts = st.work_units if st else {}
-        active = sum(counts.get(p, 0) for p in WORK_UNIT_ACTIVE)
-        row = [
-            exp.metadata.name,
-            _phase(st.phase.value if st else EXPERIMENT_INITIAL.value),
-            str(counts.get(_W.SUCCEEDED, 0)),
-            str(counts.get(_W.FAILED, 0)),
-            str(active),
-            str(counts.get("total", 0)),
-            age(exp.metadata.creation_timestamp),
-        ]
-        if wide:
-            row[2:2] = [
-                exp.spec.cluster,
-                f"{(st.observed_generation if st else None) or '-'}/{exp.metadata.generation}",
-            ]
-            cond = next((c for c in (st.conditions if st else []) if c.type == "Succeeded"), None)
-            row.append(cond.message if cond else "")
-        table.add_row(*row)
-    return table
-
-
-def work_units_table(units: Sequence[WorkUnit], wide: bool) -> Table:
-    """One row per work unit."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    cols = ["NAME", "PHASE", "ATTEMPTS", "JOB", "EXIT", "REASON", "ARGS"]
-    if wide:
-        cols += ["FAILURES", "DISRUPTIONS", "MESSAGE"]
-    for col in cols:
-        table.add_column(col, overflow="fold")
-    for wu in units:
-        st = wu.status
-        last = st.attempts[-1] if st.attempts else None
-        job = "-"
-        if last and last.job_id:
-            job = f"{last.job_id}[{last.index}]" if last.index is not None else last.job_id
-        args = " ".join(f"{k}={v}" for k, v in wu.spec.args.items())
-        row = [
-            wu.metadata["name"],
-            _phase(st.phase.value),
-            str(len(st.attempts)),
-            job,
-            "-" if st.exit_code is None else str(st.exit_code),
-            st.reason or "",
-            args,
-        ]
-        if wide:
-            row += [str(st.failures), str(st.disruptions), st.message or ""]
-        table.add_row(*row)
-    return table
-
-
-def events_table(events: Sequence[EventInfo]) -> Table:
-    """Events, oldest first."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"):
-        table.add_column(col, overflow="fold")
-    for ev in events:
-        style = "yellow" if ev.type == "Warning" else ""
-        table.add_row(
-            age(ev.time),
-            f"[{style}]{ev.type}[/]" if style else ev.type,
-            ev.reason,
-            f"{ev.kind.lower()}/{ev.name}",
-            ev.message,
-        )
-    return table
-
-
-def clusters_table(clusters: Sequence[Cluster]) -> Table:
-    """One row per cluster."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("NAME", "SCHEDULER", "HOST", "STAGING", "AGE"):
-        table.add_column(col)
-    for c in clusters:
-        host = "-"
-        if c.spec.ssh:
-            ssh = c.spec.ssh
-            host = f"{ssh.user + '@' if ssh.user else ''}{ssh.host}:{ssh.port}"
-        table.add_row(
-            c.metadata.name,
-            c.spec.scheduler,
-            host,
-            c.spec.staging_dir or "(default)",
-            age(c.metadata.creation_timestamp),
-        )
-    return table
-
-
-def print_table(console: Console, table: Table) -> None:
-    """Print without wrapping long cells into the terminal width when output is piped."""
-    console.print(table, soft_wrap=not console.is_terminal)
-
-
 def utc(when: float | None) -> str:
     """RFC 3339 UTC."""
     if when is None:
         return "-"
     return datetime.fromtimestamp(when, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _py(value: Any) -> str:
+    # how the args read in the table: the values as Python prints them (True, 0.1, [1, 2])
+    return str(value)
+
+
+def args_text(args: Mapping[str, Any]) -> str:
+    """A work unit's args as ``k=v k=v``."""
+    return " ".join(f"{k}={_py(v)}" for k, v in args.items())
+
+
+class Table:
+    """Column headers and how to compute a row from a resource's JSON form."""
+
+    def __init__(
+        self,
+        headers: Sequence[str],
+        row: Callable[[Mapping[str, Any]], list[str]],
+        wide_headers: Sequence[str] = (),
+        wide_row: Callable[[Mapping[str, Any]], list[str]] | None = None,
+    ) -> None:
+        self._headers, self._row = list(headers), row
+        self._wide_headers, self._wide_row = list(wide_headers), wide_row
+
+    def headers(self, wide: bool) -> list[str]:
+        """The column names."""
+        return self._wide_headers if wide and self._wide_row else self._headers
+
+    def rows(self, items: Iterable[Mapping[str, Any]], wide: bool) -> Iterator[list[str]]:
+        """One row per item."""
+        fn = self._wide_row if wide and self._wide_row else self._row
+        return (fn(item) for item in items)
+
+
+def _exp_counts(d: Mapping[str, Any]) -> tuple[str, Mapping[str, int]]:
+    st = d.get("status") or {}
+    return st.get("phase", EXPERIMENT_INITIAL.value), st.get("workUnits") or {}
+
+
+def _exp_row(d: Mapping[str, Any]) -> list[str]:
+    phase, counts = _exp_counts(d)
+    return [
+        d["metadata"]["name"],
+        phase,
+        str(counts.get(WorkUnitPhase.SUCCEEDED.value, 0)),
+        str(counts.get(WorkUnitPhase.FAILED.value, 0)),
+        str(sum(counts.get(p, 0) for p in ACTIVE_PHASES)),
+        str(counts.get("total", 0)),
+        age(d["metadata"].get("creationTimestamp")),
+    ]
+
+
+def _exp_wide_row(d: Mapping[str, Any]) -> list[str]:
+    row = _exp_row(d)
+    st = d.get("status") or {}
+    gen = f"{st.get('observedGeneration') or '-'}/{d['metadata'].get('generation')}"
+    row[2:2] = [d["spec"]["cluster"], gen]
+    cond = next((c for c in st.get("conditions") or [] if c["type"] == "Succeeded"), None)
+    row.append(cond.get("message", "") if cond else "")
+    return row
+
+
+def _job(st: Mapping[str, Any]) -> str:
+    attempts = st.get("attempts") or []
+    last = attempts[-1] if attempts else None
+    if not last or not last.get("jobId"):
+        return "-"
+    index = last.get("index")
+    return f"{last['jobId']}[{index}]" if index is not None else last["jobId"]
+
+
+def _wu_row(d: Mapping[str, Any], wide: bool = False) -> list[str]:
+    st = d["status"]
+    args = args_text(d["spec"].get("args") or {})
+    row = [
+        d["metadata"]["name"],
+        st["phase"],
+        str(len(st.get("attempts") or [])),
+        _job(st),
+        "-" if st.get("exitCode") is None else str(st["exitCode"]),
+        st.get("reason") or "",
+        args if wide else shorten_middle(args, ARGS_WIDTH),
+    ]
+    if wide:
+        row += [str(st.get("failures", 0)), str(st.get("disruptions", 0)), st.get("message") or ""]
+    return row
+
+
+def _cluster_row(d: Mapping[str, Any]) -> list[str]:
+    spec = d["spec"]
+    host = "-"
+    ssh = spec.get("ssh")
+    if ssh:
+        user = ssh.get("user")
+        host = f"{user + '@' if user else ''}{ssh['host']}:{ssh.get('port', 22)}"
+    return [
+        d["metadata"]["name"],
+        spec["scheduler"],
+        host,
+        spec.get("stagingDir") or "(default)",
+        age(d["metadata"].get("creationTimestamp")),
+    ]
+
+
+def event_dict(ev: Any) -> dict[str, Any]:
+    """An event (``EventInfo``) in the JSON form of a kubectl event."""
+    return {
+        "kind": "Event",
+        "type": ev.type,
+        "reason": ev.reason,
+        "message": ev.message,
+        "involvedObject": {"kind": ev.kind, "name": ev.name},
+        "lastTimestamp": utc(ev.time),
+        "metadata": {"name": f"{ev.name}.{ev.id}"},
+    }
+
+
+def _event_row(d: Mapping[str, Any]) -> list[str]:
+    obj = d["involvedObject"]
+    return [
+        age(d["lastTimestamp"]),
+        d["type"],
+        d["reason"],
+        f"{obj['kind'].lower()}/{obj['name']}",
+        d["message"],
+    ]
+
+
+_EXP = ["NAME", "PHASE", "SUCCEEDED", "FAILED", "ACTIVE", "TOTAL", "AGE"]
+_WU = ["NAME", "PHASE", "ATTEMPTS", "JOB", "EXIT", "REASON", "ARGS"]
+
+TABLES: dict[str, Table] = {
+    "Experiment": Table(
+        _EXP, _exp_row, [*_EXP[:2], "CLUSTER", "GEN", *_EXP[2:], "MESSAGE"], _exp_wide_row
+    ),
+    "WorkUnit": Table(
+        _WU,
+        _wu_row,
+        [*_WU, "FAILURES", "DISRUPTIONS", "MESSAGE"],
+        lambda d: _wu_row(d, wide=True),
+    ),
+    "Cluster": Table(["NAME", "SCHEDULER", "HOST", "STAGING", "AGE"], _cluster_row),
+    "Event": Table(["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], _event_row),
+}

@@ -1,21 +1,42 @@
-"""Live progress of experiments converging, for ``apply --wait`` and ``delete``."""
+"""Live progress of experiments converging, for ``apply --wait`` and ``delete``.
+
+On a terminal: a live display. Piped: one line when the state changes, at most one a second
+(the last state is always printed before the final report).
+"""
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
 from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_TERMINAL, ExperimentPhase, WorkUnitPhase
 from lxr.api.resources import Experiment
-from lxr.cli.output import PHASE_STYLES, print_table, work_units_table
+from lxr.cli.console import out
 from lxr.store import NotFound, Store
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "failure_cause"]
 
 #: the order phases are listed in: active ones first, in the enum's order
 _ORDER = tuple(p.value for p in sorted(WorkUnitPhase, key=lambda p: p in WORK_UNIT_TERMINAL))
+_W = WorkUnitPhase
+_STYLES = {
+    _W.SUCCEEDED.value: "green",
+    _W.FAILED.value: "red",
+    _W.RUNNING.value: "cyan",
+    _W.QUEUED.value: "blue",
+    _W.BACKOFF.value: "yellow",
+    _W.PENDING.value: "dim",
+    _W.STOPPED.value: "magenta",
+    _W.UNKNOWN.value: "yellow",
+}
+# piped progress: at most one line per this many seconds
+LINE_INTERVAL = 1.0
 
 
 class Progress:
@@ -34,6 +55,8 @@ class Progress:
             self.live = Live(console=console, refresh_per_second=4, transient=True)
             self.live.start()
         self._last_line = ""
+        self._pending_line = ""
+        self._last_time = 0.0
 
     def _done(self, exp: Experiment | None) -> bool:
         if exp is None:
@@ -58,9 +81,15 @@ class Progress:
         else:
             line = " | ".join(self._summary(n, e) for n, e in self.exps.items())
             if line != self._last_line:
-                self.console.print(line, highlight=False)
-                self._last_line = line
+                self._pending_line = line
+            now = time.monotonic()
+            if self._pending_line and (done or now - self._last_time >= LINE_INTERVAL):
+                self._flush_line(now)
         return done
+
+    def _flush_line(self, now: float) -> None:
+        out(self._pending_line)
+        self._last_line, self._pending_line, self._last_time = self._pending_line, "", now
 
     @staticmethod
     def _summary(name: str, exp: Experiment | None) -> str:
@@ -72,50 +101,69 @@ class Progress:
         return f"{name}: {phase} ({', '.join(parts) or 'starting'})"
 
     def _render(self) -> Group:
-        rows = []
+        rows: list[Any] = []
         for name, exp in self.exps.items():
             if exp is None:
-                gone = Table.grid()
-                gone.add_row(f"{name}: deleted")
-                rows.append(gone)
+                rows.append(Text(f"{name}: deleted"))
                 continue
             counts = exp.status.work_units if exp.status else {}
             total = counts.get("total", 0) or 1
             finished = sum(counts.get(p, 0) for p in WORK_UNIT_TERMINAL)
             grid = Table.grid(padding=(0, 1))
+            states = Text("  ").join(
+                Text(f"{counts[p]} {p}", style=_STYLES.get(p, "")) for p in _ORDER if counts.get(p)
+            )
             grid.add_row(
-                f"[bold]{name}[/]",
+                Text(name, style="bold"),
                 ProgressBar(total=total, completed=finished, width=30),
-                f"{finished}/{total}",
-                "  ".join(
-                    f"[{PHASE_STYLES.get(p, '')}]{counts[p]} {p}[/]"
-                    for p in _ORDER
-                    if counts.get(p)
-                ),
+                Text(f"{finished}/{total}"),
+                states,
             )
             rows.append(grid)
         return Group(*rows)
 
     def stop(self) -> None:
-        """Remove the live display."""
+        """Remove the live display (piped: print the last state if it was held back)."""
         if self.live is not None:
             self.live.stop()
             self.live = None
+        if self._pending_line:
+            self._flush_line(time.monotonic())
 
     def final_report(self) -> int:
         """Print each experiment's work units; 0 when all succeeded (or are gone), else 1."""
+        from lxr.cli.options import OutputSpec
+        from lxr.cli.printing import print_items
+
         code = 0
         for name, exp in self.exps.items():
             if exp is None:
                 continue
             units = self.store.list_work_units(name)
-            print_table(self.console, work_units_table(units, wide=False))
+            print_items("WorkUnit", units, OutputSpec("table"))
             st = exp.status
             ok = next((c for c in (st.conditions if st else []) if c.type == "Succeeded"), None)
             phase = st.phase.value if st else EXPERIMENT_INITIAL.value
-            style = PHASE_STYLES.get(phase, "")
             msg = f": {ok.message}" if ok and ok.message else ""
-            self.console.print(f"experiment/{name} [{style}]{phase}[/]{msg}", highlight=False)
+            if phase == ExperimentPhase.FAILED:
+                cause = failure_cause(units)
+                msg += f" ({cause})" if cause else ""
+            out(f"experiment/{name} {phase}{msg}")
             if phase != ExperimentPhase.SUCCEEDED:
                 code = 1
         return code
+
+
+def failure_cause(units: list[Any]) -> str:
+    """The first failed work unit and why, e.g. ``first: quickstart-2: Error, exit code 1``."""
+    for unit in units:
+        st = unit.status
+        if st.phase != WorkUnitPhase.FAILED:
+            continue
+        parts = [st.reason or WorkUnitPhase.FAILED.value]
+        if st.exit_code is not None:
+            parts.append(f"exit code {st.exit_code}")
+        if st.message:
+            parts.append(st.message)
+        return f"first: {unit.metadata['name']}: {', '.join(parts)}"
+    return ""

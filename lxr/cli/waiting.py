@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lxr.cli.console import EXIT_FAILED, EXIT_OK, console, err
+from lxr.cli.console import EXIT_FAILED, EXIT_OK, error, note, rich_console
 
 __all__ = ["reconcile_until_submitted", "wait_converged", "wake_controller"]
 
@@ -20,16 +20,16 @@ def wait_converged(store, names: list[str], timeout: float | None, gone: bool = 
 
     if not names:
         return EXIT_OK
-    progress = Progress(console, store, names, gone=gone)
+    progress = Progress(rich_console(), store, names, gone=gone)
     try:
         ok = _reconcile_here(store, progress.refresh, timeout, follow=True)
     except KeyboardInterrupt:
         progress.stop()
-        err.print("interrupted; tasks keep running and are picked up by the next controller")
+        note("interrupted; tasks keep running and are picked up by the next controller")
         return 130
     progress.stop()
     if not ok:
-        err.print(f"[red]timed out[/] after {timeout:.0f}s; work continues under a controller")
+        error(f"timed out after {timeout:.0f}s; work continues under a controller")
         return EXIT_FAILED
     return progress.final_report()
 
@@ -53,10 +53,11 @@ def reconcile_until_submitted(store, names: list[str], timeout: float | None) ->
         return True
 
     if not _reconcile_here(store, submitted, timeout) and not submitted():
-        err.print("[red]timed out[/] before every work unit was submitted")
+        error("timed out before every work unit was submitted")
         return EXIT_FAILED
-    err.print(
-        "[dim]submitted; no controller is running: start one with `lxr controller run` to "
-        "follow the work units (retries, preemption), or launch with --wait[/]"
+    note(
+        "submitted; no controller is running: start one with `lxr controller run` to "
+        "follow the work units (retries, preemption), or launch with --wait",
+        dim=True,
     )
     return EXIT_OK

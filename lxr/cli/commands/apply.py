@@ -8,16 +8,19 @@ from typing import Annotated
 import typer
 
 from lxr.api.limits import DEFAULT_MAX_WORK_UNITS
-from lxr.cli.console import EXIT_USAGE, console, die, err
+from lxr.cli.console import EXIT_USAGE, die, error, note, out, warn
 from lxr.cli.options import open_store
 from lxr.cli.waiting import wait_converged, wake_controller
 
-__all__ = ["apply", "register"]
+__all__ = ["apply", "load_or_exit", "register"]
 
 
 def apply(
     filename: Annotated[
-        Path, typer.Option("--filename", "-f", help="A YAML/JSON file, or a directory of them.")
+        Path,
+        typer.Option(
+            "--filename", "-f", help="A YAML/JSON file, a directory of them, or - for stdin."
+        ),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and show what would change; write nothing.")
@@ -49,16 +52,7 @@ def apply(
 
     Example:  lxr apply -f examples/quickstart.yaml --wait
     """
-    from rich.markup import escape
-
-    from lxr.api.loader import LoadError, load_objects
-
-    try:
-        loaded = load_objects(filename, max_work_units=max_work_units)
-    except LoadError as exc:
-        for problem in exc.problems:
-            err.print(f"[red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
+    loaded = load_or_exit(filename, max_work_units)
     # the store (SQLAlchemy, ~1 s to import on a busy machine) only once the input is valid
     from lxr.api.paths import resolve_loaded
     from lxr.store import Conflict, Invalid
@@ -67,7 +61,7 @@ def apply(
     # desired state never depends on the reconciler's cwd: workingDir is fixed now
     loaded, path_warnings = resolve_loaded(loaded, lambda name: _cluster_spec(store, name))
     for warning in path_warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        warn(warning)
     # clusters first: experiments refer to them
     loaded.sort(key=lambda item: item.obj.kind != "Cluster")
     results = []
@@ -76,26 +70,28 @@ def apply(
             # name a missing cluster before opening the write transaction
             for item in loaded:
                 if item.obj.kind == "Experiment":
-                    _check_experiment(store, item.obj, [i.obj for i in loaded])
+                    _check_experiment(store, item, [i.obj for i in loaded])
         # one transaction: a file whose last document is refused writes nothing
         results = store.apply_all([item.obj for item in loaded], dry_run=dry_run)
     except (Invalid, Conflict) as exc:
         die(str(exc))
     for item in loaded:
-        for field in item.ignored:
-            err.print(f"[yellow]warning:[/] {item.source}: {field} is written by lxr; ignored")
+        if item.ignored:
+            verb = "is" if len(item.ignored) == 1 else "are"
+            warn(f"{item.source}: {', '.join(item.ignored)} {verb} written by lxr; ignored")
     for res in results:
         suffix = " (dry run)" if dry_run else ""
-        console.print(f"{res.kind.lower()}/{res.name} {res.action}{suffix}", highlight=False)
+        out(f"{res.kind.lower()}/{res.name} {res.action}{suffix}")
     if dry_run:
         return
     names = [r.name for r in results if r.kind == "Experiment"]
     controller = wake_controller(store)
     if not wait:
         if names and controller is None:
-            err.print(
-                "[dim]no controller is running: start one with `lxr controller run`, "
-                "or apply with --wait to run it here[/]"
+            note(
+                "no controller is running: start one with `lxr controller run`, "
+                "or apply with --wait to run it here",
+                dim=True,
             )
         return
     raise typer.Exit(wait_converged(store, names, timeout))
@@ -111,17 +107,36 @@ def _cluster_spec(store, name: str):  # noqa: ANN001, ANN202
         return None
 
 
-def _check_experiment(store, exp, batch) -> None:  # noqa: ANN001
+def load_or_exit(filename: Path, max_work_units: int = DEFAULT_MAX_WORK_UNITS) -> list:
+    """The resources in ``filename`` (``-`` reads stdin); exit 2 listing every problem."""
+    import sys
+
+    from lxr.api.loader import LoadError, load_objects, load_text
+
+    try:
+        if str(filename) == "-":
+            return load_text(sys.stdin.read(), "<stdin>", max_work_units=max_work_units)
+        return load_objects(filename, max_work_units=max_work_units)
+    except LoadError as exc:
+        for problem in exc.problems:
+            error(problem)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _check_experiment(store, item, batch) -> None:  # noqa: ANN001
     """Fail early, before any write, when an experiment names a cluster that will not exist."""
     from lxr.store import Invalid, NotFound
 
+    exp = item.obj
     cluster = exp.spec.cluster
     if cluster == "local" or any(o.kind == "Cluster" and o.metadata.name == cluster for o in batch):
         return
     try:
         store.get_cluster(cluster)
     except NotFound as exc:
-        raise Invalid(f"experiment {exp.metadata.name}: spec.cluster: {exc}") from None
+        raise Invalid(
+            f"{item.source}: experiment {exp.metadata.name}: spec.cluster: {exc}"
+        ) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, die, err
+from lxr.cli.console import EXIT_FAILED, die, note
 from lxr.cli.options import open_store
 from lxr.redaction import redact
 
@@ -46,13 +46,13 @@ def controller_run(
             server = serve(metrics, host, port)
         except OSError as exc:
             die(f"--metrics-addr {metrics_addr}: {exc}", EXIT_FAILED)
-        err.print(f"serving metrics on http://{host}:{port}/metrics")
+        note(f"serving metrics on http://{host}:{port}/metrics")
     store = open_store()
     controller = Controller(store, interval=interval, metrics=metrics)
     logging.getLogger("lxr").setLevel(
         min(logging.getLogger("lxr").getEffectiveLevel(), logging.INFO)
     )
-    err.print(f"controller {controller.holder} on {redact(store.url)}", highlight=False)
+    note(f"controller {controller.holder} on {redact(store.url)}")
 
     async def main() -> None:
         import signal
@@ -65,7 +65,7 @@ def controller_run(
             async def stop_on_sigterm() -> None:
                 with anyio.open_signal_receiver(signal.SIGTERM) as signals:
                     async for _ in signals:
-                        err.print("SIGTERM: stopping")
+                        note("SIGTERM: stopping")
                         tg.cancel_scope.cancel()
 
             tg.start_soon(stop_on_sigterm)
@@ -78,7 +78,7 @@ def controller_run(
     try:
         anyio.run(main)
     except KeyboardInterrupt:
-        err.print("controller stopped")
+        note("controller stopped")
     finally:
         if server is not None:
             server.shutdown()

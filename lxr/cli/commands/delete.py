@@ -1,47 +1,143 @@
-"""``lxr delete experiment NAME``: cancel its tasks, then remove it."""
+"""``lxr delete``: experiments by name, ``-l``, ``--all`` or ``-f FILE``; their tasks are
+cancelled, then they are removed. Other kinds register a deleter in ``DELETERS``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, EXIT_OK, console, die
-from lxr.cli.options import only_experiments, open_store
+from lxr.cli.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, die, error, out, warn
+from lxr.cli.kinds import KindGroup, names_for
+from lxr.cli.options import LabelOpt, open_store, selector_of
 from lxr.cli.waiting import wait_converged, wake_controller
 
-__all__ = ["delete", "register"]
+__all__ = ["DELETERS", "delete_app", "delete_experiments", "register"]
+
+delete_app = typer.Typer(
+    cls=KindGroup,
+    help="Delete resources: experiment (exp) NAME..., -l SELECTOR or --all; or "
+    "-f FILE for what a file describes. An experiment's tasks are cancelled first.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+
+# kind -> deleter(store, names, ignore_not_found, wait, timeout) -> exit code
+DELETERS: dict[str, Callable[[Any, list[str], bool, bool, float | None], int]] = {}
+
+_WaitOpt = Annotated[
+    bool,
+    typer.Option("--wait/--no-wait", help="Wait until the tasks are cancelled and it is gone."),
+]
+_TimeoutOpt = Annotated[
+    float | None, typer.Option("--timeout", help="Give up waiting after S seconds.")
+]
+_IgnoreOpt = Annotated[
+    bool, typer.Option("--ignore-not-found", help="A name that does not exist is not an error.")
+]
 
 
-def delete(
-    kind: Annotated[str, typer.Argument(help="experiment")],
-    name: Annotated[str, typer.Argument(help="The experiment's name.")],
-    wait: Annotated[
-        bool,
-        typer.Option("--wait/--no-wait", help="Wait until its tasks are cancelled and it is gone."),
-    ] = True,
-    timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Give up waiting after S seconds.")
-    ] = 300,
-) -> None:
-    """Delete an experiment: its running and queued tasks are cancelled, then it is removed."""
+def delete_experiments(
+    store: Any, names: list[str], ignore_not_found: bool, wait: bool, timeout: float | None
+) -> int:
+    """Mark experiments for deletion, wake the controller and (``wait``) wait until gone."""
     from lxr.store import NotFound
 
-    only_experiments(kind, "delete")
+    asked, missing = [], []
+    for name in names:
+        try:
+            store.delete_experiment(name)
+        except NotFound as exc:
+            if not ignore_not_found:
+                error(str(exc))
+                missing.append(name)
+            continue
+        out(f"experiment/{name} deletion requested")
+        asked.append(name)
+    if asked:
+        wake_controller(store)
+    code = EXIT_FAILED if missing else EXIT_OK
+    if wait and asked:
+        waited = wait_converged(store, asked, timeout, gone=True)
+        if waited == EXIT_OK:
+            for name in asked:
+                out(f"experiment/{name} deleted")
+        code = code or waited
+    return code
+
+
+DELETERS["Experiment"] = delete_experiments
+
+
+@delete_app.callback()
+def _delete(
+    ctx: typer.Context,
+    filename: Annotated[
+        Path | None,
+        typer.Option("--filename", "-f", help="Delete what this file (or directory) describes."),
+    ] = None,
+    ignore_not_found: _IgnoreOpt = False,
+    wait: _WaitOpt = True,
+    timeout: _TimeoutOpt = 300,
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        if filename is not None:
+            die("-f FILE or KIND NAME: give one of them")
+        # flags given before the kind hold for it too
+        ctx.obj = {"ignore_not_found": ignore_not_found, "wait": wait, "timeout": timeout}
+        return
+    if filename is None:
+        die("what to delete? lxr delete experiment NAME, -l SELECTOR, --all, or -f FILE")
+    from lxr.cli.commands.apply import load_or_exit
+
+    loaded = load_or_exit(filename)
+    by_kind: dict[str, list[str]] = {}
+    # experiments first: a cluster cannot go while experiments use it
+    for item in sorted(loaded, key=lambda i: i.obj.kind != "Experiment"):
+        by_kind.setdefault(item.obj.kind, []).append(item.obj.metadata.name)
     store = open_store()
-    try:
-        store.delete_experiment(name)
-    except NotFound as exc:
-        die(str(exc), EXIT_FAILED)
-    console.print(f"experiment/{name} deletion requested", highlight=False)
-    wake_controller(store)
-    if wait:
-        code = wait_converged(store, [name], timeout, gone=True)
-        if code == EXIT_OK:
-            console.print(f"experiment/{name} deleted", highlight=False)
-        raise typer.Exit(code)
+    code = EXIT_OK
+    for kind, names in by_kind.items():
+        deleter = DELETERS.get(kind)
+        if deleter is None:
+            warn(f"{filename}: cannot delete a {kind} ({', '.join(names)}) with lxr delete")
+            code = EXIT_FAILED
+            continue
+        code = deleter(store, names, ignore_not_found, wait, timeout) or code
+    raise typer.Exit(code)
+
+
+@delete_app.command("experiment")
+def delete_experiment_cmd(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Experiment names.")] = None,
+    selector: LabelOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every experiment.")] = False,
+    ignore_not_found: _IgnoreOpt = False,
+    wait: _WaitOpt = True,
+    timeout: _TimeoutOpt = 300,
+) -> None:
+    """Delete experiments: their running and queued tasks are cancelled, then they are removed."""
+    group = (ctx.obj or {}) if ctx is not None else {}
+    ignore_not_found = ignore_not_found or group.get("ignore_not_found", False)
+    wait = wait and group.get("wait", True)
+    timeout = timeout if group.get("timeout", 300) == 300 else group["timeout"]
+    wanted = names_for("Experiment", names)
+    sel = selector_of(selector)
+    if sum(map(bool, (wanted, sel, all_))) != 1:
+        die("give experiment names, -l SELECTOR or --all (one of them)", EXIT_USAGE)
+    store = open_store()
+    if not wanted:
+        exps = store.list_experiments()
+        wanted = [e.metadata.name for e in exps if sel.matches(e.metadata.labels)]
+        if not wanted:
+            out("No experiments found.")
+            raise typer.Exit(EXIT_OK)
+    raise typer.Exit(delete_experiments(store, wanted, ignore_not_found, wait, timeout))
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``delete`` to ``app``."""
-    app.command()(delete)
+    """Add the ``delete`` group to ``app``."""
+    app.add_typer(delete_app, name="delete")

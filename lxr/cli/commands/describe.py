@@ -1,4 +1,4 @@
-"""``lxr describe experiment NAME``."""
+"""``lxr describe KIND NAME``: experiments, work units and clusters in detail."""
 
 from __future__ import annotations
 
@@ -6,27 +6,65 @@ from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, console, die
-from lxr.cli.options import only_experiments, open_store
+from lxr.cli.console import EXIT_FAILED, die
+from lxr.cli.kinds import KindGroup
+from lxr.cli.options import open_store
 
-__all__ = ["describe", "register"]
+__all__ = ["describe_app", "register"]
+
+describe_app = typer.Typer(
+    cls=KindGroup,
+    help="Show one resource in detail: experiment (exp), workunit (wu) or cluster; "
+    "KIND/NAME works too.",
+    no_args_is_help=True,
+)
 
 
-def describe(
-    kind: Annotated[str, typer.Argument(help="experiment")],
+@describe_app.command("experiment")
+def describe_experiment_cmd(
     name: Annotated[str, typer.Argument(help="The experiment's name.")],
 ) -> None:
-    """Show an experiment in detail: conditions, counts, failed work units, recent events."""
+    """Conditions, counts, work units needing attention, recent events."""
     from lxr.cli.describe import describe_experiment
     from lxr.store import NotFound
 
-    only_experiments(kind, "describe")
     try:
-        describe_experiment(console, open_store(), name)
+        describe_experiment(open_store(), name)
+    except NotFound as exc:
+        die(str(exc), EXIT_FAILED)
+
+
+@describe_app.command("workunit")
+def describe_workunit_cmd(
+    name: Annotated[str, typer.Argument(help="The work unit: EXPERIMENT-INDEX.")],
+) -> None:
+    """A work unit's args, phase and every attempt (job id, state, exit code, reason)."""
+    from lxr.cli.describe import describe_workunit
+    from lxr.store import NotFound
+
+    exp, _, idx = name.rpartition("-")
+    if not exp or not idx.isdigit():
+        die(f"work unit {name!r}: expected EXPERIMENT-INDEX, e.g. quickstart-3")
+    try:
+        describe_workunit(open_store(), exp, int(idx))
+    except NotFound as exc:
+        die(str(exc), EXIT_FAILED)
+
+
+@describe_app.command("cluster")
+def describe_cluster_cmd(
+    name: Annotated[str, typer.Argument(help="The cluster's name.")],
+) -> None:
+    """A cluster's scheduler, login node, staging directory, limits and experiments."""
+    from lxr.cli.describe import describe_cluster
+    from lxr.store import NotFound
+
+    try:
+        describe_cluster(open_store(), name)
     except NotFound as exc:
         die(str(exc), EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``describe`` to ``app``."""
-    app.command()(describe)
+    """Add the ``describe`` group to ``app``."""
+    app.add_typer(describe_app, name="describe")

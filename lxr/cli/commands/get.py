@@ -1,25 +1,30 @@
-"""``lxr get KIND``: list resources as a table, or dump them as JSON/YAML/names."""
+"""``lxr get KIND [NAME...]``: list resources as a table, or dump them for tools.
+
+Kinds take any of kubectl's forms: ``experiments``/``experiment``/``exp``, ``workunits``/
+``wu``, ``clusters``, ``events``, and ``kind/name``.
+"""
 
 from __future__ import annotations
 
+import io
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable, Iterable, Iterator
+from typing import Annotated, Any
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, console, die, err
+from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, note
+from lxr.cli.kinds import KindGroup, names_for
 from lxr.cli.options import (
     LabelOpt,
-    Output,
+    NoHeadersOpt,
     OutputOpt,
+    SortByOpt,
     WatchOpt,
     open_store,
-    parse_selector,
+    parse_output,
+    selector_of,
 )
-
-if TYPE_CHECKING:
-    from rich.console import RenderableType
 
 __all__ = [
     "get_app",
@@ -27,71 +32,84 @@ __all__ = [
     "get_events",
     "get_experiments",
     "get_workunits",
-    "print_objects",
+    "iter_work_units",
+    "parse_phase",
     "register",
 ]
 
-get_app = typer.Typer(help="List resources (kubectl style).", no_args_is_help=True)
+get_app = typer.Typer(
+    cls=KindGroup,
+    help="List resources (kubectl style): experiments (exp), workunits (wu), clusters, "
+    "events; KIND/NAME works too.",
+    no_args_is_help=True,
+)
+
+_NamesArg = Annotated[list[str] | None, typer.Argument(help="Names; all when omitted.")]
 
 
-def print_objects(objs, output: Output, single: bool, table_fn: Callable) -> None:  # noqa: ANN001
-    """``objs`` in the ``output`` format; ``table_fn(objs, wide)`` builds the table."""
-    from lxr.cli.output import dump, print_table
-
-    if output in (Output.json, Output.yaml):
-        console.print(
-            dump(objs, output.value, single), highlight=False, soft_wrap=True, markup=False
-        )
-    elif output is Output.name:
-        for obj in objs:
-            name = obj.metadata["name"] if isinstance(obj.metadata, dict) else obj.metadata.name
-            console.print(f"{obj.kind.lower()}/{name}", highlight=False)
-    else:
-        print_table(console, table_fn(objs, output is Output.wide))
-
-
-def _get(
-    fetch: Callable[[], list],
-    output: Output,
-    watch: bool,
-    table_fn: Callable,
+def _show(
+    kind: str,
+    fetch: Callable[[], Iterable[Any]],
+    output: str,
     *,
     single: bool,
     what: str,
+    watch: bool = False,
+    no_headers: bool = False,
+    sort_by: str | None = None,
 ) -> None:
-    """The body of every ``get``: a table (kept up to date with --watch) or a dump."""
-    tabular = output in (Output.table, Output.wide)
-    if watch and tabular:
-        _watch_loop(lambda: table_fn(fetch(), output is Output.wide), True)
-        return
-    objs = fetch()
-    if not objs and tabular:
-        err.print(f"No {what} found.")
-        return
-    print_objects(objs, output, single=single, table_fn=table_fn)
+    """The body of every ``get``: print once, or (``-w``) again whenever it changes."""
+    from lxr.cli.printing import print_items
 
+    spec = parse_output(output)
+    if sort_by:
+        from lxr.cli.jsonpath import JsonPathError, parse_path
 
-def _watch_loop(render: Callable[[], RenderableType], watch: bool) -> None:
+        try:
+            parse_path(sort_by.strip().removeprefix("{").removesuffix("}"))
+        except JsonPathError as exc:
+            die(f"--sort-by: {exc}", EXIT_USAGE)
     if not watch:
-        render()
+        n = print_items(kind, fetch(), spec, single=single, no_headers=no_headers, sort_by=sort_by)
+        if n == 0 and spec.format in ("table", "wide", "custom-columns"):
+            note(f"No {what} found.")
         return
-    from rich.live import Live
+    _watch(
+        lambda buf: print_items(
+            kind, fetch(), spec, single=single, no_headers=no_headers, sort_by=sort_by
+        )
+    )
+
+
+def _watch(render: Callable[[io.StringIO], int]) -> None:
+    """Print what ``render`` writes, again each time it changes (a live view on a terminal)."""
+    import contextlib
+    import sys
+
+    def text() -> str:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            render(buf)
+        return buf.getvalue()
 
     try:
-        if not console.is_terminal:  # piped: print the table again each time it changes
+        if not sys.stdout.isatty():
             last = ""
             while True:
-                with console.capture() as captured:
-                    console.print(render())
-                text = captured.get()
-                if text != last:
-                    console.out(text, end="", highlight=False)
-                    console.file.flush()
-                    last = text
+                now = text()
+                if now != last:
+                    sys.stdout.write(now)
+                    sys.stdout.flush()
+                    last = now
                 time.sleep(1.0)
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
+        from rich.live import Live
+        from rich.text import Text
+
+        from lxr.cli.console import rich_console
+
+        with Live(console=rich_console(), refresh_per_second=2, transient=False) as live:
             while True:
-                live.update(render())
+                live.update(Text(text().rstrip("\n")))
                 time.sleep(1.0)
     except KeyboardInterrupt:
         pass
@@ -99,72 +117,192 @@ def _watch_loop(render: Callable[[], RenderableType], watch: bool) -> None:
 
 @get_app.command("experiments")
 def get_experiments(
-    name: Annotated[str | None, typer.Argument(help="One experiment; all when omitted.")] = None,
+    names: _NamesArg = None,
     selector: LabelOpt = None,
-    output: OutputOpt = Output.table,
+    output: OutputOpt = "table",
     watch: WatchOpt = False,
+    sort_by: SortByOpt = None,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """List experiments with their phase and work-unit counts.
 
     Example:  lxr get experiments -l team=vision -o wide
     """
-    from lxr.cli.output import experiments_table
     from lxr.store import NotFound
 
+    wanted = names_for("Experiment", names)
+    sel = selector_of(selector)
+    parse_output(output)
     store = open_store()
-    labels = parse_selector(selector)
 
-    def fetch():  # noqa: ANN202
+    def fetch() -> list[Any]:
         try:
-            return [store.get_experiment(name)] if name else store.list_experiments(labels)
+            if wanted:
+                exps = [store.get_experiment(n) for n in wanted]
+            else:
+                exps = store.list_experiments()
         except NotFound as exc:
             die(str(exc), EXIT_FAILED)
+        return [e for e in exps if sel.matches(e.metadata.labels)]
 
-    _get(fetch, output, watch, experiments_table, single=name is not None, what="experiments")
+    _show(
+        "Experiment",
+        fetch,
+        output,
+        single=len(wanted) == 1,
+        what="experiments",
+        watch=watch,
+        no_headers=no_headers,
+        sort_by=sort_by,
+    )
+
+
+def parse_phase(phase: str | None) -> str | None:
+    """``--phase`` in any case as the phase's name; exit 2 naming the phases otherwise."""
+    if phase is None:
+        return None
+    from lxr.api.resources import WorkUnitPhase
+
+    known = {p.value.lower(): p.value for p in WorkUnitPhase}
+    if phase.lower() not in known:
+        die(f"--phase {phase!r}: expected one of {', '.join(known.values())}", EXIT_USAGE)
+    return known[phase.lower()]
+
+
+# labels a work unit has of its own; the others are its experiment's
+_UNIT_KEYS = ("index", "name")
+
+
+def iter_work_units(
+    store: Any, names: list[str], selector: Any, phase: str | None
+) -> Iterator[dict[str, Any]]:
+    """The JSON form of the work units asked for, experiment by experiment, in pages.
+
+    A NAME is an experiment (all its work units) or one work unit (``EXPERIMENT-INDEX``).
+    ``-l`` keys ``index`` and ``name`` are the work unit's; ``experiment`` and the rest are
+    matched against its experiment (its labels and ``experiment=NAME``).
+    """
+    from lxr.store import NotFound
+
+    unit_sel, exp_sel = selector.split(_UNIT_KEYS)
+    targets: list[tuple[str, int | None]] = []
+    if names:
+        for name in names:
+            try:
+                store.experiment_uid(name)
+                targets.append((name, None))
+                continue
+            except NotFound:
+                pass
+            exp, _, idx = name.rpartition("-")
+            try:
+                if exp and idx.isdigit():
+                    store.experiment_uid(exp)
+                    targets.append((exp, int(idx)))
+                    continue
+            except NotFound:
+                pass
+            die(f"no experiment or work unit named {name!r}", EXIT_FAILED)
+    else:
+        for exp in store.list_experiments():
+            labels = {**exp.metadata.labels, "experiment": exp.metadata.name}
+            if exp_sel.matches(labels):
+                targets.append((exp.metadata.name, None))
+        exp_sel = type(exp_sel)()
+    for exp_name, index in targets:
+        try:
+            page = _work_unit_pages(store, exp_name, phase=phase, index=index)
+        except NotFound as exc:
+            die(str(exc), EXIT_FAILED)
+        for unit in page:
+            if unit_sel and not unit_sel.matches(unit["metadata"]["labels"]):
+                continue
+            if exp_sel and not exp_sel.matches(unit["metadata"]["labels"]):
+                continue
+            yield unit
+
+
+def _work_unit_pages(
+    store: Any, experiment: str, *, phase: str | None, index: int | None
+) -> Iterator[dict[str, Any]]:
+    from lxr.cli.output import to_dict
+
+    units = store.list_work_units(experiment, phase=phase, index=index)
+    return (to_dict(u) for u in units)
 
 
 @get_app.command("workunits")
 def get_workunits(
-    experiment: Annotated[
-        str | None, typer.Argument(help="The experiment whose work units to list.")
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Experiments (all their work units) or work units (EXPERIMENT-INDEX); "
+            "all when omitted."
+        ),
     ] = None,
     selector: LabelOpt = None,
     phase: Annotated[
-        str | None, typer.Option("--phase", help="Only work units in this phase.")
+        str | None,
+        typer.Option("--phase", help="Only work units in this phase (any case), e.g. Failed."),
     ] = None,
-    output: OutputOpt = Output.table,
+    output: OutputOpt = "table",
     watch: WatchOpt = False,
+    sort_by: SortByOpt = None,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """List work units with their phase, attempts, job ids and exit codes.
 
     Work units carry the labels experiment=NAME and index=N.
     Example:  lxr get workunits -l experiment=quickstart -o json
     """
-    from lxr.cli.output import work_units_table
-    from lxr.store import NotFound
-
+    wanted = names_for("WorkUnit", names)
+    sel = selector_of(selector)
+    phase = parse_phase(phase)
+    parse_output(output)
     store = open_store()
-    labels = parse_selector(selector)
-    # `index` is a work unit's own label, not one of its experiment's
-    index = labels.pop("index", None)
-
-    def fetch():  # noqa: ANN202
-        try:
-            units = store.list_work_units(experiment, selector=labels, phase=phase)
-        except NotFound as exc:
-            die(str(exc), EXIT_FAILED)
-        return [u for u in units if index is None or u.metadata["labels"]["index"] == index]
-
-    _get(fetch, output, watch, work_units_table, single=False, what="work units")
+    _show(
+        "WorkUnit",
+        lambda: iter_work_units(store, wanted, sel, phase),
+        output,
+        single=False,
+        what="work units",
+        watch=watch,
+        no_headers=no_headers,
+        sort_by=sort_by,
+    )
 
 
 @get_app.command("clusters")
-def get_clusters(output: OutputOpt = Output.table) -> None:
+def get_clusters(
+    names: _NamesArg = None,
+    selector: LabelOpt = None,
+    output: OutputOpt = "table",
+    sort_by: SortByOpt = None,
+    no_headers: NoHeadersOpt = False,
+) -> None:
     """List clusters (``local`` always exists)."""
-    from lxr.cli.output import clusters_table
+    wanted = names_for("Cluster", names)
+    sel = selector_of(selector)
+    parse_output(output)
+    store = open_store()
 
-    print_objects(
-        open_store().list_clusters(), output, single=False, table_fn=lambda o, _w: clusters_table(o)
+    def fetch() -> list[Any]:
+        from lxr.store import NotFound
+
+        try:
+            clusters = [store.get_cluster(n) for n in wanted] or store.list_clusters()
+        except NotFound as exc:
+            die(str(exc), EXIT_FAILED)
+        return [c for c in clusters if sel.matches(c.metadata.labels)]
+
+    _show(
+        "Cluster",
+        fetch,
+        output,
+        single=len(wanted) == 1,
+        what="clusters",
+        no_headers=no_headers,
+        sort_by=sort_by,
     )
 
 
@@ -173,24 +311,32 @@ def get_events(
     experiment: Annotated[str | None, typer.Argument(help="Only this experiment's events.")] = None,
     watch: WatchOpt = False,
     limit: Annotated[int, typer.Option("--limit", help="How many recent events.")] = 50,
+    output: OutputOpt = "table",
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """Recent events: submissions, preemptions, retries, failures, cancellations."""
-    from lxr.cli.output import events_table, print_table
+    from lxr.cli.output import event_dict
+    from lxr.cli.printing import print_items
     from lxr.store import NotFound
 
+    spec = parse_output(output)
+    if experiment:
+        experiment = names_for("Experiment", [experiment])[0]
     store = open_store()
     try:
         events = store.list_events(experiment, limit=limit)
     except NotFound as exc:
         die(str(exc), EXIT_FAILED)
-    print_table(console, events_table(events))
+    if not events and spec.tabular and not watch:
+        note("No events found.")
+    print_items("Event", [event_dict(e) for e in events], spec, no_headers=no_headers)
     last = events[-1].id if events else 0
     try:
         while watch:
             time.sleep(1.0)
             new = store.list_events(experiment, after_id=last, limit=1000)
             if new:
-                print_table(console, events_table(new))
+                print_items("Event", [event_dict(e) for e in new], spec, no_headers=True)
                 last = new[-1].id
     except KeyboardInterrupt:
         pass

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, console, die
+from lxr.cli.console import EXIT_FAILED, die, out
 from lxr.cli.options import open_store
 from lxr.cli.waiting import reconcile_until_submitted, wait_converged, wake_controller
 
@@ -45,7 +45,7 @@ def launch(
         raise typer.Exit(code)
     store = open_store()
     for name in names:
-        console.print(f"experiment/{name} created", highlight=False)
+        out(f"experiment/{name} created")
     if wait:
         raise typer.Exit(wait_converged(store, names, timeout))
     if names and wake_controller(store) is None:

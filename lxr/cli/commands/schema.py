@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lxr.cli.console import console, die
+from lxr.cli.console import die, out
 
 __all__ = ["register", "schema"]
 
@@ -20,9 +20,7 @@ def schema(
     from lxr.api.crds import crd_schema
 
     try:
-        console.print(
-            json.dumps(crd_schema(kind), indent=2), highlight=False, markup=False, soft_wrap=True
-        )
+        out(json.dumps(crd_schema(kind), indent=2))
     except KeyError:
         die(f"unknown kind {kind!r}: Experiment or Cluster")
 

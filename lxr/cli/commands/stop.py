@@ -6,16 +6,17 @@ from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, console, die
-from lxr.cli.options import only_experiments, open_store
+from lxr.cli.console import EXIT_FAILED, die, out
+from lxr.cli.options import experiment_ref, open_store
 from lxr.cli.waiting import wake_controller
 
 __all__ = ["register", "stop"]
 
 
 def stop(
-    kind: Annotated[str, typer.Argument(help="experiment")],
-    name: Annotated[str, typer.Argument(help="The experiment's name.")],
+    kind: Annotated[str, typer.Argument(help="experiment (exp); experiment/NAME works too.")],
+    name: Annotated[str | None, typer.Argument(help="The experiment's name.")] = None,
+    *,
     wu: Annotated[
         list[int], typer.Option("--wu", help="Index of a work unit to stop (repeatable).")
     ],
@@ -27,17 +28,17 @@ def stop(
     """
     from lxr.store import NotFound
 
-    only_experiments(kind, "stop", "only work units of an experiment (--wu)")
+    name = experiment_ref(kind, name, "stop")
     store = open_store()
     try:
         asked = store.stop_work_units(name, wu)
     except NotFound as exc:
         die(str(exc), EXIT_FAILED)
     if not asked:
-        console.print(f"experiment/{name}: nothing to stop (finished or stopping)", highlight=False)
+        out(f"experiment/{name}: nothing to stop (finished or stopping)")
         return
     shown = ", ".join(str(i) for i in asked)
-    console.print(f"experiment/{name} work units {shown}: stop requested", highlight=False)
+    out(f"experiment/{name} work units {shown}: stop requested")
     wake_controller(store)
 
 

@@ -7,18 +7,25 @@ from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, EXIT_OK, console, die
-from lxr.cli.options import only_experiments, open_store
+from lxr.cli.console import EXIT_FAILED, EXIT_OK, die, out
+from lxr.cli.options import experiment_ref, open_store
 from lxr.cli.waiting import wait_converged
 
-__all__ = ["register", "wait_cmd"]
+__all__ = ["CONDITIONS", "register", "wait_cmd"]
+
+# an experiment's condition types (lxr/reconciler/status.py)
+CONDITIONS = ("Submitted", "Finished", "Succeeded", "Failed")
 
 
 def wait_cmd(
-    kind: Annotated[str, typer.Argument(help="experiment")],
-    name: Annotated[str, typer.Argument(help="The experiment's name.")],
+    kind: Annotated[str, typer.Argument(help="experiment (exp); experiment/NAME works too.")],
+    name: Annotated[str | None, typer.Argument(help="The experiment's name.")] = None,
     for_: Annotated[
-        str, typer.Option("--for", help="condition=TYPE (Succeeded, Finished, Failed, Submitted).")
+        str,
+        typer.Option(
+            "--for",
+            help="condition=TYPE (Succeeded, Finished, Failed, Submitted), or delete.",
+        ),
     ] = "condition=Succeeded",
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Give up after S seconds.")
@@ -31,10 +38,22 @@ def wait_cmd(
     """
     from lxr.store import NotFound
 
-    only_experiments(kind, "wait for")
+    name = experiment_ref(kind, name, "wait for")
+    if for_ == "delete":
+        store = open_store()
+        try:
+            store.experiment_uid(name)
+        except NotFound:
+            out(f"experiment/{name} deleted")
+            raise typer.Exit(EXIT_OK) from None
+        raise typer.Exit(wait_converged(store, [name], timeout, gone=True))
     what, _, cond = for_.partition("=")
     if what != "condition" or not cond:
-        die(f"--for={for_}: expected condition=TYPE")
+        die(f"--for={for_}: expected condition=TYPE or delete")
+    known = {c.lower(): c for c in CONDITIONS}
+    if cond.lower() not in known:
+        die(f"--for={for_}: no condition {cond!r}; expected one of {', '.join(CONDITIONS)}")
+    cond = known[cond.lower()]
     store = open_store()
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -46,7 +65,7 @@ def wait_cmd(
         current = next((c for c in (st.conditions if st else []) if c.type == cond), None)
         current_gen = st is not None and st.observed_generation == exp.metadata.generation
         if current is not None and current_gen and current.status.value == "True":
-            console.print(f"experiment/{name} condition met: {cond}", highlight=False)
+            out(f"experiment/{name} condition met: {cond}")
             raise typer.Exit(EXIT_OK)
         finished = next((c for c in (st.conditions if st else []) if c.type == "Finished"), None)
         if current_gen and finished is not None and finished.status.value == "True":
