@@ -220,6 +220,20 @@ def test_get_yaml_list_reapplies_unchanged(state: Path) -> None:
     assert len([line for line in res.stderr.splitlines() if "written by lxr" in line]) == 2
 
 
+def test_paged_json_equals_the_api_objects_with_attempts(state: Path) -> None:
+    from lxr.cli.output import to_dict
+    from lxr.store import Store
+
+    store = Store(f"sqlite:///{state / 'lxr' / 'lxr.db'}")
+    try:
+        want = [json.dumps(to_dict(u)) for u in store.list_work_units("kq")]
+        got = [json.dumps(d) for d in store.iter_work_units("kq", page_size=3)]
+    finally:
+        store.close()
+    assert got == want
+    assert all(json.loads(g)["status"]["attempts"] for g in got)
+
+
 def test_delete_by_file_label_and_all(state: Path, tmp_path: Path) -> None:
     one = SWEEP.replace("name: kq", "name: gone-a")
     two = SWEEP.replace("name: kq", "name: gone-b").replace("team: vision", "team: bye")

@@ -145,3 +145,31 @@ def test_yaml_round_trips_awkward_values() -> None:
         buf = io.StringIO()
         write_yaml(doc, buf)
         assert yaml.safe_load(buf.getvalue()) == doc, buf.getvalue()
+
+
+def test_paged_work_units_equal_the_api_objects(tmp_path) -> None:
+    """The JSON form built from rows is the pydantic model's dump, key for key and in order."""
+    import json
+
+    from lxr.api.resources import Experiment
+    from lxr.cli.output import to_dict
+    from lxr.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    exp = Experiment.model_validate(
+        {
+            "metadata": {"name": "pg"},
+            "spec": {
+                "executable": {"command": ["true"]},
+                "workUnits": [{"args": {"a": "[x]", "b": 1.5}, "name": "first", "env": {"K": "v"}}]
+                + [{"args": {"i": i}} for i in range(1, 7)],
+            },
+        }
+    )
+    store.apply(exp)
+    want = [json.dumps(to_dict(u)) for u in store.list_work_units("pg")]
+    got = [json.dumps(d) for d in store.iter_work_units("pg", page_size=3)]
+    assert got == want
+    assert [d["spec"]["index"] for d in store.iter_work_units("pg", index=4)] == [4]
+    assert list(store.iter_work_units("pg", phase="Failed")) == []
+    assert store.work_units_needing_attention("pg") == ([], 0)

@@ -118,7 +118,7 @@ def describe_experiment(store: Any, name: str) -> None:
     fields(rows)
     _conditions(st.conditions if st else [])
 
-    problem, total = _needing_attention(store, name, ATTENTION_LIMIT)
+    problem, total = store.work_units_needing_attention(name, limit=ATTENTION_LIMIT)
     if problem:
         table = TABLES["WorkUnit"]
         _section(
@@ -129,15 +129,6 @@ def describe_experiment(store: Any, name: str) -> None:
         if total > len(problem):
             out(f"  ... and {total - len(problem)} more")
     _events(store.list_events(name, limit=25))
-
-
-def _needing_attention(store: Any, name: str, limit: int) -> tuple[list[Any], int]:
-    units = [
-        u
-        for u in store.list_work_units(name)
-        if u.status.phase.value in ("Failed", "BackOff", "Unknown") or u.status.disruptions
-    ]
-    return units[:limit], len(units)
 
 
 def describe_workunit(store: Any, experiment: str, index: int) -> None:

@@ -66,10 +66,12 @@ def write_list(items: Iterable[Mapping[str, Any]], fmt: str, file: TextIO) -> in
     head = {"apiVersion": API_VERSION, "kind": "List"}
     n = 0
     if fmt == "json":
+        import orjson
+
         file.write(f'{{\n  "apiVersion": "{API_VERSION}",\n  "kind": "List",\n  "items": [')
         for item in items:
-            text = json.dumps(item, indent=2).replace("\n", "\n    ")
-            file.write(("," if n else "") + "\n    " + text)
+            text = orjson.dumps(item, option=orjson.OPT_INDENT_2).decode()
+            file.write(("," if n else "") + "\n    " + text.replace("\n", "\n    "))
             n += 1
         file.write("\n  ]\n}\n" if n else "]\n}\n")
         return n

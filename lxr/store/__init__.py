@@ -6,6 +6,7 @@ Every write is one transaction. One module per concern, each a part of :class:`S
 - :mod:`~lxr.store.engine`: connections, transactions, migrations
 - :mod:`~lxr.store.admission`: apply, delete, stop (what users write)
 - :mod:`~lxr.store.views`: what ``get`` and ``describe`` read
+- :mod:`~lxr.store.pages`: listings read page by page (100k work units), counts in SQL
 - :mod:`~lxr.store.events`: events in and out
 - :mod:`~lxr.store.desired`: the controller's reads
 - :mod:`~lxr.store.writes`, :mod:`~lxr.store.status`: the controller's writes
@@ -24,6 +25,7 @@ from lxr.store.desired import DesiredState, SubmissionInfo
 from lxr.store.errors import Conflict, Invalid, NotFound
 from lxr.store.events import EventInfo, Events
 from lxr.store.leases import Leases
+from lxr.store.pages import PagedViews
 from lxr.store.status import ExperimentStatusWrites
 from lxr.store.views import LOCAL_CLUSTER, Views
 from lxr.store.writes import ControllerWrites
@@ -47,6 +49,7 @@ __all__ = [
 class Store(
     Admission,
     Views,
+    PagedViews,
     Events,
     DesiredState,
     ControllerWrites,

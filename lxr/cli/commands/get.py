@@ -211,7 +211,7 @@ def iter_work_units(
         exp_sel = type(exp_sel)()
     for exp_name, index in targets:
         try:
-            page = _work_unit_pages(store, exp_name, phase=phase, index=index)
+            page = store.iter_work_units(exp_name, phase=phase, index=index)
         except NotFound as exc:
             die(str(exc), EXIT_FAILED)
         for unit in page:
@@ -220,15 +220,6 @@ def iter_work_units(
             if exp_sel and not exp_sel.matches(unit["metadata"]["labels"]):
                 continue
             yield unit
-
-
-def _work_unit_pages(
-    store: Any, experiment: str, *, phase: str | None, index: int | None
-) -> Iterator[dict[str, Any]]:
-    from lxr.cli.output import to_dict
-
-    units = store.list_work_units(experiment, phase=phase, index=index)
-    return (to_dict(u) for u in units)
 
 
 @get_app.command("workunits")

@@ -1,0 +1,233 @@
+"""What a user waits for when listing, describing and deleting 100k work units.
+
+Seeds one experiment of N work units (a scheduler stand-in "runs" them, so each has an
+attempt with a job id, then succeeds), then times the real ``lxr`` commands as separate
+processes, from spawn: whole command to /dev/null, the first row on a pipe, ``| head``,
+and the peak RSS of the process. ``delete`` is timed in process with the same stand-in
+(tombstone, cancel, and the controller's cleanup until the experiment is gone).
+Startup (``lxr get experiments`` on an empty store) is timed with and without ``.pyc``.
+
+Run: ``uv run python benchmarks/cli_scale.py [--db PATH]`` (writes
+benchmarks/RESULTS-cli-scale.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reconcile_scale import StandInDriver  # noqa: E402
+
+from lxr.api.resources import Cluster, ClusterSpec, Experiment, ObjectMeta  # noqa: E402
+from lxr.reconciler.controller import Controller  # noqa: E402
+from lxr.schedulers.base import TaskPhase  # noqa: E402
+from lxr.store import Store  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+N = 100_000
+NAME = "scale"
+
+
+def seed(url: str, n: int, name: str = NAME) -> float:
+    """An experiment of ``n`` work units, submitted, run and succeeded; returns seconds."""
+    t = time.perf_counter()
+    store = Store(url)
+    store.apply(Cluster(metadata=ObjectMeta(name="bench"), spec=ClusterSpec(scheduler="slurm")))
+    store.apply(
+        Experiment.model_validate(
+            {
+                "metadata": {"name": name, "labels": {"team": "bench"}},
+                "spec": {
+                    "cluster": "bench",
+                    "executable": {"command": ["train"]},
+                    "sweep": {"grid": {"lr": [0.1, 0.01], "seed": list(range(n // 2))}},
+                },
+            }
+        )
+    )
+    ctl = Controller(store)
+    driver = StandInDriver()
+    ctl.drivers["bench"] = (driver, store.get_cluster("bench").spec)
+    anyio.run(ctl.reconcile, "bench")
+    anyio.run(ctl.reconcile, "bench")
+    driver.phase = TaskPhase.SUCCEEDED
+    anyio.run(ctl.reconcile, "bench")
+    store.close()
+    return time.perf_counter() - t
+
+
+def _env(url: str, pyc: Path | None) -> dict[str, str]:
+    env = {**os.environ, "LXR_DATABASE_URL": url}
+    # no .pyc: a cache prefix with nothing in it (and nothing is written there)
+    env["PYTHONPYCACHEPREFIX"] = str(pyc) if pyc else tempfile.mkdtemp(prefix="no-pyc-")
+    return env
+
+
+def lxr_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lxr.cli", *args]
+
+
+def run_full(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from spawn to exit, and peak RSS in MiB, stdout to /dev/null."""
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        proc = subprocess.Popen(args, stdout=null, stderr=subprocess.PIPE, env=env, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+    took = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == 0, (args, err)
+    return took, usage.ru_maxrss / 1024
+
+
+def first_row(args: list[str], env: dict[str, str]) -> float:
+    """Seconds from spawn to the first data line (after the header) on a pipe."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.readline()
+    took = time.perf_counter() - start
+    proc.kill()
+    proc.wait()
+    return took
+
+
+def head(args: list[str], env: dict[str, str]) -> float:
+    """Seconds from spawn until ``cmd | head -n 10`` has returned (the shell's view)."""
+    line = " ".join(f"'{a}'" for a in args) + " | head -n 10 > /dev/null"
+    start = time.perf_counter()
+    subprocess.run(["bash", "-c", line], env=env, check=True)
+    return time.perf_counter() - start
+
+
+def delete_in_process(url: str, name: str) -> tuple[float, float]:
+    """Seconds to tombstone (``delete_experiment``), and until the controller removed it."""
+    store = Store(url)
+    ctl = Controller(store)
+    driver = StandInDriver()
+    driver.jobs = {}
+    ctl.drivers["bench"] = (driver, store.get_cluster("bench").spec)
+    t = time.perf_counter()
+    store.delete_experiment(name)
+    tomb = time.perf_counter() - t
+    for _ in range(20):
+        anyio.run(ctl.reconcile, "bench")
+        if not [e for e in store.list_experiments() if e.metadata.name == name]:
+            break
+    gone = time.perf_counter() - t
+    assert not [e for e in store.list_experiments() if e.metadata.name == name]
+    store.close()
+    return tomb, gone
+
+
+def compile_pyc(prefix: Path) -> None:
+    """Byte-compile lxr and the environment into ``prefix`` (PYTHONPYCACHEPREFIX)."""
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(prefix)}
+    paths = [str(REPO / "lxr"), *[p for p in sys.path if p.endswith("site-packages")]]
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", *paths],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", os.path.dirname(os.__file__)],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def median_of(k: int, fn) -> float:  # noqa: ANN001
+    return statistics.median(fn() for _ in range(k))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", help="reuse (or create) this SQLite file")
+    parser.add_argument("-n", type=int, default=N)
+    opts = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="lxr-cli-scale-"))
+    db = Path(opts.db) if opts.db else tmp / "scale.db"
+    url = f"sqlite:///{db}"
+    seeded = None
+    if not db.exists():
+        seeded = seed(url, opts.n)
+        print(f"seeded {opts.n} work units in {seeded:.1f}s", flush=True)
+    pyc = tmp / "pyc"
+    compile_pyc(pyc)
+    env = _env(url, pyc)
+    rows: list[tuple[str, str, str]] = []
+
+    def add(what: str, value: str, target: str) -> None:
+        rows.append((what, value, target))
+        print(f"{what}: {value} (target {target})", flush=True)
+
+    for fmt in ("table", "json", "yaml", "name"):
+        took, rss = run_full(lxr_cmd("get", "workunits", NAME, "-o", fmt), env)
+        add(
+            f"`get workunits` -o {fmt}, whole list",
+            f"{took:.2f} s, {rss:.0f} MiB",
+            "≤ 3 s, ≤ 150 MiB",
+        )
+    took = median_of(5, lambda: first_row(lxr_cmd("get", "workunits", NAME), env))
+    add("`get workunits`: first row on a pipe (median of 5)", f"{took:.3f} s", "≤ 0.3 s")
+    took = median_of(5, lambda: head(lxr_cmd("get", "workunits", NAME), env))
+    add("`get workunits | head` (median of 5)", f"{took:.3f} s", "instant")
+    took = median_of(5, lambda: run_full(lxr_cmd("describe", "experiment", NAME), env)[0])
+    add("`describe experiment` (median of 5)", f"{took:.3f} s", "≤ 0.5 s")
+
+    empty = f"sqlite:///{tmp / 'empty.db'}"
+    Store(empty).close()
+    for label, e in (("with .pyc", _env(empty, pyc)), ("without .pyc", _env(empty, None))):
+        run_full(lxr_cmd("get", "experiments"), e)
+        took = median_of(10, lambda e=e: run_full(lxr_cmd("get", "experiments"), e)[0])
+        add(
+            f"`get experiments`, empty store, {label} (median of 10)",
+            f"{took:.3f} s",
+            "≤ 0.3 s with .pyc",
+        )
+
+    tomb, gone = delete_in_process(url, NAME)
+    add("`delete` of the experiment: tombstone", f"{tomb:.3f} s", "≤ 10 s to tombstone and cancel")
+    add(
+        "`delete`: until the controller removed it (stand-in scheduler)",
+        f"{gone:.2f} s",
+        "cleanup may go on",
+    )
+
+    load = os.getloadavg()
+    lines = [
+        "# CLI at scale: listing, describing and deleting 100k work units",
+        "",
+        f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
+        "`uv run python benchmarks/cli_scale.py` on "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
+        f"SQLite, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {opts.n:,} work units in one "
+        "experiment, each with one attempt (a scheduler stand-in ran them)"
+        + (f"; seeding took {seeded:.0f} s." if seeded else "."),
+        "Times are from process spawn (`python -m lxr.cli`), with .pyc unless said otherwise.",
+        "",
+        "| what | measured | target |",
+        "|---|---:|---|",
+        *[f"| {w} | {v} | {t} |" for w, v, t in rows],
+        "",
+    ]
+    Path(__file__).with_name("RESULTS-cli-scale.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
