@@ -48,6 +48,8 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    # lxr's own --install-completion asks before editing a dotfile
+    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -58,6 +60,18 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _install_completion(value: bool) -> None:
+    from lxr.cli.completion import install_completion
+
+    install_completion(value)
+
+
+def _show_completion(value: bool) -> None:
+    from lxr.cli.completion import show_completion
+
+    show_completion(value)
+
+
 @app.callback()
 def _root(
     version: Annotated[
@@ -66,7 +80,29 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log what the controller does.")
     ] = False,
+    install_completion: Annotated[
+        bool,
+        typer.Option(
+            "--install-completion",
+            callback=_install_completion,
+            is_eager=True,
+            help="Install completion for the current shell (says which file it edits and "
+            "asks first).",
+        ),
+    ] = False,
+    show_completion: Annotated[
+        bool,
+        typer.Option(
+            "--show-completion",
+            callback=_show_completion,
+            is_eager=True,
+            help="Print the completion script for the current shell.",
+        ),
+    ] = False,
 ) -> None:
+    # -v is about lxr: the database layer's own INFO lines (Alembic's plugin list) stay out
+    for quiet in ("alembic", "sqlalchemy"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -88,6 +124,12 @@ def main() -> None:
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
     sys.excepthook = _redacted_excepthook
+    if "_LXR_COMPLETE" in os.environ:
+        # a shell asks for completions: register typer's shell classes (add_completion=False
+        # leaves them out, with the --install-completion that would not ask)
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
         code = app(prog_name="lxr", standalone_mode=False)
     except ClickException as exc:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die
+from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, note
 
 __all__ = [
     "FORMATS",
@@ -126,16 +126,38 @@ def experiment_ref(kind: str, name: str | None, verb: str) -> str:
     return name
 
 
-def open_store():  # noqa: ANN201 - imported lazily so `lxr --help` stays fast
-    """The store at the configured URL, or exit 1 naming the URL when it cannot be opened."""
+def open_store(*, read_only: bool = False):  # noqa: ANN201 - imported lazily (`lxr --help`)
+    """The store at the configured URL, or exit 1 naming the URL when it cannot be opened.
+
+    ``read_only``: a SQLite file that does not exist is not created; the command reads an
+    empty stand-in (:class:`~lxr.cli.nostore.NoStore`) and says so once on stderr.
+    """
+    from lxr.paths import default_database_url
+
+    url = default_database_url()
+    if read_only:
+        from lxr.cli.nostore import NoStore, missing_store_url
+
+        if missing_store_url(url):
+            import atexit
+
+            store = NoStore(url)
+
+            # said once, at the end, unless an error already named the URL
+            def said_once() -> None:
+                if not store.raised:
+                    note(f"note: {store.why}")
+
+            atexit.register(said_once)
+            return store
     from lxr.store import Store
 
     try:
-        return Store()
+        return Store(url)
     except Exception as exc:  # noqa: BLE001
-        from lxr.store import default_database_url
+        from lxr.redaction import redact
 
-        die(f"cannot open the database {default_database_url()}: {exc}", EXIT_FAILED)
+        die(f"cannot open the database {redact(url)}: {exc}", EXIT_FAILED)
 
 
 def selector_of(texts: list[str] | None):  # noqa: ANN201

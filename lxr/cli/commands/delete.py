@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lxr.cli.completion import experiment_names
 from lxr.cli.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, die, error, out, warn
 from lxr.cli.kinds import KindGroup, names_for
 from lxr.cli.options import LabelOpt, open_store, selector_of
@@ -97,7 +98,7 @@ def _delete(
     # experiments first: a cluster cannot go while experiments use it
     for item in sorted(loaded, key=lambda i: i.obj.kind != "Experiment"):
         by_kind.setdefault(item.obj.kind, []).append(item.obj.metadata.name)
-    store = open_store()
+    store = open_store(read_only=True)
     code = EXIT_OK
     for kind, names in by_kind.items():
         deleter = DELETERS.get(kind)
@@ -112,7 +113,10 @@ def _delete(
 @delete_app.command("experiment")
 def delete_experiment_cmd(
     ctx: typer.Context,
-    names: Annotated[list[str] | None, typer.Argument(help="Experiment names.")] = None,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Experiment names.", autocompletion=experiment_names),
+    ] = None,
     selector: LabelOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="Every experiment.")] = False,
     ignore_not_found: _IgnoreOpt = False,
@@ -128,7 +132,7 @@ def delete_experiment_cmd(
     sel = selector_of(selector)
     if sum(map(bool, (wanted, sel, all_))) != 1:
         die("give experiment names, -l SELECTOR or --all (one of them)", EXIT_USAGE)
-    store = open_store()
+    store = open_store(read_only=True)
     if not wanted:
         exps = store.list_experiments()
         wanted = [e.metadata.name for e in exps if sel.matches(e.metadata.labels)]

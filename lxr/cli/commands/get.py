@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lxr.cli.completion import cluster_names, experiment_names, work_unit_names
 from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, note
 from lxr.cli.kinds import KindGroup, names_for
 from lxr.cli.options import (
@@ -44,7 +45,10 @@ get_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_NamesArg = Annotated[list[str] | None, typer.Argument(help="Names; all when omitted.")]
+_NamesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Names; all when omitted.", autocompletion=experiment_names),
+]
 
 
 def _show(
@@ -133,7 +137,7 @@ def get_experiments(
     wanted = names_for("Experiment", names)
     sel = selector_of(selector)
     parse_output(output)
-    store = open_store()
+    store = open_store(read_only=True)
 
     def fetch() -> list[Any]:
         try:
@@ -202,7 +206,8 @@ def iter_work_units(
                     continue
             except NotFound:
                 pass
-            die(f"no experiment or work unit named {name!r}", EXIT_FAILED)
+            why = f" ({store.why})" if hasattr(store, "why") else ""
+            die(f"no experiment or work unit named {name!r}{why}", EXIT_FAILED)
     else:
         for exp in store.list_experiments():
             labels = {**exp.metadata.labels, "experiment": exp.metadata.name}
@@ -228,7 +233,8 @@ def get_workunits(
         list[str] | None,
         typer.Argument(
             help="Experiments (all their work units) or work units (EXPERIMENT-INDEX); "
-            "all when omitted."
+            "all when omitted.",
+            autocompletion=work_unit_names,
         ),
     ] = None,
     selector: LabelOpt = None,
@@ -250,7 +256,7 @@ def get_workunits(
     sel = selector_of(selector)
     phase = parse_phase(phase)
     parse_output(output)
-    store = open_store()
+    store = open_store(read_only=True)
     _show(
         "WorkUnit",
         lambda: iter_work_units(store, wanted, sel, phase),
@@ -265,7 +271,10 @@ def get_workunits(
 
 @get_app.command("clusters")
 def get_clusters(
-    names: _NamesArg = None,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Names; all when omitted.", autocompletion=cluster_names),
+    ] = None,
     selector: LabelOpt = None,
     output: OutputOpt = "table",
     sort_by: SortByOpt = None,
@@ -275,7 +284,7 @@ def get_clusters(
     wanted = names_for("Cluster", names)
     sel = selector_of(selector)
     parse_output(output)
-    store = open_store()
+    store = open_store(read_only=True)
 
     def fetch() -> list[Any]:
         from lxr.store import NotFound
@@ -313,7 +322,7 @@ def get_events(
     spec = parse_output(output)
     if experiment:
         experiment = names_for("Experiment", [experiment])[0]
-    store = open_store()
+    store = open_store(read_only=True)
     try:
         events = store.list_events(experiment, limit=limit)
     except NotFound as exc:

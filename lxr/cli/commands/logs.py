@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lxr.cli.completion import experiment_names, work_unit_names
 from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, warn
 from lxr.cli.kinds import kind_of
 from lxr.cli.options import LabelOpt, open_store, selector_of
@@ -191,12 +192,19 @@ class _Writer:
             self.partial = b""
 
 
+def _names(ctx: typer.Context, incomplete: str) -> list[str]:
+    kind = kind_of(ctx.params.get("kind") or "")
+    if kind == "WorkUnit":
+        return work_unit_names(incomplete)
+    return experiment_names(incomplete)
+
+
 def logs(
     kind: Annotated[
         str | None,
         typer.Argument(help="workunit (wu) or experiment (exp); KIND/NAME works too."),
     ] = None,
-    name: Annotated[str | None, typer.Argument(help="Its name.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Its name.", autocompletion=_names)] = None,
     wu: Annotated[
         list[str] | None,
         typer.Option("--wu", help="With an experiment: a work unit's index or name (repeatable)."),
@@ -258,7 +266,7 @@ def logs(
     except ValueError as exc:
         die(f"--since {exc}", EXIT_USAGE)
     sel = selector_of(selector)
-    store = open_store()
+    store = open_store(read_only=True)
     try:
         units = _units(store, resolved, name, wu or [], sel)
     except NotFound as exc:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from lxr.cli.completion import experiment_names
 from lxr.cli.console import EXIT_FAILED, die, out
 from lxr.cli.options import experiment_ref, open_store
 from lxr.cli.waiting import wake_controller
@@ -15,7 +16,10 @@ __all__ = ["register", "stop"]
 
 def stop(
     kind: Annotated[str, typer.Argument(help="experiment (exp); experiment/NAME works too.")],
-    name: Annotated[str | None, typer.Argument(help="The experiment's name.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="The experiment's name.", autocompletion=experiment_names),
+    ] = None,
     *,
     wu: Annotated[
         list[int], typer.Option("--wu", help="Index of a work unit to stop (repeatable).")
@@ -29,7 +33,7 @@ def stop(
     from lxr.store import NotFound
 
     name = experiment_ref(kind, name, "stop")
-    store = open_store()
+    store = open_store(read_only=True)
     try:
         asked = store.stop_work_units(name, wu)
     except NotFound as exc:

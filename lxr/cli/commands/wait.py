@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from lxr.cli.completion import experiment_names
 from lxr.cli.console import EXIT_FAILED, EXIT_OK, die, out
 from lxr.cli.options import experiment_ref, open_store
 from lxr.cli.waiting import wait_converged
@@ -19,7 +20,10 @@ CONDITIONS = ("Submitted", "Finished", "Succeeded", "Failed")
 
 def wait_cmd(
     kind: Annotated[str, typer.Argument(help="experiment (exp); experiment/NAME works too.")],
-    name: Annotated[str | None, typer.Argument(help="The experiment's name.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="The experiment's name.", autocompletion=experiment_names),
+    ] = None,
     for_: Annotated[
         str,
         typer.Option(
@@ -40,7 +44,7 @@ def wait_cmd(
 
     name = experiment_ref(kind, name, "wait for")
     if for_ == "delete":
-        store = open_store()
+        store = open_store(read_only=True)
         try:
             store.experiment_uid(name)
         except NotFound:
@@ -54,7 +58,7 @@ def wait_cmd(
     if cond.lower() not in known:
         die(f"--for={for_}: no condition {cond!r}; expected one of {', '.join(CONDITIONS)}")
     cond = known[cond.lower()]
-    store = open_store()
+    store = open_store(read_only=True)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         try:
