@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, console, die, err
+from lxr.cli.console import EXIT_FAILED, die, note, out
 
 __all__ = ["config_app", "register"]
 
@@ -35,7 +35,7 @@ def set_cluster(
     data = load_user_config()
     data["cluster"] = name
     path = save_user_config(data)
-    console.print(f"default cluster: {name} ({path})", highlight=False, markup=False)
+    out(f"default cluster: {name} ({path})")
 
 
 @config_app.command("get-cluster")
@@ -46,13 +46,13 @@ def get_cluster() -> None:
     from lxr.api.user_config import CLUSTER_ENV, config_path, load_user_config
 
     if os.environ.get(CLUSTER_ENV, "").strip():
-        console.print(f"{os.environ[CLUSTER_ENV].strip()} (from ${CLUSTER_ENV})", markup=False)
+        out(f"{os.environ[CLUSTER_ENV].strip()} (from ${CLUSTER_ENV})")
         return
     name = load_user_config().get("cluster")
     if not name:
-        err.print(f"no default cluster: set {CLUSTER_ENV} or run `lxr config set-cluster NAME`")
+        note(f"no default cluster: set {CLUSTER_ENV} or run `lxr config set-cluster NAME`")
         raise typer.Exit(EXIT_FAILED)
-    console.print(f"{name} (from {config_path()})", highlight=False, markup=False)
+    out(f"{name} (from {config_path()})")
 
 
 def register(app: typer.Typer) -> None:

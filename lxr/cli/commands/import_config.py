@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_USAGE, console, die, err
+from lxr.cli.console import EXIT_USAGE, die, note, out
 
 __all__ = ["import_app", "register"]
 
@@ -49,7 +49,7 @@ def lxm3_config(
         die(str(exc), EXIT_USAGE)
     if dry_run:
         docs = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in clusters]
-        console.print(yaml.safe_dump_all(docs, sort_keys=False), highlight=False, markup=False)
+        out(yaml.safe_dump_all(docs, sort_keys=False).rstrip("\n"))
         return
     from lxr.cli.options import open_store
 
@@ -58,12 +58,12 @@ def lxm3_config(
         for cluster in clusters:
             store.apply(cluster)
     for cluster in clusters:
-        console.print(f"cluster/{cluster.metadata.name} imported", highlight=False)
+        out(f"cluster/{cluster.metadata.name} imported")
     settings = load_user_config()
     if not settings.get("cluster"):
         settings["cluster"] = clusters[0].metadata.name
         where = save_user_config(settings)
-        err.print(f"default cluster: {clusters[0].metadata.name} ({where})", markup=False)
+        note(f"default cluster: {clusters[0].metadata.name} ({where})")
 
 
 def register(app: typer.Typer) -> None:
