@@ -80,11 +80,15 @@ stop_pidfile() {
   rm -f "$pf"
 }
 
-# wait_for SECONDS CMD... : poll CMD every 0.2 s
+# wait_for SECONDS CMD... : poll CMD every 0.2 s until it succeeds, for SECONDS at most (of
+# wall time: a CMD that itself takes long, like sacctmgr retrying a dead slurmdbd, counts too)
 wait_for() {
-  local n=$(( $1 * 5 )); shift
-  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  return 1
+  local end=$(( SECONDS + $1 )); shift
+  while :; do
+    "$@" >/dev/null 2>&1 && return 0
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.2
+  done
 }
 
 # sge_preseed: answers for the gridengine postinst (creates the cell, no questions)

@@ -117,14 +117,17 @@ in_root shared '
 
 # ---------------------------------------------------------------- 4. isolated
 # The README's commands first, on a machine without the daemons, then .ci/run (each phase a
-# namespace of its own; whatever a phase started ends with it)
+# namespace of its own; whatever a phase started ends with it). Inside: loopback up, plus
+# 192.0.2.1 (TEST-NET-1, never routed) on it, because a real machine has an address besides
+# 127.0.0.1: without one, getaddrinfo(AI_ADDRCONFIG) finds no IPv4 and slurmdbd cannot listen.
+net_up='busybox ip link set lo up; busybox ip addr add 192.0.2.1/32 dev lo; cd /src/lxr'
 phase readme-apply
-in_root isolated 'busybox ip link set lo up; cd /src/lxr
-  uv run lxr apply -f examples/quickstart.yaml --wait'
+in_root isolated "$net_up"'
+  timeout 600 uv run lxr apply -f examples/quickstart.yaml --wait'
 phase readme-pytest
-in_root isolated 'busybox ip link set lo up; cd /src/lxr
-  uv run pytest > /tmp/readme-pytest.log 2>&1 || { tail -40 /tmp/readme-pytest.log; exit 1; }
+in_root isolated "$net_up"'
+  timeout 2400 uv run pytest > /tmp/readme-pytest.log 2>&1 || { tail -40 /tmp/readme-pytest.log; exit 1; }
   tail -3 /tmp/readme-pytest.log'
 phase ci-run
-in_root isolated 'busybox ip link set lo up; cd /src/lxr
-  bash .ci/run'
+in_root isolated "$net_up"'
+  timeout 3600 bash .ci/run'
