@@ -46,11 +46,19 @@ install -d -o sgeadmin -g sgeadmin -m 0755 $SPOOL/execd /run/gridengine
 
 # GOTCHA: `vm` resolves to 127.0.0.1 whose reverse name is `localhost`; commlib then
 # rejects every client ("client IP resolved to host name localhost. This is not
-# identical to clients host name vm"). host_aliases makes them one host.
-ip=$(getent ahostsv4 "$HOST" | awk 'NR==1{print $1}')
-rname=$(getent hosts "$ip" | awk 'NR==1{print $2}')
-if [ -n "$rname" ] && [ "$rname" != "$HOST" ]; then
-  want="$HOST $rname"
+# identical to clients host name vm"). host_aliases makes them one host. Debian's own
+# /etc/hosts has `127.0.1.1 <host>` instead: the host name then resolves to itself, but a
+# client's connection over loopback comes from 127.0.0.1 (`localhost`), so that name is an
+# alias too.
+aliases=()
+for ip in "$(getent ahostsv4 "$HOST" | awk 'NR==1{print $1}')" 127.0.0.1; do
+  rname=$(getent hosts "$ip" | awk 'NR==1{print $2}')
+  if [ -n "$rname" ] && [ "$rname" != "$HOST" ] && [[ " ${aliases[*]} " != *" $rname "* ]]; then
+    aliases+=("$rname")
+  fi
+done
+if [ ${#aliases[@]} -gt 0 ]; then
+  want="$HOST ${aliases[*]}"
   if [ "$(cat $COMMON/host_aliases 2>/dev/null)" != "$want" ]; then
     echo "$want" > $COMMON/host_aliases; chown sgeadmin:sgeadmin $COMMON/host_aliases
   fi
