@@ -16,47 +16,42 @@ Rules:
    follow-up event decides it: a failed attempt (``ACCOUNT``) is charged to a budget by
    :mod:`lxr.reconciler.policy`, whose verdict is an event of its own (``Disrupted``,
    ``RetryAfterBackoff``, ``...LimitExceeded``, ``IndexFailed``, ``JobFailed``).
-3. **Illegal moves raise.** :func:`work_unit_transition` raises :class:`IllegalTransition` for an
-   event that has no row from the current phase; :func:`check_work_unit`,
-   :func:`check_attempt`, :func:`check_submission` and :func:`check_experiment` raise for a
-   phase change that no row allows. The allowed-transitions maps are derived from the tables,
-   never written by hand.
+3. **Illegal moves raise** :class:`IllegalTransition`: an event with no row from the current
+   phase (:func:`work_unit_transition`), a phase change no row allows (``check_*``). The
+   allowed-transitions maps are derived from the tables, never written by hand.
 4. **Terminal is terminal.** A work unit or attempt in a terminal phase never moves again; an
    experiment that finished moves only to ``Stopping``/``Stopped`` (being deleted).
-5. **A submission** is an intent recorded before the scheduler is called; the scheduler accepts
-   it (``Submitted``, its attempts ``Queued``), a later snapshot adopts it by its tag
-   (``Submitted``), or the scheduler rejects it (``Failed``; the next plan ends its attempts
-   with reason ``SubmitError``): :data:`SUBMISSION_TRANSITIONS`.
+5. **A submission** is an intent recorded before the scheduler is called, then accepted,
+   adopted by its tag, or rejected (the next plan ends its attempts with reason
+   ``SubmitError``): :data:`SUBMISSION_TRANSITIONS`.
 6. **An experiment's phase is derived**, never stored by an event: the first row of
    :data:`EXPERIMENT_PHASE_RULES` whose condition holds for its work-unit counts.
 
 A new phase or event (a dependency that is not met yet, staging, a gang of nodes) is a new enum
 member and new rows here, and a classifier that emits the event; no new branch elsewhere.
 
-``python -m lxr.api.phases`` rewrites the table in README.md; a test fails when it is stale.
+``python -m lxr.api.phase_docs`` writes these tables into README.md; a test fails when stale.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 
 __all__ = [
+    "ATTEMPT_MOVES",
     "ATTEMPT_TERMINAL",
     "EXPERIMENT_INITIAL",
     "EXPERIMENT_PHASE_RULES",
     "EXPERIMENT_TERMINAL",
-    "README_BEGIN",
-    "README_END",
     "SUBMISSION_TRANSITIONS",
     "WITH_ATTEMPT",
     "WITH_JOB",
     "WORK_UNIT_ACTIVE",
     "WORK_UNIT_INITIAL",
     "WORK_UNIT_IN_FLIGHT",
+    "WORK_UNIT_MOVES",
     "WORK_UNIT_TERMINAL",
     "WORK_UNIT_TRANSITIONS",
     "AttemptPhase",
@@ -71,15 +66,11 @@ __all__ = [
     "TaskPhase",
     "Transition",
     "WorkUnitPhase",
-    "allowed_attempt_moves",
-    "allowed_work_unit_moves",
     "check_attempt",
     "check_experiment",
     "check_submission",
     "check_work_unit",
     "experiment_phase",
-    "render_markdown",
-    "rewrite_readme",
     "submission_transition",
     "work_unit_transition",
 ]
@@ -244,16 +235,7 @@ class Transition:
     why: str
 
 
-def _row(
-    sources: frozenset[WorkUnitPhase],
-    event: Event,
-    target: WorkUnitPhase | None,
-    attempt: AttemptPhase | None,
-    effects: tuple[Effect, ...],
-    why: str,
-) -> Transition:
-    return Transition(sources, event, target, attempt, effects, why)
-
+_row = Transition
 
 #: the work-unit state machine, every row of it
 WORK_UNIT_TRANSITIONS: tuple[Transition, ...] = (
@@ -332,31 +314,21 @@ def work_unit_transition(phase: WorkUnitPhase | str, event: Event) -> Transition
     return row
 
 
-def _moves(
-    pairs: list[tuple[str, str]],
-) -> Mapping[str, frozenset[str]]:
+def _moves(pairs: list[tuple[str, str]]) -> Mapping[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for src, dst in pairs:
         out.setdefault(src, {src}).add(dst)
     return {k: frozenset(v) for k, v in out.items()}
 
 
-def allowed_work_unit_moves() -> Mapping[str, frozenset[str]]:
-    """Phase -> the phases the table can move a work unit to (itself included)."""
-    return _WU_MOVES
-
-
-def allowed_attempt_moves() -> Mapping[str, frozenset[str]]:
-    """Attempt phase -> the phases the table can move an attempt to (itself included)."""
-    return _ATTEMPT_MOVES
-
-
-_WU_MOVES = _moves(
+#: phase -> the phases the table can move a work unit to (itself included)
+WORK_UNIT_MOVES = _WU_MOVES = _moves(
     [(s.value, s.value) for s in WP]
     + [(s.value, t.target.value) for t in WORK_UNIT_TRANSITIONS for s in t.sources if t.target]
 )
 _ATTEMPT_TARGETS = {t.attempt for t in WORK_UNIT_TRANSITIONS if t.attempt} | {AP.QUEUED}
-_ATTEMPT_MOVES = _moves(
+#: attempt phase -> the phases an attempt can move to (itself included)
+ATTEMPT_MOVES = _ATTEMPT_MOVES = _moves(
     [(a.value, a.value) for a in AP]
     + [
         (a.value, b.value)
@@ -449,31 +421,23 @@ class ExperimentFacts:
     none_submitted: bool  # no work unit had an attempt yet
 
 
-#: first match wins: (condition, phase)
-EXPERIMENT_PHASE_RULES: tuple[tuple[str, ExperimentPhase], ...] = (
-    ("deleting and not finished", ExperimentPhase.STOPPING),
-    ("deleting", ExperimentPhase.STOPPED),
-    ("finished and failed", ExperimentPhase.FAILED),
-    ("finished and stopped", ExperimentPhase.STOPPED),
-    ("finished", ExperimentPhase.SUCCEEDED),
-    ("no work unit submitted yet", ExperimentPhase.PENDING),
-    ("otherwise", ExperimentPhase.RUNNING),
+EP = ExperimentPhase
+_Rule = tuple[str, Callable[[ExperimentFacts], bool], ExperimentPhase]
+#: first match wins: (condition as the README shows it, the test, phase)
+EXPERIMENT_PHASE_RULES: tuple[_Rule, ...] = (
+    ("deleting and not finished", lambda f: f.deleting and not f.finished, EP.STOPPING),
+    ("deleting", lambda f: f.deleting, EP.STOPPED),
+    ("finished and failed", lambda f: f.finished and f.failed, EP.FAILED),
+    ("finished and stopped", lambda f: f.finished and f.stopped, EP.STOPPED),
+    ("finished", lambda f: f.finished, EP.SUCCEEDED),
+    ("no work unit submitted yet", lambda f: f.none_submitted, EP.PENDING),
+    ("otherwise", lambda f: True, EP.RUNNING),
 )
-
-_RULE_TESTS = {
-    "deleting and not finished": lambda f: f.deleting and not f.finished,
-    "deleting": lambda f: f.deleting,
-    "finished and failed": lambda f: f.finished and f.failed,
-    "finished and stopped": lambda f: f.finished and f.stopped,
-    "finished": lambda f: f.finished,
-    "no work unit submitted yet": lambda f: f.none_submitted,
-    "otherwise": lambda f: True,
-}
 
 
 def experiment_phase(facts: ExperimentFacts) -> ExperimentPhase:
     """The phase of the first rule of :data:`EXPERIMENT_PHASE_RULES` that holds."""
-    return next(phase for cond, phase in EXPERIMENT_PHASE_RULES if _RULE_TESTS[cond](facts))
+    return next(phase for _, holds, phase in EXPERIMENT_PHASE_RULES if holds(facts))
 
 
 def check_experiment(source: str, target: str) -> None:
@@ -483,70 +447,3 @@ def check_experiment(source: str, target: str) -> None:
     leaving = {ExperimentPhase.STOPPING.value, ExperimentPhase.STOPPED.value}
     if source in terminal and target != source and target not in leaving:
         raise IllegalTransition(f"experiment: {source} -> {target} is not a transition")
-
-
-# ---------------------------------------------------------------------------- README
-
-
-def _names(phases: frozenset[WorkUnitPhase]) -> str:
-    if phases == WORK_UNIT_ACTIVE:
-        return "active"
-    if phases == WITH_ATTEMPT:
-        return "with attempt"
-    if phases == WITH_JOB:
-        return "with job"
-    return ", ".join(p.value for p in WP if p in phases)
-
-
-def render_markdown() -> str:
-    """The transition tables as Markdown (the README's "How it works" shows them)."""
-
-    def listed(phases: frozenset[WorkUnitPhase]) -> str:
-        return ", ".join(p.value for p in WP if p in phases)
-
-    lines = [
-        f"*with attempt*: {listed(WITH_ATTEMPT)}; *with job*: {listed(WITH_JOB)}; "
-        f"*active*: {listed(WORK_UNIT_ACTIVE)}; terminal: {listed(WORK_UNIT_TERMINAL)}.",
-        "",
-        "| from | event | to | attempt | effects | when |",
-        "|---|---|---|---|---|---|",
-    ]
-    for t in WORK_UNIT_TRANSITIONS:
-        target = t.target.value if t.target else "(stays)"
-        if X.ACCOUNT in t.effects:
-            target = "(the budget decides)"
-        lines.append(
-            f"| {_names(t.sources)} | `{t.event.value}` | {target} | "
-            f"{t.attempt.value if t.attempt else ''} | {', '.join(e.value for e in t.effects)} "
-            f"| {t.why} |"
-        )
-    lines += ["", "| submission | event | to | its attempts |", "|---|---|---|---|"]
-    for s in SUBMISSION_TRANSITIONS:
-        lines.append(
-            f"| {s.source.value} | `{s.event.value}` | {s.target.value} | "
-            f"{s.attempt.value if s.attempt else ''} |"
-        )
-    lines += ["", "| experiment phase | when (first match) |", "|---|---|"]
-    lines += [f"| {phase.value} | {cond} |" for cond, phase in EXPERIMENT_PHASE_RULES]
-    return "\n".join(lines) + "\n"
-
-
-README_BEGIN = "<!-- phases:begin (generated by `python -m lxr.api.phases`) -->\n"
-README_END = "<!-- phases:end -->\n"
-
-
-def rewrite_readme(text: str) -> str:
-    """``text`` (README.md) with the generated section replaced by the current tables."""
-    head, sep, rest = text.partition(README_BEGIN)
-    if not sep:
-        raise ValueError("README.md has no phases section marker")
-    _, sep, tail = rest.partition(README_END)
-    if not sep:
-        raise ValueError("README.md: the phases section is not closed")
-    return head + README_BEGIN + render_markdown() + README_END + tail
-
-
-if __name__ == "__main__":  # pragma: no cover
-    readme = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parents[2] / "README.md"
-    readme.write_text(rewrite_readme(readme.read_text()))
-    print(readme)

@@ -1,0 +1,103 @@
+"""Classification, the planner's first stage: a work unit's record and the snapshot become one
+:class:`~lxr.api.phases.Event` (with what the row's effects need). Pure, no I/O.
+
+An attempt in flight: rejected by the scheduler, an intent not (yet) confirmed, adopted by its
+tag, or its task as the snapshot reports it (queued, running, succeeded, failed, cancelled by
+someone else, ended after lxr cancelled it, unreported, gone, lost). A work unit with nothing in
+flight: it must stop, waits out its backoff, or is ready to be submitted.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from lxr.api.phases import Event, SubmissionState, TaskPhase
+from lxr.api.records import AttemptRecord, WorkUnitRecord
+from lxr.api.resources import FailureReason
+from lxr.schedulers.base import Snapshot, TaskObservation
+
+__all__ = ["LOST_AFTER_SECONDS", "TASK_EVENTS", "Seen", "classify_attempt", "classify_idle"]
+
+LOST_AFTER_SECONDS = 120.0
+
+#: a task still in the scheduler's hands -> (event, event when the work unit must stop)
+TASK_EVENTS: dict[TaskPhase, tuple[Event, Event]] = {
+    TaskPhase.QUEUED: (Event.TASK_QUEUED, Event.TASK_QUEUED_UNWANTED),
+    TaskPhase.RUNNING: (Event.TASK_RUNNING, Event.TASK_RUNNING_UNWANTED),
+}
+
+_REJECTED = SubmissionState.FAILED.value
+
+
+class Seen(NamedTuple):
+    """What classification found for one work unit: the event and what the effects need.
+    (A named tuple: one is made per work unit per cycle, and a frozen dataclass costs ~3x.)"""
+
+    event: Event
+    attempt: AttemptRecord | None = None
+    task: TaskObservation | None = None
+    job_id: str | None = None
+    reason: str | None = None  # the attempt's end reason (a FailureReason value, or why stopped)
+    message: str | None = None
+    why: str | None = None  # why the work unit must stop, if it must
+
+
+def classify_attempt(
+    att: AttemptRecord, snap: Snapshot, why: str | None, now: float
+) -> tuple[Seen | None, Seen]:
+    """The work unit's attempt against the snapshot: ``(adoption, event)``.
+
+    ``adoption`` is an ``Adopted`` event when a job carrying the intent's tag was found (the
+    task is then classified under that job id); ``why`` is why the work unit must stop.
+    """
+    job_id = att.job_id
+    adopted = None
+    if job_id is None:
+        if att.submission_state == _REJECTED:
+            reason = FailureReason.SUBMIT_ERROR.value
+            return None, Seen(Event.SUBMIT_REJECTED, att, None, None, reason, att.submission_error)
+        job_id = snap.tags.get(att.submission_tag)
+        if job_id is None:
+            if why:
+                return None, Seen(Event.INTENT_ABANDONED, att, reason=why, why=why)
+            return None, Seen(Event.INTENT_UNCONFIRMED, att)
+        adopted = Seen(Event.ADOPTED, att, job_id=job_id)
+    obs = snap.tasks.get((job_id, att.array_index))
+    if obs is None:
+        seen = att.last_seen or att.submit_time or now
+        if why and att.cancel_requested_at is not None:
+            # lxr cancelled it and it is gone: nothing more will be learned about it
+            return adopted, Seen(Event.TASK_GONE_AFTER_CANCEL, att, None, job_id, why, why=why)
+        if now - seen > LOST_AFTER_SECONDS:
+            message = f"the scheduler no longer reports task {job_id}[{att.array_index}]"
+            reason = FailureReason.LOST.value
+            return adopted, Seen(Event.TASK_LOST, att, None, job_id, reason, message)
+        event = Event.TASK_UNREPORTED_UNWANTED if why else Event.TASK_UNREPORTED
+        return adopted, Seen(event, att, None, job_id, why=why)
+    in_flight = TASK_EVENTS.get(obs.phase)
+    if in_flight is not None:
+        return adopted, Seen(in_flight[1] if why else in_flight[0], att, obs, job_id, why=why)
+    if obs.phase is TaskPhase.SUCCEEDED:
+        return adopted, Seen(Event.TASK_SUCCEEDED, att, obs, job_id, "Completed")
+    if why and (obs.phase is TaskPhase.CANCELLED or att.cancel_requested_at is not None):
+        # lxr asked for this task to stop: however the scheduler words its end
+        # (cancelled, killed by signal, failed), it is not the program's failure
+        event = Event.TASK_ENDED_AFTER_CANCEL
+        return adopted, Seen(event, att, obs, job_id, why, obs.message, why)
+    if obs.phase is TaskPhase.CANCELLED:
+        reason = FailureReason.CANCELLED.value
+        return adopted, Seen(Event.TASK_CANCELLED, att, obs, job_id, reason, obs.message)
+    reason = (obs.reason or FailureReason.ERROR).value
+    return adopted, Seen(Event.TASK_FAILED, att, obs, job_id, reason, obs.message)
+
+
+def classify_idle(
+    wu: WorkUnitRecord, next_attempt_after: float | None, why: str | None, now: float
+) -> Seen:
+    """A work unit with no attempt in flight: stop it, let it wait out its backoff, or submit."""
+    del wu  # a dependency check would read it (the record is the classifier's input)
+    if why:
+        return Seen(Event.STOP_WANTED, reason=why, why=why)
+    if next_attempt_after is not None and next_attempt_after > now:
+        return Seen(Event.BACKOFF_PENDING)
+    return Seen(Event.READY)

@@ -1,0 +1,330 @@
+"""The effects of the state machine's rows, the planner's second stage: one method each, on the
+scratch state of one experiment's plan (:class:`PlanState`). Budget accounting, the third stage,
+is :func:`lxr.reconciler.policy.account`, called by the ``account`` effect. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lxr.api.phases import Effect, Event, Transition, check_attempt
+from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
+from lxr.api.resources import FailureReason
+from lxr.reconciler.actions import AttemptPatch, FailureHandled, SubmitEntry, WorkUnitPatch
+from lxr.reconciler.actions import Event as Notice
+from lxr.reconciler.classify import Seen
+from lxr.reconciler.policy import account, backoff_seconds
+from lxr.schedulers.base import Snapshot
+
+__all__ = ["CANCEL_REPEAT_SECONDS", "EFFECTS", "LAST_SEEN_REFRESH_SECONDS", "PlanState", "Work"]
+
+CANCEL_REPEAT_SECONDS = 30.0
+LAST_SEEN_REFRESH_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class Work:
+    """Mutable scratch state for one work unit while planning (slots: 100k are made a pass)."""
+
+    record: WorkUnitRecord
+    phase: str
+    reason: str | None
+    message: str | None
+    exit_code: int | None
+    failures: int
+    disruptions: int
+    next_attempt_after: float | None
+    retry_reason: str | None
+    active: AttemptRecord | None
+    clear_active: bool = False
+
+    @classmethod
+    def of(cls, wu: WorkUnitRecord) -> Work:
+        return cls(
+            wu,
+            wu.phase,
+            None,
+            None,
+            None,
+            wu.failures,
+            wu.disruptions,
+            wu.next_attempt_after,
+            wu.retry_reason,
+            wu.active,
+        )
+
+    def patch(self) -> WorkUnitPatch | None:
+        wu = self.record
+        changed = (
+            self.phase != wu.phase
+            or self.clear_active
+            or self.failures != wu.failures
+            or self.disruptions != wu.disruptions
+            or self.next_attempt_after != wu.next_attempt_after
+            or self.retry_reason != wu.retry_reason
+            or self.reason is not None
+        )
+        if not changed:
+            return None
+        return WorkUnitPatch(
+            id=wu.id,
+            index=wu.index,
+            phase=self.phase,
+            reason=self.reason,
+            message=self.message,
+            exit_code=self.exit_code,
+            failures=self.failures,
+            disruptions=self.disruptions,
+            next_attempt_after=self.next_attempt_after,
+            retry_reason=self.retry_reason,
+            clear_active=self.clear_active,
+        )
+
+
+class PlanState:
+    """What a plan of one experiment has decided so far, and the effects of the state machine's
+    rows (one method per :class:`~lxr.api.phases.Effect`). Subclassed by the planner, which
+    fires the rows."""
+
+    def __init__(self, exp: ExperimentRecord, snap: Snapshot, now: float) -> None:
+        self.exp = exp
+        self.snap = snap
+        self.now = now
+        self.attempts: list[AttemptPatch] = []
+        self.adoptions: list[tuple[int, str]] = []
+        self.adopted: set[int] = set()
+        self.events: list[Notice] = []
+        self.handled: list[FailureHandled] = []
+        self.retry_intents: dict[int, str] = {}
+        self.cancel: list[tuple[str, int]] = []
+        self.cancel_ids: list[int] = []
+        self.newly_failed: list[int] = []
+        self.fail_experiment: tuple[str, str] | None = None
+        self.fresh: list[SubmitEntry] = []
+        self.retries: list[SubmitEntry] = []
+
+    @property
+    def stopping(self) -> str | None:
+        """Why in-flight work must stop (deletion or the experiment failing), if it must."""
+        if self.exp.deleting:
+            return "Deleted"
+        if self.exp.failed_reason or self.fail_experiment:
+            return "ExperimentFailed"
+        return None
+
+    def stopping_for(self, wu: WorkUnitRecord) -> str | None:
+        """Why this work unit must stop: the experiment's reason, or the user stopped it."""
+        return self.stopping or ("StopRequested" if wu.stop_requested else None)
+
+    def wu_name(self, wu: WorkUnitRecord) -> str:
+        return f"{self.exp.name}/{wu.index}"
+
+    def fire(self, work: Work, seen: Seen) -> None:
+        """Apply the table's row for ``seen.event`` (the planner does)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ effects
+
+    def _adopt(self, work: Work, seen: Seen, row: Transition) -> None:
+        att, job_id = seen.attempt, seen.job_id
+        assert att is not None and job_id is not None
+        if att.submission_id not in self.adopted:
+            self.adopted.add(att.submission_id)
+            self.adoptions.append((att.submission_id, job_id))
+            self.events.append(
+                Notice(
+                    "Normal",
+                    "Adopted",
+                    f"job {job_id} carries tag {att.submission_tag}: adopted, not resubmitted",
+                    "Experiment",
+                    self.exp.name,
+                )
+            )
+
+    def _record_task(self, work: Work, seen: Seen, row: Transition) -> None:
+        att, obs, job_id = seen.attempt, seen.task, seen.job_id
+        assert att is not None and obs is not None and row.attempt is not None
+        phase = row.attempt.value
+        stale = att.last_seen is None or self.now - att.last_seen >= LAST_SEEN_REFRESH_SECONDS
+        if (
+            phase != att.phase
+            or obs.state != att.state
+            or obs.restarts != att.restarts
+            or job_id != att.job_id
+            or stale
+        ):
+            check_attempt(att.phase, phase)
+            if obs.restarts > att.restarts:
+                self.events.append(
+                    Notice(
+                        "Warning",
+                        "Requeued",
+                        f"the scheduler requeued task {job_id}[{att.array_index}] "
+                        f"(restart {obs.restarts})",
+                        "WorkUnit",
+                        self.wu_name(work.record),
+                    )
+                )
+            self.attempts.append(
+                AttemptPatch(
+                    id=att.id,
+                    phase=phase,
+                    job_id=job_id,
+                    state=obs.state,
+                    reason=obs.reason.value if obs.reason else None,
+                    message=obs.message,
+                    restarts=obs.restarts,
+                    start_time=obs.start_time or att.start_time,
+                    last_seen=self.now,
+                    cancel_requested_at=att.cancel_requested_at,
+                )
+            )
+
+    def _record_job_id(self, work: Work, seen: Seen, row: Transition) -> None:
+        att = seen.attempt
+        assert att is not None
+        if att.job_id is None:  # adopted this cycle, not in the queue: keep the job id
+            patch = AttemptPatch(att.id, att.phase, job_id=seen.job_id, last_seen=att.last_seen)
+            self.attempts.append(patch)
+
+    def _cancel(self, work: Work, seen: Seen, row: Transition) -> None:
+        """Cancel an in-flight task, unless a cancel went out a moment ago."""
+        att, job_id = seen.attempt, seen.job_id
+        assert att is not None and job_id is not None
+        due = att.cancel_requested_at is None or (
+            self.now - att.cancel_requested_at >= CANCEL_REPEAT_SECONDS
+        )
+        if due and att.id not in self.cancel_ids:
+            self.cancel.append((job_id, att.array_index))
+            self.cancel_ids.append(att.id)
+
+    def _retry_intent(self, work: Work, seen: Seen, row: Transition) -> None:
+        att = seen.attempt
+        assert att is not None
+        self.retry_intents[att.submission_id] = att.submission_tag
+
+    def _end_attempt(self, work: Work, seen: Seen, row: Transition) -> None:
+        att, obs = seen.attempt, seen.task
+        assert att is not None and row.attempt is not None
+        check_attempt(att.phase, row.attempt.value)
+        self.attempts.append(
+            AttemptPatch(
+                id=att.id,
+                phase=row.attempt.value,
+                job_id=seen.job_id,
+                state=obs.state if obs else att.state,
+                reason=seen.reason,
+                message=seen.message,
+                exit_code=obs.exit_code if obs else None,
+                restarts=obs.restarts if obs else att.restarts,
+                start_time=(obs.start_time if obs else None) or att.start_time,
+                end_time=(obs.end_time if obs else None) or self.now,
+                last_seen=self.now if obs else att.last_seen,
+                cancel_requested_at=att.cancel_requested_at,
+                final=True,
+            )
+        )
+        work.active = None
+        work.clear_active = True
+
+    def _complete(self, work: Work, seen: Seen, row: Transition) -> None:
+        work.reason, work.message = "Completed", None
+        work.exit_code = seen.task.exit_code if seen.task else None
+        work.next_attempt_after = None
+
+    def _stop(self, work: Work, seen: Seen, row: Transition) -> None:
+        work.reason, work.message = seen.why, f"stopped: {seen.why}"
+        work.next_attempt_after = None
+
+    def _account(self, work: Work, seen: Seen, row: Transition) -> None:
+        """Charge the failed attempt to a budget; the verdict is the next event."""
+        exit_code = seen.task.exit_code if seen.task else None
+        reason = FailureReason(seen.reason)
+        verdict = account(self.exp.spec, reason, exit_code, work.failures, work.disruptions)
+        self.handled.append(FailureHandled(reason.value, verdict.action.value))
+        work.failures, work.disruptions = verdict.failures, verdict.disruptions
+        work.exit_code = exit_code
+        work.retry_reason = reason.value
+        self.fire(work, seen._replace(event=verdict.event))
+
+    def detail(self, work: Work, seen: Seen) -> str:
+        """``attempt N ended: <reason> (exit code C): <message>``."""
+        assert seen.attempt is not None
+        text = f"attempt {seen.attempt.number} ended: {seen.reason}"
+        if work.exit_code is not None:
+            text += f" (exit code {work.exit_code})"
+        return text + (f": {seen.message}" if seen.message else "")
+
+    def _resubmit_now(self, work: Work, seen: Seen, row: Transition) -> None:
+        detail = self.detail(work, seen)
+        work.next_attempt_after = None
+        work.reason, work.message = seen.reason, detail
+        name = self.wu_name(work.record)
+        self.events.append(
+            Notice("Warning", str(seen.reason), f"{detail}; resubmitting", "WorkUnit", name)
+        )
+
+    def _back_off(self, work: Work, seen: Seen, row: Transition) -> None:
+        assert seen.attempt is not None
+        spec, wu = self.exp.spec, work.record
+        detail = self.detail(work, seen)
+        seed = f"{self.exp.uid}/{wu.index}/{seen.attempt.number}"
+        delay = backoff_seconds(spec.backoff, work.failures, seed)
+        work.next_attempt_after = self.now + delay
+        work.reason, work.message = seen.reason, detail
+        self.events.append(
+            Notice(
+                "Warning",
+                str(seen.reason),
+                f"{detail}; retry {work.failures}/{spec.backoff_limit_per_index} in {delay:.0f}s",
+                "WorkUnit",
+                self.wu_name(wu),
+            )
+        )
+
+    def _fail_index(self, work: Work, seen: Seen, row: Transition) -> None:
+        detail = self.detail(work, seen)
+        reason, message = _FAIL_WORDING.get(row.event, (None, ""))
+        reason = reason or str(seen.reason)
+        work.reason, work.message = reason, detail + message
+        work.next_attempt_after = None
+        self.newly_failed.append(work.record.index)
+        self.events.append(
+            Notice("Warning", reason, work.message, "WorkUnit", self.wu_name(work.record))
+        )
+
+    def _fail_experiment(self, work: Work, seen: Seen, row: Transition) -> None:
+        if self.fail_experiment is None:
+            detail = self.detail(work, seen)
+            self.fail_experiment = ("FailJobRule", f"work unit {work.record.index}: {detail}")
+
+    def _submit(self, work: Work, seen: Seen, row: Transition) -> None:
+        wu = work.record
+        entry = SubmitEntry(wu.id, wu.index, wu.attempt_count + 1, work.retry_reason)
+        (self.retries if wu.attempt_count else self.fresh).append(entry)
+        work.next_attempt_after = None
+
+
+EFFECTS: dict[Effect, Callable[[PlanState, Work, Seen, Transition], None]] = {
+    Effect.ADOPT: PlanState._adopt,
+    Effect.RECORD_TASK: PlanState._record_task,
+    Effect.RECORD_JOB_ID: PlanState._record_job_id,
+    Effect.CANCEL: PlanState._cancel,
+    Effect.RETRY_INTENT: PlanState._retry_intent,
+    Effect.END_ATTEMPT: PlanState._end_attempt,
+    Effect.COMPLETE: PlanState._complete,
+    Effect.STOP: PlanState._stop,
+    Effect.ACCOUNT: PlanState._account,
+    Effect.RESUBMIT_NOW: PlanState._resubmit_now,
+    Effect.BACK_OFF: PlanState._back_off,
+    Effect.FAIL_INDEX: PlanState._fail_index,
+    Effect.FAIL_EXPERIMENT: PlanState._fail_experiment,
+    Effect.SUBMIT: PlanState._submit,
+}
+
+#: budget verdicts whose reason is the limit that was spent, with the message's ending
+_FAIL_WORDING: dict[Event, tuple[str, str]] = {
+    Event.DISRUPTION_LIMIT_EXCEEDED: ("DisruptionLimitExceeded", "; disruption limit spent"),
+    Event.BACKOFF_LIMIT_EXCEEDED: ("BackoffLimitExceeded", "; no retries left"),
+}
