@@ -27,12 +27,12 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reconcile_scale import StandInDriver  # noqa: E402
+from reconcile_scale import StandInDriver
 
-from lxr.api.resources import Cluster, ClusterSpec, Experiment, ObjectMeta  # noqa: E402
-from lxr.reconciler.controller import Controller  # noqa: E402
-from lxr.schedulers.base import TaskPhase  # noqa: E402
-from lxr.store import Store  # noqa: E402
+from lxr.api.resources import Cluster, ClusterSpec, Experiment, ObjectMeta
+from lxr.reconciler.controller import Controller
+from lxr.schedulers.base import TaskPhase
+from lxr.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 N = 100_000
@@ -150,7 +150,7 @@ def compile_pyc(prefix: Path) -> None:
     )
 
 
-def median_of(k: int, fn) -> float:  # noqa: ANN001
+def median_of(k: int, fn) -> float:
     return statistics.median(fn() for _ in range(k))
 
 

@@ -125,7 +125,7 @@ def lxr_cold(n: int, tmp: Path, ssh: bool = True) -> tuple[float, list[str], dic
     import yaml
 
     # what the controller imports lazily, imported here so no tool's clock includes imports
-    import lxr.schedulers.slurm  # noqa: F401
+    import lxr.schedulers.slurm
     import lxr.schedulers.ssh  # noqa: F401
     from lxr.api.loader import load_objects
     from lxr.reconciler.controller import Controller
@@ -359,7 +359,7 @@ def main() -> None:
     local_jobs: list[str] = []
     remote_jobs: list[str] = []
 
-    def record(tool: str, n: int, seconds: float, into: dict = results) -> None:  # noqa: B006
+    def record(tool: str, n: int, seconds: float, into: dict = results) -> None:
         into.setdefault(tool, {}).setdefault(n, []).append(seconds)
         print(f"{tool:>22} N={n:<5} {seconds * 1000:9.1f} ms", flush=True)
 
@@ -396,7 +396,7 @@ def main() -> None:
                             continue
                         try:
                             t, jobs = fn(n, tmp)
-                        except Exception as exc:  # noqa: BLE001 - report, keep measuring others
+                        except Exception as exc:  # report, keep measuring others
                             err = getattr(exc, "stderr", "") or str(exc)
                             errors[key] = err.strip().splitlines()[-1] if err.strip() else repr(exc)
                             print(f"{tool}: failed: {errors[key]}", flush=True)
@@ -416,7 +416,7 @@ def main() -> None:
     write_results(args.out, sizes, results, extra, errors)
 
 
-def write_results(out, sizes, results, extra, errors) -> None:  # noqa: ANN001
+def write_results(out, sizes, results, extra, errors) -> None:
     def cell(values: list[float] | None) -> str:
         if not values:
             return "-"

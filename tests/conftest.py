@@ -90,7 +90,7 @@ def postgres_url() -> Iterator[str]:
     try:
         with engine.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "not reachable"
+    except Exception as exc:  # any failure to connect means "not reachable"
         engine.dispose()
         require(False, f"PostgreSQL at {url} is not reachable: {exc}")
     own = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})

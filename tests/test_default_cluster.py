@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("xmanager")
 
-from lxr import xm_cluster  # noqa: E402
-from lxr.api.lxm3_config import clusters_from_lxm3  # noqa: E402
-from lxr.store import Store  # noqa: E402
+from lxr import xm_cluster
+from lxr.api.lxm3_config import clusters_from_lxm3
+from lxr.store import Store
 
 LXM3_CONFIG = """\
 project = ""

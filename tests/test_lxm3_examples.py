@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("xmanager")
 
-from lxr.store import Store  # noqa: E402
-from lxr.testing import converge  # noqa: E402
-from tests.conftest import FIXTURES, require  # noqa: E402
+from lxr.store import Store
+from lxr.testing import converge
+from tests.conftest import FIXTURES, require
 
 EXAMPLES = FIXTURES / "lxm3_examples"
 REPO = Path(__file__).resolve().parents[1]

@@ -64,7 +64,7 @@ def test_condition_transition_time_moves_only_with_status() -> None:
         ({"Succeeded": 1, "Stopped": 2}, 0, False, None, "Stopped", "False"),
     ],
 )
-def test_status_derivation(counts, never, deleting, failed_reason, phase, succeeded) -> None:  # noqa: ANN001
+def test_status_derivation(counts, never, deleting, failed_reason, phase, succeeded) -> None:
     st = derive_status(
         counts,
         [2] if counts.get("Failed") else [],

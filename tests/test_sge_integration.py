@@ -253,7 +253,7 @@ def test_delete_cancels_running_tasks(
     final: dict[int, str] = {}
     apply_update = store.apply_update
 
-    def recording(upd, cluster):  # noqa: ANN001, ANN202
+    def recording(upd, cluster):
         if upd.experiment_uid == uid:
             final.update({p.index: p.phase for p in upd.work_units})
         return apply_update(upd, cluster)

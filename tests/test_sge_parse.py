@@ -410,7 +410,7 @@ class Scripted(Transport):
     async def read_file(self, path: str) -> bytes:
         raise FileNotFoundError(path)
 
-    def follow(self, path: str):  # type: ignore[override]  # noqa: ANN201
+    def follow(self, path: str):  # type: ignore[override]
         raise NotImplementedError
 
 

@@ -119,7 +119,7 @@ class Slurm:
 @pytest.fixture
 def slurm(
     dev_cluster: dict[str, str], store: Store, monkeypatch: pytest.MonkeyPatch, request
-) -> Iterator[Slurm]:  # noqa: ANN001
+) -> Iterator[Slurm]:
     env = dev_cluster
     probe = subprocess.run(
         ["ssh", "-F", env["LXR_DEV_SSH_CONFIG"], "lxr-dev", "squeue --me -h -o %i"],
@@ -132,7 +132,7 @@ def slurm(
     ctx = Slurm(store, env, f"it{RUN}-{test}")
     original = SSHTransport._run
 
-    async def recording(self: SSHTransport, argv: tuple[str, ...], input: bytes | None):  # noqa: ANN202
+    async def recording(self: SSHTransport, argv: tuple[str, ...], input: bytes | None):
         # a submission is one `sh -c SCRIPT sh sbatch ...` (job files on its stdin): record sbatch
         wrapped = argv[:2] == ("sh", "-c") and argv[3:4] == ("sh",) and input is not None
         ctx.commands.append(argv[4:] if wrapped else argv)
@@ -445,7 +445,7 @@ def test_observation_degrades_to_squeue_and_exit_files_when_sacct_fails(
     )
     recording = SSHTransport._run  # the fixture's: it records every command
 
-    async def accounting_down(self: SSHTransport, argv: tuple[str, ...], input: bytes | None):  # noqa: ANN202
+    async def accounting_down(self: SSHTransport, argv: tuple[str, ...], input: bytes | None):
         if argv[:1] == ("sacct",):
             argv = ("env", f"SLURM_CONF={broken}", *argv)
         return await recording(self, argv, input)

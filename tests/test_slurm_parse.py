@@ -40,11 +40,11 @@ def fx(name: str) -> str:
     return (FX / name).read_text()
 
 
-def by_task(rows):  # noqa: ANN001, ANN202
+def by_task(rows):
     return {(r.job_id, r.array_index): r for r in rows}
 
 
-def obs_of(rows):  # noqa: ANN001, ANN202
+def obs_of(rows):
     return {(r.job_id, r.array_index): observation(r) for r in rows}
 
 
@@ -317,7 +317,7 @@ class Replay(Transport):
     async def read_file(self, path: str) -> bytes:
         raise FileNotFoundError(path)
 
-    def follow(self, path: str):  # noqa: ANN201
+    def follow(self, path: str):
         raise NotImplementedError
 
 

@@ -106,7 +106,7 @@ def test_sftp_staging_over_the_pooled_connection(dev_cluster: dict[str, str]) ->
     assert (sent, again, connects) == (5000, 0, 1)
 
 
-def test_controller_exports_bytes_staged_by_launch_processes(store) -> None:  # noqa: ANN001
+def test_controller_exports_bytes_staged_by_launch_processes(store) -> None:
     from lxr.metrics import Metrics
     from lxr.reconciler.controller import Controller
 

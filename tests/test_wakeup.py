@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_apply_wakes_an_idle_controller(state_home: Path, store: Store, tmp_path: Path) -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(state_home)}
-    log = open(tmp_path / "controller.log", "wb")  # noqa: SIM115 - closed in finally
+    log = open(tmp_path / "controller.log", "wb")  # closed in finally
     ctl = subprocess.Popen(
         [sys.executable, "-m", "lxr.cli", "controller", "run", "--interval", "60"],
         cwd=REPO,

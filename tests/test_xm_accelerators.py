@@ -12,19 +12,19 @@ import pytest
 pytest.importorskip("xmanager")
 
 from lxr import (
-    xm,  # noqa: E402
-    xm_cluster,  # noqa: E402
+    xm,
+    xm_cluster,
 )
-from lxr.api.loader import load_objects  # noqa: E402
-from lxr.api.resources import Cluster, ClusterSpec  # noqa: E402
-from lxr.schedulers.sge.render import qsub_options  # noqa: E402
-from lxr.schedulers.slurm.driver import SlurmDriver  # noqa: E402
-from lxr.schedulers.slurm.render import sbatch_options  # noqa: E402
-from lxr.store import Store  # noqa: E402
-from lxr.testing import converge  # noqa: E402
-from lxr.xm_cluster.accelerators import resolve_accelerator  # noqa: E402
-from lxr.xm_cluster.requirements import requirements_to_resources  # noqa: E402
-from tests.test_xm_signatures import _job  # noqa: E402
+from lxr.api.loader import load_objects
+from lxr.api.resources import Cluster, ClusterSpec
+from lxr.schedulers.sge.render import qsub_options
+from lxr.schedulers.slurm.driver import SlurmDriver
+from lxr.schedulers.slurm.render import sbatch_options
+from lxr.store import Store
+from lxr.testing import converge
+from lxr.xm_cluster.accelerators import resolve_accelerator
+from lxr.xm_cluster.requirements import requirements_to_resources
+from tests.test_xm_signatures import _job
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM = ClusterSpec.model_validate(

@@ -18,12 +18,12 @@ import pytest
 
 pytest.importorskip("xmanager")
 
-from xmanager import xm  # noqa: E402
+from xmanager import xm
 
-from lxr import xm_cluster  # noqa: E402
-from lxr.store import Store  # noqa: E402
-from lxr.testing import converge  # noqa: E402
-from tests.conftest import require  # noqa: E402
+from lxr import xm_cluster
+from lxr.store import Store
+from lxr.testing import converge
+from tests.conftest import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("xmanager")
 
-from xmanager import xm  # noqa: E402
+from xmanager import xm
 
-from lxr import xm_cluster  # noqa: E402
-from lxr.store import Store  # noqa: E402
-from lxr.testing import converge  # noqa: E402
+from lxr import xm_cluster
+from lxr.store import Store
+from lxr.testing import converge
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "xm"
@@ -239,10 +239,10 @@ def test_work_unit_wait_status_and_stop(store: Store) -> None:
             quick = await experiment.add(
                 xm.Job(exe, xm_cluster.Local(), args={"seed": 3, "sleep": 2.0})
             )
-            await experiment._write_pending()  # noqa: SLF001
+            await experiment._write_pending()
             assert slow.refs[0][0] == quick.refs[0][0]
             while slow.get_status().phases != ("Running",):
-                await experiment._reconcile_step()  # noqa: SLF001
+                await experiment._reconcile_step()
             slow.stop()
             with pytest.raises(xm.ExperimentUnitNotCompletedError):
                 await slow.wait_until_complete()

@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("xmanager")
 
-import xmanager.xm as upstream  # noqa: E402
+import xmanager.xm as upstream
 
-from lxr import xm  # noqa: E402
+from lxr import xm
 
 
 def test_every_public_name_of_xmanager_xm_is_reexported_as_the_same_object() -> None:

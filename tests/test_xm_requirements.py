@@ -8,17 +8,17 @@ import pytest
 
 pytest.importorskip("xmanager")
 
-from xmanager import xm  # noqa: E402
+from xmanager import xm
 
-from lxr.api.resources import RequeuePolicy  # noqa: E402
-from lxr.xm_cluster import (  # noqa: E402
+from lxr.api.resources import RequeuePolicy
+from lxr.xm_cluster import (
     GridEngine,
     Local,
     Slurm,
     executor_resources,
     requirements_to_resources,
 )
-from lxr.xm_cluster.executors import duration_seconds  # noqa: E402
+from lxr.xm_cluster.executors import duration_seconds
 
 
 @pytest.mark.parametrize(

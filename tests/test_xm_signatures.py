@@ -9,17 +9,17 @@ import pytest
 
 pytest.importorskip("xmanager")
 
-from lxr import xm  # noqa: E402
-from lxr import xm_cluster as xc  # noqa: E402
-from lxr.contrib import ucl  # noqa: E402
-from lxr.schedulers.base import ArrayJob, TaskSpec  # noqa: E402
-from lxr.schedulers.sge.plugin import SGEOptions  # noqa: E402
-from lxr.schedulers.sge.render import qsub_options  # noqa: E402
-from lxr.schedulers.slurm.render import sbatch_options  # noqa: E402
-from lxr.staging import Blob  # noqa: E402
-from lxr.xm_cluster.commands import runtime_command  # noqa: E402
-from lxr.xm_cluster.executors import executor_resources  # noqa: E402
-from lxr.xm_cluster.packaging import ClusterExecutable  # noqa: E402
+from lxr import xm
+from lxr import xm_cluster as xc
+from lxr.contrib import ucl
+from lxr.schedulers.base import ArrayJob, TaskSpec
+from lxr.schedulers.sge.plugin import SGEOptions
+from lxr.schedulers.sge.render import qsub_options
+from lxr.schedulers.slurm.render import sbatch_options
+from lxr.staging import Blob
+from lxr.xm_cluster.commands import runtime_command
+from lxr.xm_cluster.executors import executor_resources
+from lxr.xm_cluster.packaging import ClusterExecutable
 
 GiB = xm.GiB
 

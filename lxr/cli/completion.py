@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 
-def _store():  # noqa: ANN202 - None when there is no store: completing never creates one
+def _store():  # None when there is no store: completing never creates one
     from lxr.cli.nostore import missing_store_url
     from lxr.paths import default_database_url
 
@@ -29,7 +29,7 @@ def _store():  # noqa: ANN202 - None when there is no store: completing never cr
 
     try:
         return Store(url, migrate=False)
-    except Exception:  # noqa: BLE001 - no completion is better than a traceback mid-line
+    except Exception:  # no completion is better than a traceback mid-line
         return None
 
 
@@ -44,7 +44,7 @@ def experiment_names(incomplete: str) -> list[str]:
             for e in store.list_experiments()
             if e.metadata.name.startswith(incomplete)
         ]
-    except Exception:  # noqa: BLE001
+    except Exception:
         return []
     finally:
         store.close()
@@ -80,7 +80,7 @@ def cluster_names(incomplete: str) -> list[str]:
         return [
             c.metadata.name for c in store.list_clusters() if c.metadata.name.startswith(incomplete)
         ]
-    except Exception:  # noqa: BLE001 - no completion is better than a traceback mid-line
+    except Exception:  # no completion is better than a traceback mid-line
         return []
     finally:
         store.close()

@@ -45,7 +45,7 @@ class KindGroup(TyperGroup):
     """A command group whose subcommands are kinds: any word for a kind finds its command,
     and ``kind/name`` becomes ``kind name``."""
 
-    def resolve_command(self, ctx: Any, args: list[str]) -> Any:  # noqa: D102
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and not args[0].startswith("-"):
             word, sep, name = args[0].partition("/")
             kind = kind_of(word)

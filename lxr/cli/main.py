@@ -143,7 +143,7 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _redacted_excepthook(kind, value, tb) -> None:  # noqa: ANN001 - sys.excepthook's shape
+def _redacted_excepthook(kind, value, tb) -> None:  # sys.excepthook's shape
     """An unexpected error still prints its traceback, with URL passwords masked."""
     import traceback
 

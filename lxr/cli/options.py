@@ -126,7 +126,7 @@ def experiment_ref(kind: str, name: str | None, verb: str) -> str:
     return name
 
 
-def open_store(*, read_only: bool = False):  # noqa: ANN201 - imported lazily (`lxr --help`)
+def open_store(*, read_only: bool = False):  # imported lazily (`lxr --help`)
     """The store at the configured URL, or exit 1 naming the URL when it cannot be opened.
 
     ``read_only``: a SQLite file that does not exist is not created; the command reads an
@@ -154,13 +154,13 @@ def open_store(*, read_only: bool = False):  # noqa: ANN201 - imported lazily (`
 
     try:
         return Store(url)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from lxr.redaction import redact
 
         die(f"cannot open the database {redact(url)}: {exc}", EXIT_FAILED)
 
 
-def selector_of(texts: list[str] | None):  # noqa: ANN201
+def selector_of(texts: list[str] | None):
     """The parsed ``-l``; exit 2 naming the part that is not a selector."""
     from lxr.cli.selectors import SelectorError, parse_selector
 

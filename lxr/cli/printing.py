@@ -15,7 +15,7 @@ from lxr.cli.output import API_VERSION, TABLES, to_dict
 __all__ = ["print_items", "sort_items"]
 
 
-def _sort_key(path: str):  # noqa: ANN202
+def _sort_key(path: str):
     from lxr.cli.jsonpath import evaluate
 
     def key(item: Mapping[str, Any]) -> tuple[int, Any]:

@@ -7,14 +7,14 @@ from lxr.cli.console import EXIT_FAILED, EXIT_OK, error, note, rich_console
 __all__ = ["reconcile_until_submitted", "wait_converged", "wake_controller"]
 
 
-def wake_controller(store) -> str | None:  # noqa: ANN001
+def wake_controller(store) -> str | None:
     """Notify a running controller; returns its holder id, or None when none runs."""
     from lxr.reconciler.wakeup import wake_controller as wake
 
     return wake(store)
 
 
-def wait_converged(store, names: list[str], timeout: float | None, gone: bool = False) -> int:  # noqa: ANN001
+def wait_converged(store, names: list[str], timeout: float | None, gone: bool = False) -> int:
     """Reconcile (here, or by watching a running controller) until ``names`` converge."""
     from lxr.cli.progress import Progress
 
@@ -34,14 +34,14 @@ def wait_converged(store, names: list[str], timeout: float | None, gone: bool = 
     return progress.final_report()
 
 
-def _reconcile_here(store, until, timeout: float | None, follow: bool = False) -> bool:  # noqa: ANN001
+def _reconcile_here(store, until, timeout: float | None, follow: bool = False) -> bool:
     """The reconciler's one in-process loop (imported here: `lxr --help` stays fast)."""
     from lxr.reconciler.inprocess import reconcile_until
 
     return reconcile_until(store, until, timeout=timeout, follow=follow)
 
 
-def reconcile_until_submitted(store, names: list[str], timeout: float | None) -> int:  # noqa: ANN001
+def reconcile_until_submitted(store, names: list[str], timeout: float | None) -> int:
     """Run the reconciler here until every work unit of ``names`` reached the scheduler."""
 
     def submitted() -> bool:

@@ -69,7 +69,7 @@ def _cs(requirements: Any) -> dict[str, Any]:
 SITES: dict[str, Callable[[Any], dict[str, Any]]] = {"cs": _cs, "myriad": _myriad}
 
 
-def UclGridEngine(  # noqa: N802 - lxm3's name
+def UclGridEngine(  # lxm3's name
     requirements: Any,
     walltime: int | float | str | None = None,
     **kwargs: Any,

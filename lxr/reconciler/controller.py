@@ -397,7 +397,7 @@ class Controller:
             started = time.monotonic()
             try:
                 results.append(await self.reconcile(cluster))
-            except Exception as exc:  # noqa: BLE001 - a cluster's error must not stop the others
+            except Exception as exc:  # a cluster's error must not stop the others
                 delay = self.queue.failed(cluster, time.time())
                 log.warning(
                     "reconcile of cluster %s failed (retry in %.0fs): %s", cluster, delay, exc

@@ -86,13 +86,13 @@ class WakeupListener:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    async def _from_socket(self, sock) -> None:  # noqa: ANN001
+    async def _from_socket(self, sock) -> None:
         async with sock:
             while True:
                 await sock.receive()
                 self._woken.set()
 
-    async def _from_postgres(self, url: str, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:  # noqa: ANN001
+    async def _from_postgres(self, url: str, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         import psycopg
 
         started = False

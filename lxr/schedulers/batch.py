@@ -201,7 +201,7 @@ class BatchDriver(Driver):
         """The command that prints the scheduler's configuration (None: there is none)."""
         return None
 
-    def apply_config(self, res: CommandResult) -> None:  # noqa: B027 - optional hook
+    def apply_config(self, res: CommandResult) -> None:  # optional hook
         """Read limits from the output of :meth:`config_command`."""
 
     def byid_dir(self) -> str:

@@ -59,9 +59,9 @@ def split_args(
     """
     positional: list[str] = []
     keywords: dict[str, Any] = {}
-    items = args._items  # noqa: SLF001 - xm has no public accessor for the item order
+    items = args._items  # xm has no public accessor for the item order
     for item in items:
-        if isinstance(item, xm.SequentialArgs._RegularItem):  # noqa: SLF001
+        if isinstance(item, xm.SequentialArgs._RegularItem):
             if keywords:
                 raise ValueError(
                     f"positional argument {item.value!r} after keyword arguments: lxr passes "
@@ -72,7 +72,7 @@ def split_args(
                 value = render_xm_value(value)
             positional.append(substitute(xm_utils.ARGV_ESCAPER(value), paths))
             continue
-        value = args._kwvalues[item.name]  # noqa: SLF001
+        value = args._kwvalues[item.name]
         if value is None:
             continue  # xm skips None: the program's default applies
         if isinstance(value, bool | int | float):

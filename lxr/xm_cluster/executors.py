@@ -131,7 +131,7 @@ class ClusterExecutor(xm.Executor):
     merge_output: bool = _kw(False)
 
     @classmethod
-    def Spec(cls) -> ExecutorSpec:  # noqa: N802 - xmanager's name
+    def Spec(cls) -> ExecutorSpec:  # xmanager's name
         """The executor spec packaging is asked for."""
         return ExecutorSpec()
 

@@ -344,7 +344,7 @@ class ClusterExperiment(xm.Experiment):
         for stager in stagers.values():
             try:
                 await stager.transport.close()
-            except Exception:  # noqa: BLE001, S110 - closing is best effort
+            except Exception:  # closing is best effort
                 pass
 
     def _request_stop(self, wu: ClusterWorkUnit) -> None:
@@ -405,19 +405,19 @@ def get_experiment(experiment_id: int, *, store: Store | None = None) -> Cluster
     for lxr_exp in sorted(exps, key=lambda e: e.metadata.creation_timestamp or 0):
         ids = json.loads(lxr_exp.metadata.annotations.get(ANNOTATION_WORK_UNITS, "[]"))
         for idx, (wu_id, _number, *more) in enumerate(ids):
-            wu = exp._work_units.get(wu_id)  # noqa: SLF001
+            wu = exp._work_units.get(wu_id)
             if wu is None:
                 identity = more[0] if more else ""
                 wu = ClusterWorkUnit(exp, _no_tasks, None, xm.WorkUnitRole(), wu_id, identity)
-                exp._work_units[wu_id] = wu  # noqa: SLF001
-            wu._refs.append((lxr_exp.metadata.name, idx))  # noqa: SLF001
-    exp._work_units = dict(sorted(exp._work_units.items()))  # noqa: SLF001
+                exp._work_units[wu_id] = wu
+            wu._refs.append((lxr_exp.metadata.name, idx))
+    exp._work_units = dict(sorted(exp._work_units.items()))
     return exp
 
 
 def get_current_experiment() -> ClusterExperiment:
     """The experiment whose ``with`` block (or job generator) is running (lxm3's function)."""
-    exp = xm_core._current_experiment.get(None)  # noqa: SLF001 - xm keeps it there
+    exp = xm_core._current_experiment.get(None)  # xm keeps it there
     if not isinstance(exp, ClusterExperiment):
         raise RuntimeError("get_current_experiment() needs an experiment context (a with block)")
     return exp

@@ -52,7 +52,7 @@ def run_script(script: Path, argv: list[str]) -> tuple[int, list[str]]:
                     print(exc.code, file=sys.stderr)
         except KeyboardInterrupt:
             code = 130
-        except BaseException as exc:  # noqa: BLE001 - the script's error, shown as the script's
+        except BaseException as exc:  # the script's error, shown as the script's
             script_traceback(exc, exc.__traceback__, script)
             code = 1
     finally:

@@ -218,7 +218,7 @@ class Container(xm.ExecutableSpec):
         return self.entrypoint.name
 
 
-def SingularityContainer(  # noqa: N802 - lxm3's name
+def SingularityContainer(  # lxm3's name
     entrypoint: PythonPackage | PexBinary | UniversalPackage,
     image_path: str | None = None,
     *,
@@ -232,7 +232,7 @@ def SingularityContainer(  # noqa: N802 - lxm3's name
     return Container(entrypoint, chosen)
 
 
-def DockerContainer(  # noqa: N802 - lxm3's name
+def DockerContainer(  # lxm3's name
     entrypoint: PythonPackage | PexBinary | UniversalPackage, image: str
 ) -> Container:
     """lxm3's ``DockerContainer(spec, image="python:3.11")``: run with Docker (``docker run``;

@@ -119,10 +119,10 @@ class ClusterWorkUnit(xm.WorkUnit):
             )
         # fail in the script's own line, not when the with block ends
         cluster, resources, _ = executor_resources(job.executor)
-        self._experiment._check_resources(cluster, resources)  # noqa: SLF001
+        self._experiment._check_resources(cluster, resources)
         task = Task(self, len(self.tasks), job)
         self.tasks.append(task)
-        self._experiment._pending_add(task)  # noqa: SLF001
+        self._experiment._pending_add(task)
 
     async def _launch_job_group(
         self, job_group: xm.JobGroup, args_view: Mapping[str, Any], identity: str
@@ -179,7 +179,7 @@ class ClusterWorkUnit(xm.WorkUnit):
                 [unit] = store.list_work_units(name, index=idx)
             except (NotFound, ValueError):
                 # a stopped experiment is removed once its tasks are gone
-                stopped = (name, idx) in self._experiment._stop_requests  # noqa: SLF001
+                stopped = (name, idx) in self._experiment._stop_requests
                 phases.append((WorkUnitPhase.STOPPED if stopped else WorkUnitPhase.UNKNOWN).value)
                 continue
             st = unit.status
@@ -192,12 +192,12 @@ class ClusterWorkUnit(xm.WorkUnit):
 
     async def _wait_until_complete(self) -> None:
         if any(t.ref is None for t in self.tasks):
-            await self._experiment._write_pending()  # noqa: SLF001
+            await self._experiment._write_pending()
         while True:
             status = self.get_status()
             if not status.is_active:
                 break
-            await self._experiment._reconcile_step()  # noqa: SLF001
+            await self._experiment._reconcile_step()
         if status.is_failed:
             raise xm.ExperimentUnitFailedError(status.message or "failed", work_unit=self)
         if not status.is_completed:
@@ -217,7 +217,7 @@ class ClusterWorkUnit(xm.WorkUnit):
         experiment's other units go on. A stopped unit is neither completed nor failed."""
         del mark_as_failed, mark_as_completed, message  # lxr records why a task ended itself
         if all(t.ref is None for t in self.tasks) and not self._refs:
-            self._experiment._pending_drop(self)  # noqa: SLF001
+            self._experiment._pending_drop(self)
             self._stopped_before_write = True
             return
-        self._experiment._request_stop(self)  # noqa: SLF001
+        self._experiment._request_stop(self)

@@ -97,7 +97,7 @@ def apply(
     raise typer.Exit(wait_converged(store, names, timeout))
 
 
-def _cluster_spec(store, name: str):  # noqa: ANN001, ANN202
+def _cluster_spec(store, name: str):
     """A cluster's spec, None when there is no such cluster."""
     from lxr.store import NotFound
 
@@ -123,7 +123,7 @@ def load_or_exit(filename: Path, max_work_units: int = DEFAULT_MAX_WORK_UNITS) -
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def _check_experiment(store, item, batch) -> None:  # noqa: ANN001
+def _check_experiment(store, item, batch) -> None:
     """Fail early, before any write, when an experiment names a cluster that will not exist."""
     from lxr.store import Invalid, NotFound
 

@@ -319,7 +319,7 @@ def logs(
                     first = False
         except FileNotFoundError:
             failed.append(f"{src.name}: no output yet at {path} (the task may not have started)")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failed.append(f"{src.name}: cannot read {path} on cluster {src.cluster}: {exc}")
         finally:
             writer.close()

@@ -116,7 +116,7 @@ class Dispatcher:
                     timeout = self._scan(now)
                     last_scan = now
                 self._fill(now)
-            except Exception as exc:  # noqa: BLE001 - the thread must not die: the cycle fails
+            except Exception as exc:  # the thread must not die: the cycle fails
                 self.error = _describe(exc)
                 log.warning("local cluster: %s", self.error)
                 self._retry_at = time.time() + _RETRY_SECONDS

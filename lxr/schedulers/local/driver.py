@@ -111,7 +111,7 @@ class LocalDriver(Driver):
         await super().close()
 
 
-def _crash_hook():  # noqa: ANN202 - Callable[[str], None] | None
+def _crash_hook():  # Callable[[str], None] | None
     """Tests kill this process at a named point of a task's start (``LXR_TEST_CRASH_AT``)."""
     point = os.environ.get("LXR_TEST_CRASH_AT", "")
     if not point.startswith("local-"):
