@@ -164,13 +164,16 @@ def test_hostile_file_exits_2_fast_in_bounded_memory_and_writes_nothing(
 
     # in process: the loader alone, timed and with its allocations traced
     tracemalloc.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with pytest.raises(LoadError) as info:
         load_objects(path)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert elapsed < 2.0, elapsed
+    # CPU time is the bound (measured here: < 0.1 s); wall time on a machine shared by many
+    # test runs only has to show there is no hang
+    assert cpu < 2.0, cpu
+    assert elapsed < 20.0, elapsed
     assert peak < 20 * 1024 * 1024, peak
     assert any(message in p for p in info.value.problems), info.value.problems
 
