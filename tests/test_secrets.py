@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,140 @@ def test_local_task_sees_nothing_of_the_controllers_environment(tmp_path: Path) 
     ]
     assert stat.S_IMODE(jobs.stat().st_mode) == 0o700
     assert os.access(jobs, os.R_OK)
+
+
+ENV_FROM_TASK = (
+    "import hashlib, os, sys; "
+    "print('A', hashlib.sha256(os.environ['TOKEN_A'].encode()).hexdigest()); "
+    "print('B', hashlib.sha256(os.environ['TOKEN_B'].encode()).hexdigest()); "
+    "print('SPEC', os.environ['SHARED']); print('Q', os.environ['QUOTED'])"
+)
+
+
+def test_env_from_a_file_and_a_command_on_the_local_cluster(tmp_path: Path) -> None:
+    """Values reach the task, resolved when it starts; ``env`` wins over them; none of them
+    is stored or printed by get, describe or the events."""
+    import hashlib
+
+    token_a, token_b = "tok-A-" + "7" * 20, "tok-B-" + "9" * 20
+    secrets_dir = tmp_path / ".secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "a.env").write_text(
+        f'# a comment\n\nexport TOKEN_A={token_a}\nSHARED=from-file\nQUOTED="two words"\n'
+    )
+    (secrets_dir / "b.txt").write_text(f"TOKEN_B='{token_b}'")  # no final newline
+    exp = tmp_path / "envfrom.yaml"
+    exp.write_text(
+        "apiVersion: lxr.dev/v1alpha1\nkind: Experiment\nmetadata: {name: envfrom}\n"
+        "spec:\n  executable:\n"
+        f"    command: [{sys.executable}, -c, {json.dumps(ENV_FROM_TASK)}]\n"
+        "    env: {SHARED: from-spec}\n"
+        "    envFrom:\n"
+        "    - file: ~/.secrets/a.env\n"
+        "    - command: [cat, .secrets/b.txt]\n"  # relative to workingDir
+        "    - {file: ~/.secrets/missing.env, optional: true}\n"
+        f"    workingDir: {tmp_path}\n"
+    )
+    result = lxr("apply", "-f", str(exp), "--wait", "--timeout", "90", state=tmp_path)
+    assert result.returncode == 0, result.stderr
+    logs = lxr("logs", "experiment", "envfrom", "--wu", "0", state=tmp_path)
+    assert logs.stdout.splitlines() == [
+        f"A {hashlib.sha256(token_a.encode()).hexdigest()}",
+        f"B {hashlib.sha256(token_b.encode()).hexdigest()}",
+        "SPEC from-spec",
+        "Q two words",
+    ], logs
+    shown = ""
+    for args in (
+        ["get", "experiments", "envfrom", "-o", "yaml"],
+        ["get", "experiments", "-o", "json"],
+        ["get", "workunits", "envfrom", "-o", "yaml"],
+        ["describe", "experiment", "envfrom"],
+        ["get", "events"],
+    ):
+        out = lxr(*args, state=tmp_path)
+        assert out.returncode == 0, (args, out.stderr)
+        shown += out.stdout + out.stderr
+    assert "~/.secrets/a.env" in shown  # the reference is shown...
+    assert token_a not in shown and token_b not in shown  # ...never the values
+    database = (tmp_path / "lxr" / "lxr.db").read_bytes()
+    database += b"".join(p.read_bytes() for p in (tmp_path / "lxr").glob("lxr.db-*"))
+    assert token_a.encode() not in database and token_b.encode() not in database
+    jobs = (tmp_path / "lxr" / "clusters").rglob("*")
+    assert not any(token_a.encode() in p.read_bytes() for p in jobs if p.is_file())
+
+
+def test_env_from_a_missing_file_fails_the_task_with_a_message(tmp_path: Path) -> None:
+    exp = tmp_path / "missing.yaml"
+    exp.write_text(
+        "apiVersion: lxr.dev/v1alpha1\nkind: Experiment\nmetadata: {name: nosecret}\n"
+        'spec:\n  executable:\n    command: ["true"]\n'
+        "    envFrom: [{file: ~/nowhere.env}]\n  backoffLimitPerIndex: 0\n"
+    )
+    result = lxr("apply", "-f", str(exp), "--wait", "--timeout", "90", state=tmp_path)
+    assert result.returncode == 1, result.stderr
+    err = lxr("logs", "experiment", "nosecret", "--wu", "0", "--stderr", state=tmp_path)
+    assert f"lxr: envFrom file {tmp_path}/nowhere.env: cannot read it" in err.stdout, err
+    units = lxr("get", "workunits", "nosecret", "-o", "json", state=tmp_path)
+    assert json.loads(units.stdout)["items"][0]["status"]["exitCode"] == 96
+
+
+def remote_env_from(shell: Callable[[str], object], tag: str) -> tuple[dict, list[str]]:
+    """For the Slurm and Grid Engine tests: secret files written on the cluster with
+    ``shell`` (a command run there over ssh), and an executable whose task exits 0 only when
+    ``envFrom`` delivered both values (it compares their sha256, so neither is in the spec)."""
+    import hashlib
+    import secrets
+
+    tokens = [f"tokA-{secrets.token_hex(8)}", f"tokB-{secrets.token_hex(8)}"]
+    d = f".lxr-envfrom/{tag}"
+    shell(
+        f"mkdir -p ~/{d} && chmod 700 ~/.lxr-envfrom ~/{d}"
+        f" && printf 'export TOKEN_A=%s\\n' {tokens[0]} > ~/{d}/a.env"
+        f" && printf \"TOKEN_B='%s'\" {tokens[1]} > ~/{d}/b.txt"
+    )
+    sha = [hashlib.sha256(t.encode()).hexdigest() for t in tokens]
+    check = (
+        f'test "$(printf %s "$TOKEN_A" | sha256sum | cut -d" " -f1)" = {sha[0]}'
+        f' && test "$(printf %s "$TOKEN_B" | sha256sum | cut -d" " -f1)" = {sha[1]}'
+        ' && test "$SHARED" = from-spec && echo envFrom-ok'
+    )
+    executable = {
+        "command": ["bash", "-c", check],
+        "env": {"SHARED": "from-spec"},
+        "envFrom": [
+            {"file": f"~/{d}/a.env"},
+            {"command": ["sh", "-c", f'cat "$HOME/{d}/b.txt"']},
+            {"file": f"~/{d}/missing.env", "optional": True},
+        ],
+    }
+    return executable, tokens
+
+
+def assert_shown_nowhere(name: str, tokens: list[str]) -> None:
+    """None of ``tokens`` in any get/describe output of experiment ``name`` (the CLI runs on
+    the store of this test's XDG_STATE_HOME) nor in the database file."""
+    shown = ""
+    for args in (
+        ["get", "experiments", name, "-o", "yaml"],
+        ["get", "experiments", "-o", "json"],
+        ["get", "workunits", name, "-o", "yaml"],
+        ["describe", "experiment", name],
+        ["get", "events", name],
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "lxr.cli", *args],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            cwd=REPO,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0, (args, out.stderr)
+        shown += out.stdout + out.stderr
+    assert "envFrom" in shown and ".lxr-envfrom/" in shown  # the references are shown
+    assert not [t for t in tokens if t in shown], shown
+    state = Path(os.environ["XDG_STATE_HOME"]) / "lxr"
+    database = b"".join(p.read_bytes() for p in state.glob("lxr.db*"))
+    assert database and not [t for t in tokens if t.encode() in database]

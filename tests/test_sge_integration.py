@@ -453,3 +453,35 @@ def test_eqw_task_is_observed_failed_and_the_plan_deletes_it(sge: dict[str, str]
     assert still_held, "observing deleted the task"
     assert [c.targets for c in cancels] == [((job_id, 1),)]
     assert not held_after_cancel
+
+
+def test_env_from_a_file_and_a_command_resolved_on_the_cluster(
+    sge: dict[str, str], store: Store
+) -> None:
+    from tests.test_secrets import assert_shown_nowhere, remote_env_from
+
+    store.apply(cluster(sge))
+    name = unique("sge-envfrom")
+    executable, tokens = remote_env_from(lambda cmd: remote(sge, cmd), name)
+    store.apply(
+        Experiment.model_validate(
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "cluster": CLUSTER,
+                    "executable": executable,
+                    "workUnits": [{"args": {"i": 0}}, {"args": {"i": 1}}],
+                    "backoffLimitPerIndex": 0,
+                },
+            }
+        )
+    )
+    converge(store, [name], timeout=120)
+    st = statuses(store, name)
+    assert [(s.phase.value, s.exit_code) for s in st.values()] == [
+        ("Succeeded", 0),
+        ("Succeeded", 0),
+    ], st
+    assert_shown_nowhere(name, tokens)
+    found = remote(sge, f"grep -rl {tokens[0]} ~/.lxr/staging || true").stdout.strip()
+    assert found == ""

@@ -493,3 +493,33 @@ def test_observation_degrades_to_squeue_and_exit_files_when_sacct_fails(
     assert snap.task(gone, 0).phase is TaskPhase.SUCCEEDED  # type: ignore[union-attr]
     assert snap.task(gone, 1).exit_code == 3  # type: ignore[union-attr]
     assert snap.task(gone, 2) is None  # known nowhere: the planner's Lost timer decides
+
+
+def test_env_from_a_file_and_a_command_resolved_on_the_cluster(slurm: Slurm) -> None:
+    from tests.test_secrets import assert_shown_nowhere, remote_env_from
+
+    name = slurm.name("envfrom")
+    executable, tokens = remote_env_from(lambda cmd: ssh(slurm.env, cmd), name)
+    slurm.store.apply(
+        Experiment.model_validate(
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "cluster": CLUSTER,
+                    "executable": executable,
+                    "sweep": {"grid": {"i": [0, 1]}},
+                    "backoffLimitPerIndex": 0,
+                },
+            }
+        )
+    )
+    converge(slurm.store, [name], timeout=120, interval=0.5)
+    units = slurm.units(name)
+    assert [(wu.status.phase.value, wu.status.exit_code) for wu in units] == [
+        ("Succeeded", 0),
+        ("Succeeded", 0),
+    ], [wu.status for wu in units]
+    assert_shown_nowhere(name, tokens)
+    # nor in the job files lxr wrote on the cluster
+    found = ssh(slurm.env, f"grep -rl {tokens[0]} ~/.lxr/staging/jobs || true").strip()
+    assert found == ""

@@ -41,6 +41,7 @@ __all__ = [
     "ClusterSpec",
     "Condition",
     "ConditionStatus",
+    "EnvSource",
     "Executable",
     "ExitCodeMatch",
     "Experiment",
@@ -93,6 +94,16 @@ def parse_memory_mib(quantity: str) -> int:
         raise ValueError(f"not a memory quantity: {quantity!r} (expected e.g. 512Mi, 4Gi, 2G)")
     value = float(match.group(1)) * _MEMORY_FACTORS_MIB[match.group(2)]
     return max(1, int(-(-value // 1)))
+
+
+def _no_tilde_user(path: str | None) -> str | None:
+    """``~`` and ``~/x`` are the home directory on the cluster; ``~user`` is refused rather
+    than read as a directory named ``~user``."""
+    if path and path.startswith("~") and not (path == "~" or path.startswith("~/")):
+        raise ValueError(
+            f"{path!r}: ~user is not supported; write the absolute path, or ~/ for your home"
+        )
+    return path
 
 
 class _Model(BaseModel):
@@ -322,6 +333,11 @@ class ClusterSpec(_Model):
     )
     _options: OptionsModel | None = PrivateAttr(default=None)
 
+    @field_validator("staging_dir")
+    @classmethod
+    def _staging_dir(cls, staging_dir: str | None) -> str | None:
+        return _no_tilde_user(staging_dir)
+
     @model_validator(mode="wrap")
     @classmethod
     def _scheduler_options(
@@ -379,12 +395,57 @@ class Cluster(_Model):
 # --------------------------------------------------------------------------- Experiment
 
 
+class EnvSource(_Model):
+    """Variables read on the cluster when a task starts, like a Kubernetes ``envFrom``
+    Secret reference: lxr stores only this reference, never the values, and prints none.
+
+    The source gives ``NAME=VALUE`` lines (blank lines and ``#`` comments skipped, an
+    ``export`` prefix and one layer of matching quotes around the value removed)."""
+
+    file: str | None = Field(
+        default=None,
+        description="a file on the cluster; ~/ is the home directory there, a relative path "
+        "is relative to workingDir",
+    )
+    command: Annotated[list[str], Field(min_length=1)] | None = Field(
+        default=None,
+        description="an argv run on the cluster in workingDir; its standard output is read",
+    )
+    optional: bool = Field(
+        default=False, description="a missing file or a failing command is not an error"
+    )
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, file: str | None) -> str | None:
+        return _no_tilde_user(file)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvSource:
+        if (self.file is None) == (self.command is None):
+            raise ValueError("give either file or command")
+        return self
+
+
 class Executable(_Model):
     """The program a work unit runs: an argv, never a shell line."""
 
     command: Annotated[list[str], Field(min_length=1)]
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="stored and shown by get: not for secrets (use envFrom)",
+    )
+    env_from: list[EnvSource] = Field(
+        default_factory=list,
+        description="variables resolved on the cluster when each task starts, in order; "
+        "env wins over them",
+    )
     working_dir: str | None = None
+
+    @field_validator("working_dir")
+    @classmethod
+    def _working_dir(cls, working_dir: str | None) -> str | None:
+        return _no_tilde_user(working_dir)
 
     @field_validator("env")
     @classmethod

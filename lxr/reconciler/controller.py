@@ -191,6 +191,7 @@ class Actor:
                 working_dir=spec.executable.working_dir,
                 work_unit=wu_index,
                 attempt=attempt,
+                env_from=tuple(spec.executable.env_from),
             )
             for array_index, wu_index, attempt, args, env in sub.tasks
         ]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lxr.api.phases import TaskPhase
-from lxr.api.resources import ClusterSpec, FailureReason, Resources
+from lxr.api.resources import ClusterSpec, EnvSource, FailureReason, Resources
 from lxr.schedulers.transport import Transport
 
 __all__ = [
@@ -89,6 +89,7 @@ class TaskSpec:
     working_dir: str | None = None
     work_unit: int = 0
     attempt: int = 1
+    env_from: Sequence[EnvSource] = ()  # resolved by the launcher when the task starts
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Files every driver writes for a job array: the task table and the task launcher.
 
-The task table has one line per task: ``index<TAB>argv<TAB>env<TAB>cwd``, each field the
-base64 of NUL-separated strings. The launcher (bash, present on every cluster) decodes the line
-of its own index and runs the argv directly, so nothing passes through a shell's parser.
+The task table has one line per task: ``index<TAB>argv<TAB>env<TAB>cwd<TAB>envFrom``, each
+field the base64 of NUL-separated strings (``envFrom``: per source its kind, ``file`` or
+``command``, ``optional`` as 0/1, the number of strings that follow, then the path or argv).
+The launcher (bash, present on every cluster) decodes the line of its own index, reads the
+``envFrom`` sources, and runs the argv directly, so nothing passes through a shell's parser.
 """
 
 from __future__ import annotations
@@ -48,7 +50,14 @@ def task_table(tasks: Sequence[TaskSpec]) -> bytes:
     for task in tasks:
         env = [f"{k}={v}" for k, v in task.env.items()]
         cwd = base64.b64encode((task.working_dir or "").encode()).decode()
-        lines.append(f"{task.array_index}\t{_b64(task.argv)}\t{_b64(env)}\t{cwd}\n")
+        sources: list[str] = []
+        for src in task.env_from:
+            words = [src.file] if src.file is not None else list(src.command or [])
+            kind = "file" if src.file is not None else "command"
+            sources += [kind, str(int(src.optional)), str(len(words)), *words]
+        lines.append(
+            f"{task.array_index}\t{_b64(task.argv)}\t{_b64(env)}\t{cwd}\t{_b64(sources)}\n"
+        )
     return "".join(lines).encode()
 
 
