@@ -158,14 +158,20 @@ class SSHTransport(Transport):
             except (OSError, asyncssh.Error) as exc:
                 await self._drop()
                 raise TransportError(f"`{shlex.join(argv)}` over SSH failed: {exc}") from exc
+        stderr = _text(proc.stderr)
+        if proc.exit_status is None and not proc.exit_signal:
+            # the channel closed with no exit status: the session (or its sshd) went away while
+            # the command ran, and whether it did its work is unknown. Not an exit code of the
+            # command's own (it used to read "exited 255:" with nothing after the colon).
+            await self._drop()
+            raise TransportError(
+                f"`{shlex.join(argv)}` over SSH: the session closed before the command reported "
+                "how it exited (connection or sshd lost); it may or may not have run"
+            )
+        if proc.exit_signal:
+            stderr += f"{chr(10) if stderr else ''}(killed by signal {proc.exit_signal[0]})"
         code = proc.exit_status if proc.exit_status is not None else 255
-        return CommandResult(
-            argv,
-            code,
-            _text(proc.stdout),
-            _text(proc.stderr),
-            time.monotonic() - started,
-        )
+        return CommandResult(argv, code, _text(proc.stdout), stderr, time.monotonic() - started)
 
     async def run_with_files(
         self,

@@ -55,7 +55,7 @@ class CommandResult:
 
     def describe(self) -> str:
         """The command line and its error output, for messages."""
-        err = self.stderr.strip() or self.stdout.strip()
+        err = self.stderr.strip() or self.stdout.strip() or "(no output)"
         return f"`{shlex.join(self.argv)}` exited {self.returncode}: {err[-2000:]}"
 
 

@@ -145,6 +145,9 @@ class JobFiles:
             return TaskObservation(name, idx, TaskPhase.QUEUED, "PENDING")
         if task_alive(self.marker("pid", idx)):
             return TaskObservation(name, idx, TaskPhase.RUNNING, "RUNNING", start_time=start)
+        if self.marker("exit", idx).exists():
+            # it was alive at the first look and ended since: its exit code is there now
+            return self._finished(idx, start)
         # the launcher died without writing an exit code (killed, or the machine rebooted)
         if idx in self.cancelled:
             return TaskObservation(name, idx, TaskPhase.CANCELLED, "CANCELLED", start_time=start)
