@@ -173,3 +173,31 @@ def test_paged_work_units_equal_the_api_objects(tmp_path) -> None:
     assert [d["spec"]["index"] for d in store.iter_work_units("pg", index=4)] == [4]
     assert list(store.iter_work_units("pg", phase="Failed")) == []
     assert store.work_units_needing_attention("pg") == ([], 0)
+
+
+def test_validation_errors_are_one_line_per_problem() -> None:
+    from lxr.api.loader import LoadError, parse_object
+
+    doc = {
+        "apiVersion": "lxr.dev/v1alpha1",
+        "kind": "Experiment",
+        "metadata": {"name": "bad", "labels": {"bad key!": "x"}},
+        "spec": {
+            "executable": {"comand": ["python3"]},
+            "workUnits": [{"args": {"a": {"b": 1}, "c": [1], "d": None, "ok": 1}}],
+        },
+    }
+    with pytest.raises(LoadError) as info:
+        parse_object(doc, "f.yaml")
+    problems = info.value.problems
+    assert problems == [
+        "f.yaml: metadata.labels: invalid label key 'bad key!' (got {'bad key!': 'x'})",
+        "f.yaml: spec.executable.comand: unknown field (did you mean `command`?)",
+        "f.yaml: spec.workUnits[0].args.a: expected a string, an integer, a number or a "
+        "boolean (got {'b': 1})",
+        "f.yaml: spec.workUnits[0].args.c: expected a string, an integer, a number or a "
+        "boolean (got [1])",
+        "f.yaml: spec.workUnits[0].args.d: expected a string, an integer, a number or a "
+        "boolean (got None)",
+    ]
+    assert not any("Value error" in p for p in problems)

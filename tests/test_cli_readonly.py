@@ -88,3 +88,15 @@ def test_names_complete(tmp_path: Path) -> None:
     assert complete("lxr get wu quickstart-") == [f"quickstart-{i}" for i in range(6)]
     assert complete("lxr describe cluster ") == ["local"]
     assert complete("lxr describe exp zz") == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("get", "--help"), ("get", "clusters", "--help"), ("apply", "--help")],
+    ids=" ".join,
+)
+def test_help_shows_no_bool_metavar_and_no_raw_rst(tmp_path: Path, args: tuple[str, ...]) -> None:
+    res = lxr(tmp_path, *args)
+    assert res.returncode == 0, res.stderr
+    assert "<bool>" not in res.stdout and "``" not in res.stdout, res.stdout
+    assert not (tmp_path / "state").exists()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from lxr.api.decode import DecodeError, decode_file, decode_text
@@ -74,6 +74,87 @@ def _describe(err: ErrorDetails) -> str:
     return msg
 
 
+# the members of a union pydantic names in an error's location (one error per member)
+_UNION_MEMBERS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean"}
+
+
+def _problems(exc: ValidationError, model: type[BaseModel]) -> list[tuple[str, str]]:
+    """One ``(field path, message)`` per problem: the errors of a union's members become one,
+    ``Value error, `` is dropped, and an unknown field next to a missing one is a misspelling."""
+    errors = exc.errors(include_url=False)
+    unions: dict[tuple[Any, ...], list[str]] = {}
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    out: list[tuple[str, str]] = []
+    seen_unions: set[tuple[Any, ...]] = set()
+    used_missing: set[tuple[Any, ...]] = set()
+    for e in errors:
+        loc = tuple(e["loc"])
+        if loc and loc[-1] in _UNION_MEMBERS:
+            unions.setdefault(loc[:-1], []).append(_UNION_MEMBERS[str(loc[-1])])
+    for e in errors:
+        loc = tuple(e["loc"])
+        if loc and loc[-1] in _UNION_MEMBERS:
+            base = loc[:-1]
+            if base not in seen_unions:
+                seen_unions.add(base)
+                kinds = unions[base]
+                expected = (
+                    ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+                )
+                got = f" (got {_shown(e['input'])})" if "input" in e else ""
+                out.append((_loc(base), f"expected {expected}{got}"))
+            continue
+        what = _describe(e).removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden" and loc:
+            guess = _did_you_mean(str(loc[-1]), loc[:-1], model, missing)
+            if guess is not None:
+                what += f" (did you mean `{guess}`?)"
+                used_missing.add((*loc[:-1], guess))
+        out.append((_loc(loc), what))
+    # a missing field that a misspelling next to it explains is not a problem of its own
+    explained = {_loc(loc) for loc in used_missing if loc in missing}
+    return [(where, what) for where, what in out if where not in explained]
+
+
+def _did_you_mean(
+    word: str, parent: tuple[Any, ...], model: type[BaseModel], missing: set[tuple[Any, ...]]
+) -> str | None:
+    import difflib
+
+    names = _field_names(model, parent)
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names (camelCase) of the model at ``loc`` in ``model``, best effort."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = next(
+            (f for n, f in current.model_fields.items() if (f.alias or n) == part or n == part),
+            None,
+        )
+        if field is None:
+            return []
+        current = field.annotation
+        for _ in range(3):  # Optional[X], list[X], dict[str, X]: the model inside
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            if isinstance(current, type) and issubclass(current, BaseModel):
+                break
+            if not args:
+                break
+            current = args[-1]
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
+
+
 def _shown(value: Any) -> str:
     shown = repr(value)
     return shown if len(shown) < 60 else shown[:57] + "..."
@@ -112,7 +193,7 @@ def parse_object(doc: Any, source: str, *, max_work_units: int = DEFAULT_MAX_WOR
         obj = KINDS[kind].model_validate_json(json.dumps(doc), strict=True)
     except ValidationError as exc:
         raise LoadError(
-            [f"{source}: {_loc(e['loc'])}: {_describe(e)}" for e in exc.errors(include_url=False)]
+            [f"{source}: {where}: {what}" for where, what in _problems(exc, KINDS[kind])]
         ) from None
     if isinstance(obj, Experiment):
         count = count_work_units(obj.spec)

@@ -46,7 +46,7 @@ app = typer.Typer(
         "Start here:  lxr apply -f examples/quickstart.yaml --wait"
     ),
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     # lxr's own --install-completion asks before editing a dotfile
     add_completion=False,

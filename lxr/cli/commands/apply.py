@@ -50,6 +50,7 @@ def apply(
     """Create or update resources from FILE. Exit 0 when (with --wait) all succeeded, 1 when
     any failed or the wait timed out, 2 when the input is invalid (nothing is written then).
 
+    \b
     Example:  lxr apply -f examples/quickstart.yaml --wait
     """
     loaded = load_or_exit(filename, max_work_units)

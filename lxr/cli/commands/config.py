@@ -22,6 +22,7 @@ def set_cluster(
 ) -> None:
     """Make NAME the default cluster (LXR_CLUSTER still wins over it).
 
+    \b
     Example:  lxr config set-cluster dev-slurm
     """
     from lxr.api.user_config import load_user_config, save_user_config

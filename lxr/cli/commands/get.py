@@ -130,6 +130,7 @@ def get_experiments(
 ) -> None:
     """List experiments with their phase and work-unit counts.
 
+    \b
     Example:  lxr get experiments -l team=vision -o wide
     """
     from lxr.store import NotFound
@@ -250,6 +251,8 @@ def get_workunits(
     """List work units with their phase, attempts, job ids and exit codes.
 
     Work units carry the labels experiment=NAME and index=N.
+
+    \b
     Example:  lxr get workunits -l experiment=quickstart -o json
     """
     wanted = names_for("WorkUnit", names)
@@ -280,7 +283,7 @@ def get_clusters(
     sort_by: SortByOpt = None,
     no_headers: NoHeadersOpt = False,
 ) -> None:
-    """List clusters (``local`` always exists)."""
+    """List clusters (local always exists)."""
     wanted = names_for("Cluster", names)
     sel = selector_of(selector)
     parse_output(output)

@@ -33,6 +33,7 @@ def lxm3_config(
     """Create an lxr Cluster for each of lxm3's [[clusters]] (server, user, ssh_private_key,
     storage.staging). The first becomes the default cluster unless one is set already.
 
+    \b
     Example:  lxr import lxm3-config --scheduler sge
     """
     import yaml

@@ -31,6 +31,7 @@ def launch(
     controller is running) lxr reconciles here until every work unit is submitted, or with
     --wait until they converge. Flags after `--` go to the script.
 
+    \b
     Example:  lxr launch examples/xm/launch_local.py --wait -- --seeds=2
     Needs the xm extra: pip install 'lxr[xm]'.
     """

@@ -244,6 +244,7 @@ def logs(
 ) -> None:
     """Print a task's output, from wherever the cluster keeps it (over SSH if remote).
 
+    \b
     Examples:
       lxr logs workunit quickstart-3 -f
       lxr logs experiment quickstart --wu 3 --tail 20

@@ -28,6 +28,7 @@ def stop(
     """Stop some work units of an experiment while the others go on: a queued or running task is
     cancelled, a waiting one ends Stopped; a stopped work unit is never resubmitted.
 
+    \b
     Example:  lxr stop experiment sweep --wu 3 --wu 7
     """
     from lxr.store import NotFound

@@ -38,6 +38,7 @@ def wait_cmd(
     """Wait until a condition of the experiment is True. Exit 0 when it is, 1 when it can no
     longer become True (e.g. Succeeded on a failed experiment) or on timeout.
 
+    \b
     Example:  lxr wait experiment quickstart --for=condition=Succeeded --timeout 600
     """
     from lxr.store import NotFound
