@@ -22,9 +22,9 @@ from lxr.store.admission import IMMUTABLE_SPEC_FIELDS, Admission, ApplyResult
 from lxr.store.codecs import ts
 from lxr.store.counters import Counters
 from lxr.store.desired import DesiredState, SubmissionInfo
-from lxr.store.errors import Conflict, Invalid, NotFound
+from lxr.store.errors import Conflict, Invalid, LeaseLost, NotFound
 from lxr.store.events import EventInfo, Events
-from lxr.store.leases import Leases
+from lxr.store.leases import LeaseInfo, Leases
 from lxr.store.pages import PagedViews
 from lxr.store.status import ExperimentStatusWrites
 from lxr.store.views import LOCAL_CLUSTER, Views
@@ -37,6 +37,8 @@ __all__ = [
     "Conflict",
     "EventInfo",
     "Invalid",
+    "LeaseInfo",
+    "LeaseLost",
     "NotFound",
     "Store",
     "SubmissionInfo",

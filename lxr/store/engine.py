@@ -5,19 +5,24 @@ that nest inside :meth:`StoreEngine.transaction`."""
 from __future__ import annotations
 
 import contextvars
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lxr.paths import default_database_url, make_private_dir, make_private_file, state_dir
+from lxr.store.errors import LeaseLost
+from lxr.store.tables import LeaseRow
 
 __all__ = ["HEAD_REVISION", "MIGRATIONS", "StoreEngine"]
+
+_S = TypeVar("_S", bound="StoreEngine")
 
 #: the Alembic script directory
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -44,6 +49,8 @@ class StoreEngine:
         self._outer: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
             f"lxr-store-tx-{id(self)}", default=None
         )
+        # (lease name, holder, epoch) that every transaction of this view checks first
+        self._fence: tuple[str, str, int] | None = None
         if migrate:
             self.migrate()
 
@@ -79,7 +86,33 @@ class StoreEngine:
             yield outer
             return
         with self._sessions.begin() as session:
+            if self._fence is not None:
+                self._check_fence(session)
             yield session
+
+    def fenced(self: _S, holder: str, epoch: int, name: str = "controller") -> _S:
+        """A view of this store (same engine) whose every transaction first checks that the
+        lease ``name`` still has ``holder`` and ``epoch``, raising
+        :class:`~lxr.store.errors.LeaseLost` if not: the controller's writes are fenced.
+
+        The check is in the transaction it guards: on SQLite that transaction holds the write
+        lock from its start (``BEGIN IMMEDIATE``); on PostgreSQL it holds a share lock on the
+        lease row (``FOR SHARE``), which a takeover's ``FOR UPDATE`` waits for. So no write of
+        a stale leader lands after another controller took the lease."""
+        view = copy.copy(self)
+        view._fence = (name, holder, int(epoch))
+        return view
+
+    def _check_fence(self, s: Session) -> None:
+        assert self._fence is not None
+        name, holder, epoch = self._fence
+        q = select(LeaseRow.holder, LeaseRow.epoch).where(LeaseRow.name == name)
+        if not self.is_sqlite:
+            q = q.with_for_update(read=True)
+        row = s.execute(q).one_or_none()
+        if row is None or (row.holder, row.epoch) != (holder, epoch):
+            now = "nobody" if row is None else f"{row.holder} (epoch {row.epoch})"
+            raise LeaseLost(f"lease {name!r} epoch {epoch} of {holder} is held by {now} now")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Invalid", "NotFound"]
+__all__ = ["Conflict", "Invalid", "LeaseLost", "NotFound"]
 
 
 class NotFound(LookupError):
@@ -15,3 +15,8 @@ class Conflict(RuntimeError):
 
 class Invalid(ValueError):
     """The request is well-formed but not allowed (e.g. changing an immutable field)."""
+
+
+class LeaseLost(RuntimeError):
+    """A fenced write (or a lease check) found that the lease has another holder or epoch:
+    the controller that planned it no longer leads, and whatever it planned is void."""

@@ -227,3 +227,5 @@ class LeaseRow(Base):
     acquired_at: Mapped[float] = mapped_column(Float)
     renewed_at: Mapped[float] = mapped_column(Float)
     ttl_seconds: Mapped[float] = mapped_column(Float)
+    #: the fencing token: one more at every new term, checked by each write of the term
+    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
