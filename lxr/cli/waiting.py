@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from lxr.cli.console import EXIT_FAILED, EXIT_OK, error, note, rich_console
 
-__all__ = ["reconcile_until_submitted", "wait_converged", "wake_controller"]
+__all__ = [
+    "no_controller_message",
+    "reconcile_until_submitted",
+    "wait_converged",
+    "wake_controller",
+    "who_continues",
+]
 
 
 def wake_controller(store) -> str | None:
@@ -15,7 +21,9 @@ def wake_controller(store) -> str | None:
 
 
 def wait_converged(store, names: list[str], timeout: float | None, gone: bool = False) -> int:
-    """Reconcile (here, or by watching a running controller) until ``names`` converge."""
+    """Wait until ``names`` converge, showing progress. A controller runs in this process all
+    along: while another one leads, it only watches; when that one stops renewing its lease
+    (it exited or hangs), this one takes over, so a wait never outlives the controller."""
     from lxr.cli.progress import Progress
 
     if not names:
@@ -29,9 +37,38 @@ def wait_converged(store, names: list[str], timeout: float | None, gone: bool = 
         return 130
     progress.stop()
     if not ok:
-        error(f"timed out after {timeout:.0f}s; work continues under a controller")
+        error(f"timed out after {timeout:.0f}s; {who_continues(store)}")
         return EXIT_FAILED
     return progress.final_report()
+
+
+def who_continues(store) -> str:
+    """What happens to the work after this process stops waiting, in words."""
+    lease = store.lease()
+    if lease is not None:
+        return f"work continues under the controller {lease[0]}"
+    return (
+        "no controller is running: submitted tasks keep running, but nothing follows them "
+        "(retries, status) until one starts: `lxr controller run`"
+    )
+
+
+def no_controller_message(store) -> str:
+    """Why no controller was woken: none runs, or one stopped renewing its lease."""
+    import time
+
+    info = store.lease_info()
+    if info is not None and info.renewed_at > 0:
+        ago = time.time() - info.renewed_at
+        return (
+            f"the controller {info.holder} has not renewed its lease for {ago:.0f}s (it "
+            "stopped or is stalled): start one with `lxr controller run`, "
+            "or apply with --wait to run it here"
+        )
+    return (
+        "no controller is running: start one with `lxr controller run`, "
+        "or apply with --wait to run it here"
+    )
 
 
 def _reconcile_here(store, until, timeout: float | None, follow: bool = False) -> bool:

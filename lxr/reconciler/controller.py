@@ -1,9 +1,22 @@
 """The reconcile loop: observe -> plan -> act, per cluster, until every work unit converges.
 
 One cycle per cluster reads the desired state, takes *one* snapshot of the scheduler, asks the
-pure planner for actions and has the :class:`Actor` carry them out. A cluster whose cycle
-fails is retried with exponential backoff (:class:`WorkQueue`). Cycles run when woken
-(``lxr apply`` notifies), and at least every ``interval`` seconds.
+pure planner for actions and has the :class:`~lxr.reconciler.actor.Actor` carry them out.
+
+Clusters are reconciled in parallel: each due cluster gets a worker of its own in the term's
+task group, so a cluster whose SSH or accounting call hangs delays no other. A cluster is due
+again one poll period (``interval``, ``local_interval`` for the local cluster) after its last
+cycle, at once when woken (``lxr apply`` notifies), and after an error with a backoff that
+starts at one second and never exceeds that poll period, so a cluster recovers within two poll
+periods of its daemons coming back. A wake-up or a success resets the backoff.
+
+Blocking I/O follows one rule: every store call goes through
+:class:`~lxr.reconciler.storecalls.StoreCalls` (a worker thread, transient errors retried);
+drivers are asynchronous; the planner is pure CPU and runs inline.
+
+Only the lease holder acts, and only within its term (see :mod:`lxr.reconciler.lease`): writes
+go through the store's fenced view, scheduler calls are preceded by a lease renewal, and a
+term that ends mid-pass cancels its workers at once, discarding their plans.
 """
 
 from __future__ import annotations
@@ -13,7 +26,6 @@ import hashlib
 import logging
 import os
 import secrets
-import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -22,40 +34,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+from anyio.abc import TaskGroup
 
-from lxr.api.argv import task_argv
-from lxr.api.phases import SubmissionEvent, submission_transition
 from lxr.api.records import ExperimentRecord
-from lxr.api.resources import ClusterSpec, RequeuePolicy
-from lxr.reconciler.actions import (
-    Action,
-    Cancel,
-    Finalize,
-    Resubmit,
-    RetryIntent,
-    SetStatus,
-    Submit,
-    UpdateStatus,
-)
+from lxr.api.resources import ClusterSpec
+from lxr.reconciler.actions import Finalize, SetStatus
+from lxr.reconciler.actor import CRASH_ENV, STOP_ENV, Actor, env_crash_hook
+from lxr.reconciler.lease import LeaseKeeper
 from lxr.reconciler.planner import plan
+from lxr.reconciler.storecalls import StoreCalls, is_transient
 from lxr.reconciler.wakeup import WakeupListener
 from lxr.reconciler.workqueue import WorkQueue
-from lxr.schedulers.base import (
-    ArrayJob,
-    Driver,
-    ObserveQuery,
-    Snapshot,
-    SubmitRejected,
-    TaskSpec,
-)
+from lxr.schedulers.base import Driver, ObserveQuery, Snapshot
 from lxr.schedulers.registry import make_driver, poll_interval
-from lxr.store import Store, SubmissionInfo, state_dir
+from lxr.store import LeaseLost, Store, state_dir
 
 if TYPE_CHECKING:
     from lxr.metrics import Metrics
 
 __all__ = [
     "CRASH_ENV",
+    "STOP_ENV",
     "Actor",
     "Controller",
     "CycleResult",
@@ -65,13 +64,32 @@ __all__ = [
 
 log = logging.getLogger("lxr.controller")
 
-LEASE_TTL_SECONDS = 15.0
+#: a failing cluster's ReconcileError event is repeated at most this often (same message)
+_EVENT_REPEAT_SECONDS = 60.0
 
 
-def controller_socket_path(database_url: str) -> Path:
-    """Where the controller for ``database_url`` listens for wake-ups."""
-    digest = hashlib.sha256(database_url.encode()).hexdigest()[:12]
-    return state_dir() / "run" / f"controller-{digest}.sock"
+def controller_socket_path(database_url: str, instance: str | None = None) -> Path:
+    """Where a controller for ``database_url`` listens for wake-ups: one socket per controller
+    (``instance``: its pid and a token), so a standby never replaces the leader's. Wakers find
+    the leader's path in the lease. Short names: a Unix socket path has ~100 bytes."""
+    digest = hashlib.sha256(database_url.encode()).hexdigest()[:8]
+    return state_dir() / "run" / f"{digest}.{instance or 'c'}.sock"
+
+
+def _remove_dead_sockets(path: Path) -> None:
+    """Remove the sockets of controllers of this store whose process is gone (kill -9)."""
+    digest = path.name.split(".")[0]
+    for other in path.parent.glob(f"{digest}.*.sock"):
+        pid = other.name.split(".")[1]
+        if not pid.isdigit() or other == path:
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                other.unlink()
+        except PermissionError:
+            pass
 
 
 def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
@@ -90,10 +108,6 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
     return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents))
 
 
-def _new_tag(experiment: str) -> str:
-    return f"{experiment[:40]}-{secrets.token_hex(5)}"
-
-
 @dataclass
 class CycleResult:
     """What one cluster's cycle did."""
@@ -104,184 +118,13 @@ class CycleResult:
     finished: list[str] = field(default_factory=list)
 
 
-class Actor:
-    """Carries out the planner's actions against the store and one cluster's driver."""
-
-    def __init__(
-        self,
-        store: Store,
-        driver: Driver,
-        cluster_spec: ClusterSpec,
-        metrics: Metrics | None = None,
-        crash_hook: Callable[[str], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.driver = driver
-        self.cluster_spec = cluster_spec
-        self.metrics = metrics
-        # tests inject crashes at the two points that matter for idempotent submission
-        self.crash_hook = crash_hook or _env_crash_hook()
-
-    @property
-    def cluster(self) -> str:
-        return self.driver.cluster
-
-    async def execute(self, action: Action, desired: dict[str, ExperimentRecord]) -> int:
-        """Carry out ``action``; returns the number of tasks it submitted."""
-        if isinstance(action, UpdateStatus):
-            self.store.apply_update(action, self.cluster)
-            if self.metrics:
-                for h in action.handled:
-                    self.metrics.failure_handled(self.cluster, h.action)
-            return 0
-        if isinstance(action, SetStatus):
-            self.store.write_status(action, self.cluster)
-            return 0
-        if isinstance(action, Finalize):
-            self.store.finalize(action)
-            return 0
-        if isinstance(action, Cancel):
-            await self.driver.cancel(list(action.targets))
-            self.store.mark_cancel_requested(action.attempt_ids, time.time())
-            return 0
-        if isinstance(action, RetryIntent):
-            return await self._submit(self.store.submission(action.submission_id))
-        if isinstance(action, Submit):  # and Resubmit
-            exp = desired[action.experiment_uid]
-            total = 0
-            size = max(1, self.driver.max_array_size)
-            for start in range(0, len(action.entries), size):
-                chunk = action.entries[start : start + size]
-                indexes = self.driver.array_indexes([e.index for e in chunk])
-                tag = _new_tag(exp.name)
-                sub_id = self.store.record_intent(
-                    exp.uid,
-                    self.cluster,
-                    tag,
-                    [
-                        (e.work_unit_id, e.attempt, ai, e.retry_reason)
-                        for e, ai in zip(chunk, indexes, strict=True)
-                    ],
-                    phase=action.phase,
-                    attempt_phase=action.attempt_phase,
-                )
-                if self.crash_hook:
-                    self.crash_hook("intent-recorded")
-                total += await self._submit(self.store.submission(sub_id))
-                if isinstance(action, Resubmit) and self.metrics:
-                    for e in chunk:
-                        self.metrics.resubmission(self.cluster, _metric_reason(e.retry_reason))
-            return total
-        raise TypeError(f"unknown action {action!r}")
-
-    def build_job(self, sub: SubmissionInfo) -> ArrayJob:
-        """The array job a recorded submission stands for."""
-        spec = sub.spec
-        tasks = [
-            TaskSpec(
-                array_index=array_index,
-                argv=task_argv(spec.executable.command, args),
-                env={
-                    **spec.executable.env,
-                    **env,
-                    "LXR_EXPERIMENT": sub.experiment,
-                    "LXR_WORK_UNIT": str(wu_index),
-                    "LXR_ATTEMPT": str(attempt),
-                },
-                working_dir=spec.executable.working_dir,
-                work_unit=wu_index,
-                attempt=attempt,
-                env_from=tuple(spec.executable.env_from),
-            )
-            for array_index, wu_index, attempt, args, env in sub.tasks
-        ]
-        return ArrayJob(
-            tag=sub.tag,
-            experiment=sub.experiment,
-            experiment_uid=sub.experiment_uid,
-            tasks=tasks,
-            resources=spec.resources.merged_over(self.cluster_spec.defaults),
-            throttle=spec.parallelism,
-            scheduler_requeue=spec.requeue is RequeuePolicy.SCHEDULER,
-        )
-
-    async def _submit(self, sub: SubmissionInfo) -> int:
-        job = self.build_job(sub)
-        try:
-            job_id = await self.driver.submit(job)
-        except SubmitRejected as exc:
-            # the next plan ends these attempts with reason SubmitError (a table row)
-            row = submission_transition(sub.state, SubmissionEvent.REJECTED)
-            self.store.mark_submit_failed(sub.id, str(exc), row)
-            reason = row.event_reason or "SubmitRejected"
-            self.store.add_events(
-                [("Warning", reason, str(exc)[:2000], "Experiment", sub.experiment)],
-                sub.experiment_uid,
-                self.cluster,
-            )
-            if self.metrics:
-                self.metrics.submission(self.cluster, "error")
-            return 0
-        except Exception:
-            if self.metrics:
-                self.metrics.submission(self.cluster, "error")
-            raise
-        if self.crash_hook:
-            self.crash_hook("job-submitted")
-        self.store.mark_submitted(
-            sub.id, job_id, submission_transition(sub.state, SubmissionEvent.ACCEPTED)
-        )
-        # retries get their own reason, so `lxr get events` tells them from first submissions
-        retried = sorted(t.work_unit for t in job.tasks if t.attempt > 1)
-        what = f"{len(job.tasks)} task(s)"
-        if retried:
-            shown = ", ".join(map(str, retried[:10])) + (", ..." if len(retried) > 10 else "")
-            what += f", retrying work unit(s) {shown}"
-        self.store.add_events(
-            [
-                (
-                    "Normal",
-                    "Resubmitted" if retried else "Submitted",
-                    f"job {job_id}: {what} (tag {sub.tag})",
-                    "Experiment",
-                    sub.experiment,
-                )
-            ],
-            sub.experiment_uid,
-            self.cluster,
-        )
-        if self.metrics:
-            self.metrics.submission(self.cluster, "success")
-        return len(job.tasks)
-
-
-#: ``LXR_TEST_CRASH_AT=intent-recorded|job-submitted`` makes the controller SIGKILL itself there
-CRASH_ENV = "LXR_TEST_CRASH_AT"
-
-
-def _env_crash_hook() -> Callable[[str], None] | None:
-    """A hook that kills this process at the point named in :data:`CRASH_ENV` (for tests that
-    prove a crash between "intent recorded" and "job id recorded" never submits twice)."""
-    point = os.environ.get(CRASH_ENV)
-    if not point:
-        return None
-
-    def crash(at: str) -> None:
-        if at == point:
-            log.warning("%s=%s: killing this controller now", CRASH_ENV, point)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return crash
-
-
-def _metric_reason(reason: str | None) -> str:
-    if reason in ("Error", "SubmitError", "Cancelled", None):
-        return "Failed"
-    return reason
-
-
 class Controller:
-    """Runs reconcile cycles for every cluster with work, as the lease holder."""
+    """Runs reconcile cycles for every cluster with work, as the lease holder.
+
+    ``standby_interval``: how often a controller that does not lead checks whether the lease
+    lapsed (and ``until()``, for in-process waiters). ``lease_ttl``: the lease's lifetime
+    without renewal (``LXR_LEASE_TTL`` or 15 s).
+    """
 
     def __init__(
         self,
@@ -292,45 +135,78 @@ class Controller:
         metrics: Metrics | None = None,
         holder: str | None = None,
         crash_hook: Callable[[str], None] | None = None,
+        lease_ttl: float | None = None,
+        standby_interval: float | None = None,
+        calls: StoreCalls | None = None,
     ) -> None:
         self.store = store
         self.interval = interval
         self.local_interval = local_interval
         self.metrics = metrics
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.crash_hook = crash_hook or _env_crash_hook()
+        self.crash_hook = crash_hook or env_crash_hook()
         self.queue = WorkQueue()
         self.drivers: dict[str, tuple[Driver, ClusterSpec]] = {}
-        self.socket_path = controller_socket_path(store.url)
-        self.leader = False
+        self.socket_path = controller_socket_path(
+            store.url, f"{os.getpid()}.{secrets.token_hex(2)}"
+        )
+        self.calls = calls or StoreCalls()
+        self.keeper = LeaseKeeper(store, self.holder, str(self.socket_path), self.calls, lease_ttl)
+        self.standby_interval = standby_interval or self.keeper.ttl / 3
         self.cycles = 0
+        #: False when the last pass of :meth:`run_once` (or a cycle of :meth:`run`) failed
+        self.last_pass_ok = True
         self.snapshot_times: dict[str, float] = {}
         # the store's staged-bytes totals when this controller first read them (see below)
         self._staged_seen: dict[str, int] | None = None
+        self._fstore: Store = store  # the fenced view of the current term
+        self._running: set[str] = set()  # clusters with a worker in flight
+        self._next: dict[str, float] = {}  # when each cluster is due again (wall clock)
+        self._wake: WakeupListener | None = None
+        self._wakeups = 0  # external wake-ups seen, so a cycle in flight knows it missed one
+        self._last_error: dict[str, tuple[str, float]] = {}
+        self._published = 0.0
 
     # ------------------------------------------------------------------ lease
 
-    def acquire_lease(self) -> bool:
-        """Take the lease, also from a dead controller of this host (no TTL wait)."""
-        address = str(self.socket_path)
-        ok = self.store.try_acquire_lease(self.holder, LEASE_TTL_SECONDS, address)
-        if not ok:
-            current = self.store.lease()
-            if current and _dead_local_holder(current[0]):
-                self.store.release_lease(current[0])
-                ok = self.store.try_acquire_lease(self.holder, LEASE_TTL_SECONDS, address)
-        if ok != self.leader:
-            log.info("leadership %s", "acquired" if ok else "lost")
-        self.leader = ok
+    @property
+    def leader(self) -> bool:
+        """True while this controller holds the lease (as far as it knows)."""
+        return self.keeper.leading
+
+    async def acquire_lease(self) -> bool:
+        """Lead: renew the current term, or start a new one if the lease is free, lapsed or
+        held by a dead controller of this host (no TTL wait then)."""
+        was = self.keeper.epoch is not None
+        if was and self.keeper.valid_for() > 0:
+            await self.keeper.renew()
+        elif was:
+            # stalled past the TTL between passes: whatever was planned before is void
+            self.keeper.lost("not renewed in time")
+        if self.keeper.epoch is None:
+            await self.keeper.acquire()
+        if self.keeper.epoch is not None:
+            self._fstore = self.store.fenced(self.holder, self.keeper.epoch)
         if self.metrics:
-            self.metrics.set_leader(ok)
-        return ok
+            self.metrics.set_leader(self.keeper.epoch is not None)
+        return self.keeper.epoch is not None
+
+    def _lease_lost(self, cluster: str | None, exc: BaseException) -> None:
+        where = f"cluster {cluster}: " if cluster else ""
+        log.warning(
+            "%slost the lease mid-pass (%s): stopped, its plan discarded, nothing more done",
+            where,
+            exc,
+        )
+        self.keeper.lost(str(exc))
+        if self.metrics:
+            self.metrics.set_leader(False)
 
     # ------------------------------------------------------------------ cycles
 
     async def driver_for(self, cluster: str) -> tuple[Driver, ClusterSpec]:
         """The cluster's driver, built and prepared on first use (rebuilt if its spec changed)."""
-        spec = self.store.get_cluster(cluster).spec
+        spec = (await self.calls(self._fstore.get_cluster, cluster)).spec
         cached = self.drivers.get(cluster)
         if cached and cached[1] == spec:
             return cached
@@ -351,12 +227,15 @@ class Controller:
 
     async def reconcile(self, cluster: str) -> CycleResult:
         """One cycle for one cluster: observe once, plan, act, refresh statuses."""
+        store, db = self._fstore, self.calls
         driver, spec = await self.driver_for(cluster)
-        desired = self.store.load_desired(cluster)
+        desired = await db(store.load_desired, cluster)
         result = CycleResult(cluster)
         if not desired:
             return result
-        actor = Actor(self.store, driver, spec, self.metrics, self.crash_hook)
+        actor = Actor(
+            store, driver, spec, self.metrics, self.crash_hook, calls=db, guard=self.keeper.guard
+        )
         by_uid = {e.uid: e for e in desired}
         # The planner reads the snapshot only for attempts in flight, so an experiment with none
         # (a new sweep, one waiting out a backoff) is planned and acted on before the cluster is
@@ -368,6 +247,8 @@ class Controller:
         for action in actions:
             result.submitted_tasks += await actor.execute(action, by_uid)
         if busy:
+            # observing the local cluster starts queued tasks: it is guarded like a submission
+            await self.keeper.guard()
             snapshot = await driver.observe(observe_query(busy))
             self.snapshot_times[cluster] = snapshot.time
             later = plan(busy, snapshot, time.time())
@@ -384,49 +265,121 @@ class Controller:
         ]
         return result
 
+    async def _cycle(self, cluster: str) -> CycleResult | None:
+        """One cluster's cycle with its bookkeeping: backoff, events, metrics. None when it
+        failed. Raises LeaseLost (the term is over) and cancellation only."""
+        started = time.monotonic()
+        wakeups = self._wakeups
+        try:
+            result = await self.reconcile(cluster)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # a cluster's error must not stop the others
+            await self._cycle_failed(cluster, exc, started)
+            return None
+        self.queue.succeeded(cluster)
+        self._last_error.pop(cluster, None)
+        # woken while this cycle ran: the change it was woken for may not be in it
+        self._next[cluster] = (
+            0.0 if wakeups != self._wakeups else time.time() + self._period(cluster)
+        )
+        if self.metrics:
+            self.metrics.observe_reconcile("success", time.monotonic() - started)
+        return result
+
+    async def _cycle_failed(self, cluster: str, exc: Exception, started: float) -> None:
+        delay = self.queue.failed(cluster, time.time(), cap=self._period(cluster))
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        last = self._last_error.get(cluster)
+        now = time.monotonic()
+        # the backoff never exceeds a poll period, so an outage would repeat the same warning
+        # and event every few seconds: say it when it starts or changes, then once a minute
+        repeat = last is not None and last[0] == message and now - last[1] < _EVENT_REPEAT_SECONDS
+        log.log(
+            logging.DEBUG if repeat else logging.WARNING,
+            "reconcile of cluster %s failed (retry in %.0fs): %s",
+            cluster,
+            delay,
+            exc,
+        )
+        log.debug("reconcile error", exc_info=True)
+        if not repeat:
+            self._last_error[cluster] = (message, now)
+            try:  # the store may be what failed: the handler itself must not fail the loop
+                await self.calls(
+                    self._fstore.add_events,
+                    [("Warning", "ReconcileError", message, "Cluster", cluster)],
+                    cluster=cluster,
+                )
+            except LeaseLost:
+                raise
+            except Exception as inner:
+                log.warning("could not record the error of cluster %s: %s", cluster, inner)
+        if self.metrics:
+            self.metrics.reconcile_error()
+            self.metrics.workqueue_retry()
+            self.metrics.observe_reconcile("error", time.monotonic() - started)
+
+    def _period(self, cluster: str) -> float:
+        """How often a busy cluster is observed: ``interval``, or ``local_interval`` for
+        schedulers that ask to be polled faster than that (their plugin's poll interval)."""
+        cached = self.drivers.get(cluster)
+        if cached is None:
+            return self.interval
+        wanted = poll_interval(cached[1])
+        return min(wanted, self.local_interval) if wanted < self.interval else self.interval
+
     async def run_once(self) -> list[CycleResult]:
-        """One pass over every cluster that is due; errors back the cluster off."""
-        if not self.acquire_lease():
+        """One pass over every cluster that is due, in parallel; errors back the cluster off.
+        ``last_pass_ok`` tells whether every cycle of it succeeded."""
+        self.last_pass_ok = True
+        try:
+            if not await self.acquire_lease():
+                return []
+            now = time.time()
+            keys = await self.calls(self._fstore.clusters_with_work)
+        except LeaseLost as exc:
+            self._lease_lost(None, exc)
             return []
-        now = time.time()
-        keys = self.store.clusters_with_work()
+        except Exception as exc:
+            self.last_pass_ok = False
+            if not is_transient(exc):
+                raise
+            log.warning("pass skipped, the store is unavailable: %s", exc)
+            return []
         due = self.queue.due(keys, now)
         if self.metrics:
             self.metrics.set_workqueue_depth(self.queue.depth(keys, now))
-        results = []
-        for cluster in due:
-            started = time.monotonic()
-            try:
-                results.append(await self.reconcile(cluster))
-            except Exception as exc:  # a cluster's error must not stop the others
-                delay = self.queue.failed(cluster, time.time())
-                log.warning(
-                    "reconcile of cluster %s failed (retry in %.0fs): %s", cluster, delay, exc
-                )
-                log.debug("reconcile error", exc_info=True)
-                self.store.add_events(
-                    [
-                        (
-                            "Warning",
-                            "ReconcileError",
-                            f"{type(exc).__name__}: {exc}"[:2000],
-                            "Cluster",
-                            cluster,
-                        )
-                    ],
-                    cluster=cluster,
-                )
-                if self.metrics:
-                    self.metrics.reconcile_error()
-                    self.metrics.workqueue_retry()
-                    self.metrics.observe_reconcile("error", time.monotonic() - started)
-            else:
-                self.queue.succeeded(cluster)
-                if self.metrics:
-                    self.metrics.observe_reconcile("success", time.monotonic() - started)
+        results: list[CycleResult] = []
+
+        async with anyio.create_task_group() as term:
+
+            async def one(cluster: str) -> None:
+                try:
+                    res = await self._cycle(cluster)
+                except LeaseLost as exc:
+                    self._lease_lost(cluster, exc)
+                    term.cancel_scope.cancel()
+                    return
+                if res is None:
+                    self.last_pass_ok = False
+                else:
+                    results.append(res)
+
+            term.start_soon(self.keeper.keep, term.cancel_scope)
+            async with anyio.create_task_group() as workers:
+                for cluster in due:
+                    workers.start_soon(one, cluster)
+            term.cancel_scope.cancel()  # the pass is over: stop renewing on a timer
+        if self.keeper.epoch is None:  # the term ended mid-pass
+            self.last_pass_ok = False
+            return results
         self.cycles += 1
-        self.publish_snapshot(keys)
-        return results
+        try:
+            await self.calls(self.publish_snapshot, keys)
+        except Exception as exc:  # metrics must not fail a pass
+            log.warning("metrics snapshot failed: %s", exc)
+        return sorted(results, key=lambda r: due.index(r.cluster))
 
     def publish_snapshot(self, busy: Sequence[str] | None = None) -> None:
         """Hand the metrics the counts they serve (computed here, never at scrape time).
@@ -438,14 +391,14 @@ class Controller:
         from lxr.metrics import StateSnapshot
 
         # every configured cluster gets its counters at 0 before its first submission
-        for known in self.store.list_clusters():
-            self.metrics.known_cluster(known.metadata.name)
-        working = set(self.store.clusters_with_work() if busy is None else busy)
+        for configured in self.store.list_clusters():
+            self.metrics.known_cluster(configured.metadata.name)
+        with_work = set(self.store.clusters_with_work() if busy is None else busy)
         now = time.time()
         # A cluster with nothing in flight is not observed, and need not be: its (empty) view
         # is current. Without this its snapshot age would grow on an idle controller until
         # LxrSchedulerSnapshotStale fires. A busy cluster whose observation fails keeps aging.
-        for idle in self.metrics.clusters() - working:
+        for idle in self.metrics.clusters() - with_work:
             self.snapshot_times[idle] = now
         # Staging runs in launch processes, which add to per-cluster totals in the store; the
         # counter moves by what they added since this controller started (like any counter,
@@ -453,11 +406,11 @@ class Controller:
         totals = self.store.staged_bytes()
         if self._staged_seen is None:
             self._staged_seen = dict(totals)
-        for name, total in sorted(totals.items()):
-            delta = total - self._staged_seen.get(name, 0)
+        for cluster, total in sorted(totals.items()):
+            delta = total - self._staged_seen.get(cluster, 0)
             if delta > 0:
-                self.metrics.staged_bytes(name, delta)
-            self._staged_seen[name] = total
+                self.metrics.staged_bytes(cluster, delta)
+            self._staged_seen[cluster] = total
         exps, wus = self.store.phase_counts()
         self.metrics.set_snapshot(
             StateSnapshot(
@@ -467,57 +420,128 @@ class Controller:
             )
         )
 
-    def _period(self, spec: ClusterSpec) -> float:
-        """How often a busy cluster is observed: ``interval``, or ``local_interval`` for
-        schedulers that ask to be polled faster than that (the local one)."""
-        wanted = poll_interval(spec)
-        return min(wanted, self.local_interval) if wanted < self.interval else self.interval
-
-    def _sleep_for(self) -> float:
-        keys = set(self.store.clusters_with_work())
-        # each scheduler says how often it wants a look (its plugin's poll interval): the
-        # controller sleeps as long as the least hurried busy cluster allows
-        interval = max(
-            (self._period(self.store.get_cluster(k).spec) for k in keys), default=self.interval
-        )
-        nxt = self.queue.next_due()
-        if nxt is not None:
-            interval = min(interval, max(0.05, nxt - time.time()))
-        return interval
+    # ------------------------------------------------------------------ the loop
 
     async def run(self, until: Callable[[], bool] | None = None) -> None:
-        """Cycle until cancelled (or until ``until()`` is true after a cycle)."""
+        """Reconcile until cancelled (or until ``until()`` is true). Leads when it can: a
+        standby (or an in-process waiter) takes the lease over once its holder stopped
+        renewing it, never before. Never exits on a store or cluster error."""
+        _remove_dead_sockets(self.socket_path)
         async with WakeupListener(self.socket_path, self.store.postgres_conninfo()) as wake:
+            self._wake = wake
             try:
                 while True:
-                    await self.run_once()
-                    if until is not None and until():
+                    try:
+                        leading = await self.acquire_lease()
+                    except Exception as exc:  # never exit on a store error
+                        log.warning("cannot take or renew the lease (retrying): %s", exc)
+                        leading = False
+                    if leading and await self._term(until):
                         return
-                    await wake.wait(self._sleep_for() if self.leader else LEASE_TTL_SECONDS / 3)
+                    if not leading:
+                        if self._until(until):
+                            return
+                        if await wake.wait(self.standby_interval):
+                            self._woken()
             finally:
                 with anyio.CancelScope(shield=True):
-                    for driver, _ in self.drivers.values():
-                        with contextlib.suppress(Exception):
-                            await driver.close()
-                if self.leader:
-                    self.store.release_lease(self.holder)
-                    if self.metrics:
-                        self.metrics.set_leader(False)
+                    await self.close()
 
+    async def close(self) -> None:
+        """Close the drivers and give the lease up (best effort, bounded)."""
+        for driver, _ in self.drivers.values():
+            with contextlib.suppress(Exception):
+                await driver.close()
+        with anyio.move_on_after(5), contextlib.suppress(Exception):
+            await self.keeper.release()
+        if self.metrics:
+            self.metrics.set_leader(False)
 
-def _dead_local_holder(holder: str) -> bool:
-    """True when ``holder`` is a controller of this host whose process is gone."""
-    host, _, rest = holder.partition(":")
-    pid_s = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_s.isdigit():
-        return False
-    try:
-        os.kill(int(pid_s), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:  # a zombie is dead too
-        return Path(f"/proc/{pid_s}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    def _until(self, until: Callable[[], bool] | None) -> bool:
+        if until is None:
+            return False
+        try:
+            return until()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("cannot check progress, the store is unavailable: %s", exc)
+            return False
+
+    def _woken(self) -> None:
+        """Someone changed desired state: every cluster is due now, backoffs forgotten."""
+        self._wakeups += 1
+        self._next.clear()
+        self.queue.reset()
+
+    async def _term(self, until: Callable[[], bool] | None) -> bool:
+        """Lead until the lease is lost (False) or ``until()`` holds (True)."""
+        assert self._wake is not None
+        done = False
+        self._next.clear()
+        async with anyio.create_task_group() as term:
+            term.start_soon(self.keeper.keep, term.cancel_scope)
+            while True:
+                try:
+                    await self._start_due(term)
+                except LeaseLost as exc:
+                    self._lease_lost(None, exc)
+                    term.cancel_scope.cancel()
+                    break
+                except Exception as exc:  # never exit on a store error
+                    log.warning("pass failed (retrying): %s", exc)
+                    log.debug("pass error", exc_info=True)
+                    self.last_pass_ok = False
+                    await anyio.sleep(min(self.interval, 5.0))
+                    continue
+                if self._until(until):
+                    done = True
+                    term.cancel_scope.cancel()
+                    break
+                if await self._wake.wait(self._sleep_for()):
+                    self._woken()
+        if not done:
+            self._running.clear()
+        return done
+
+    async def _start_due(self, term: TaskGroup) -> None:
+        """Start a worker for every due cluster that has none in flight."""
+        now = time.time()
+        keys = await self.calls(self._fstore.clusters_with_work)
+        if self.metrics:
+            self.metrics.set_workqueue_depth(self.queue.depth(keys, now))
+        for cluster in self.queue.due(keys, now):
+            if cluster in self._running or self._next.get(cluster, 0.0) > now:
+                continue
+            self._running.add(cluster)
+            term.start_soon(self._worker, cluster, term)
+        self.cycles += 1
+        if self.metrics and time.monotonic() - self._published >= self.interval:
+            self._published = time.monotonic()
+            try:
+                await self.calls(self.publish_snapshot, keys)
+            except Exception as exc:  # metrics must not fail the loop
+                log.warning("metrics snapshot failed: %s", exc)
+
+    async def _worker(self, cluster: str, term: TaskGroup) -> None:
+        try:
+            result = await self._cycle(cluster)
+            self.last_pass_ok = result is not None
+        except LeaseLost as exc:
+            self._lease_lost(cluster, exc)
+            term.cancel_scope.cancel()
+        finally:
+            self._running.discard(cluster)
+            if self._wake is not None:
+                self._wake.poke()  # the loop re-checks what is due (and until())
+
+    def _sleep_for(self) -> float:
+        """Until the next cluster is due (a worker finishing or a wake-up comes sooner)."""
+        now = time.time()
+        times = [t for c, t in self._next.items() if c not in self._running]
+        nxt = self.queue.next_due()
+        if nxt is not None:
+            times.append(nxt)
+        if not times:
+            return self.interval
+        return min(self.interval, max(0.05, min(times) - now))

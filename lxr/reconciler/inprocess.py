@@ -2,15 +2,14 @@
 (with and without ``--wait``), an XManager launch script waiting on its work units, and tests
 (:func:`lxr.testing.converge`) run when they wait for experiments here.
 
-When no controller leads, a real :class:`~lxr.reconciler.controller.Controller` runs in this
-process (it takes the lease like any other, so a second waiter only follows); when one leads,
-this process only follows it, polling. Either way the caller's ``until()`` is checked after
-each pass, and a deadline ends the wait with ``False``.
+A real :class:`~lxr.reconciler.controller.Controller` runs in this process: it takes the
+lease like any other when none leads; while another controller leads, it only follows (a
+standby), and it takes over once that one stops renewing its lease. Either way the caller's
+``until()`` is checked as the loop goes, and a deadline ends the wait with ``False``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import anyio
@@ -33,7 +32,8 @@ class InProcessReconciler:
 
     def _controller(self) -> Controller:
         if self.controller is None:
-            self.controller = Controller(self.store)
+            # as a standby it looks at the lease (and until()) every FOLLOW_POLL_SECONDS
+            self.controller = Controller(self.store, standby_interval=FOLLOW_POLL_SECONDS)
         return self.controller
 
     def leads_elsewhere(self) -> bool:
@@ -49,26 +49,21 @@ class InProcessReconciler:
         await anyio.sleep(pause)
 
     async def run(self, until: Callable[[], bool], *, follow: bool = False) -> None:
-        """Reconcile until ``until()`` holds (the caller bounds it with a cancel scope). With
-        ``follow``, a process that finds another controller leading only watches it (polling
-        every :data:`FOLLOW_POLL_SECONDS`); otherwise its controller waits for the lease, and
-        takes it over from a controller that died."""
-        if follow and self.leads_elsewhere():
-            # the store has no event to await here: poll it
-            while not until():  # noqa: ASYNC110
-                await anyio.sleep(FOLLOW_POLL_SECONDS)
-        else:
-            await self._controller().run(until=until)
+        """Reconcile until ``until()`` holds (the caller bounds it with a cancel scope). While
+        another controller leads, this one only watches (``until()`` every
+        :data:`FOLLOW_POLL_SECONDS`); once that one stops renewing its lease (it exited, died
+        or hangs), this one takes over, never before. ``follow`` is accepted for callers that
+        only watch; the takeover is the same for them, so a wait never outlives the controller
+        it watched."""
+        del follow
+        await self._controller().run(until=until)
 
     async def close(self) -> None:
         """Close this process's drivers and give the lease up (after :meth:`step`)."""
         ctl, self.controller = self.controller, None
         if ctl is None:
             return
-        for driver, _ in ctl.drivers.values():
-            with contextlib.suppress(Exception):  # closing is best effort
-                await driver.close()
-        self.store.release_lease(ctl.holder)
+        await ctl.close()
 
 
 def reconcile_until(

@@ -64,6 +64,7 @@ class WakeupListener:
         self.path = path
         self.postgres_url = postgres_url
         self._woken = anyio.Event()
+        self._external = False  # a wake-up came from outside (not a poke)
         self._tg: TaskGroup | None = None
 
     async def __aenter__(self) -> WakeupListener:
@@ -90,6 +91,7 @@ class WakeupListener:
         async with sock:
             while True:
                 await sock.receive()
+                self._external = True
                 self._woken.set()
 
     async def _from_postgres(self, url: str, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
@@ -106,6 +108,7 @@ class WakeupListener:
                         started = True
                         task_status.started()
                     async for _ in conn.notifies():
+                        self._external = True
                         self._woken.set()
             except psycopg.Error as exc:
                 # never fatal: the resync period still drives the controller
@@ -116,11 +119,17 @@ class WakeupListener:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
+    def poke(self) -> None:
+        """End the current :meth:`wait` early from inside this process (it returns False,
+        unless a wake-up from outside came too)."""
+        self._woken.set()
+
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 - a deadline, not a cancel
         """Sleep up to ``timeout`` seconds; True if a wake-up arrived (a burst counts once)."""
         with anyio.move_on_after(max(0.0, timeout)):
             await self._woken.wait()
-        woke = self._woken.is_set()
-        if woke:
+        woke = self._external
+        if self._woken.is_set():
             self._woken = anyio.Event()
+            self._external = False
         return woke

@@ -1,4 +1,8 @@
-"""A work queue of keys (cluster names) with per-key exponential backoff after errors."""
+"""A work queue of keys (cluster names) with per-key exponential backoff after errors.
+
+The backoff is reset by a success and by a wake-up (:meth:`WorkQueue.reset`): a user who just
+applied something wants it tried now, and a daemon that came back is noticed at once.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +24,13 @@ class WorkQueue:
         """The keys that may be reconciled at ``now``."""
         return [k for k in keys if self._not_before.get(k, 0.0) <= now]
 
-    def failed(self, key: str, now: float) -> float:
-        """Record an error for ``key``; returns the delay before it is due again."""
+    def failed(self, key: str, now: float, cap: float | None = None) -> float:
+        """Record an error for ``key``; returns the delay before it is due again (at most
+        ``cap`` seconds when given, else ``cap_seconds``)."""
         errors = self._errors.get(key, 0) + 1
         self._errors[key] = errors
-        delay = min(self.cap_seconds, self.base_seconds * 2 ** (errors - 1))
+        limit = self.cap_seconds if cap is None else min(cap, self.cap_seconds)
+        delay = min(limit, self.base_seconds * 2 ** min(errors - 1, 60))
         self._not_before[key] = now + delay
         return delay
 
@@ -32,6 +38,11 @@ class WorkQueue:
         """Forget ``key``'s errors."""
         self._errors.pop(key, None)
         self._not_before.pop(key, None)
+
+    def reset(self) -> None:
+        """Forget every key's errors: all are due now (after a wake-up)."""
+        self._errors.clear()
+        self._not_before.clear()
 
     def next_due(self) -> float | None:
         """When the earliest backed-off key becomes due, if any is backed off."""

@@ -10,7 +10,7 @@ import typer
 from lxr.api.limits import DEFAULT_MAX_WORK_UNITS
 from lxr.cli.console import EXIT_USAGE, die, error, note, out, warn
 from lxr.cli.options import open_store
-from lxr.cli.waiting import wait_converged, wake_controller
+from lxr.cli.waiting import no_controller_message, wait_converged, wake_controller
 
 __all__ = ["apply", "load_or_exit", "register"]
 
@@ -89,11 +89,7 @@ def apply(
     controller = wake_controller(store)
     if not wait:
         if names and controller is None:
-            note(
-                "no controller is running: start one with `lxr controller run`, "
-                "or apply with --wait to run it here",
-                dim=True,
-            )
+            note(no_controller_message(store), dim=True)
         return
     raise typer.Exit(wait_converged(store, names, timeout))
 

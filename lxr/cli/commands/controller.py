@@ -27,10 +27,16 @@ def controller_run(
             "--metrics-addr", help="Serve Prometheus metrics at HOST:PORT, e.g. 127.0.0.1:9464."
         ),
     ] = None,
-    once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit.")] = False,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="Run one pass over the clusters and exit: 1 if a cycle of it failed."
+        ),
+    ] = False,
 ) -> None:
     """Run the reconcile loop until interrupted. One controller leads at a time (a lease in
-    the database); `lxr apply` wakes it at once."""
+    the database); `lxr apply` wakes it at once. Store and cluster errors are retried: the
+    loop never exits on them."""
     import anyio
 
     from lxr.reconciler.controller import Controller
@@ -53,6 +59,7 @@ def controller_run(
         min(logging.getLogger("lxr").getEffectiveLevel(), logging.INFO)
     )
     note(f"controller {controller.holder} on {redact(store.url)}")
+    outcome = {"ok": True}
 
     async def main() -> None:
         import signal
@@ -70,7 +77,12 @@ def controller_run(
 
             tg.start_soon(stop_on_sigterm)
             if once:
-                await controller.run(until=lambda: True)
+                try:
+                    await controller.run_once()
+                    outcome["ok"] = controller.last_pass_ok
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await controller.close()
             else:
                 await controller.run()
             tg.cancel_scope.cancel()
@@ -82,6 +94,8 @@ def controller_run(
     finally:
         if server is not None:
             server.shutdown()
+    if not outcome["ok"]:
+        die("the pass failed (see the warnings above)", EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:

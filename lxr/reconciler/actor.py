@@ -1,0 +1,260 @@
+"""The actor: carries out the planner's actions against the store and one cluster's driver.
+
+Every store call goes through the controller's :class:`~lxr.reconciler.storecalls.StoreCalls`
+(off the event loop, transient errors retried) on the store's *fenced* view, so each write
+checks the lease epoch in its own transaction. Every scheduler call that creates or cancels
+work is preceded by ``guard()``, which renews the lease and raises
+:class:`~lxr.store.LeaseLost` when this controller no longer leads: a stale leader stops
+before it reaches the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from lxr.api.argv import task_argv
+from lxr.api.phases import SubmissionEvent, submission_transition
+from lxr.api.records import ExperimentRecord
+from lxr.api.resources import ClusterSpec, RequeuePolicy
+from lxr.reconciler.actions import (
+    Action,
+    Cancel,
+    Finalize,
+    Resubmit,
+    RetryIntent,
+    SetStatus,
+    Submit,
+    UpdateStatus,
+)
+from lxr.reconciler.storecalls import StoreCalls
+from lxr.schedulers.base import ArrayJob, Driver, SubmitRejected, TaskSpec
+from lxr.store import Store, SubmissionInfo
+
+if TYPE_CHECKING:
+    from lxr.metrics import Metrics
+
+__all__ = ["CRASH_ENV", "STOP_ENV", "Actor", "env_crash_hook"]
+
+log = logging.getLogger("lxr.controller")
+
+#: ``LXR_TEST_CRASH_AT=intent-recorded|job-submitted`` makes the controller SIGKILL itself there
+CRASH_ENV = "LXR_TEST_CRASH_AT"
+#: ``LXR_TEST_STOP_AT=intent-recorded|job-submitted`` makes it SIGSTOP itself there, once (a
+#: stalled leader, for the fencing tests: the test resumes it with SIGCONT)
+STOP_ENV = "LXR_TEST_STOP_AT"
+
+
+async def _no_guard() -> None:
+    return None
+
+
+def _new_tag(experiment: str) -> str:
+    return f"{experiment[:40]}-{secrets.token_hex(5)}"
+
+
+def _metric_reason(reason: str | None) -> str:
+    if reason in ("Error", "SubmitError", "Cancelled", None):
+        return "Failed"
+    return reason
+
+
+class Actor:
+    """Carries out the planner's actions against the store and one cluster's driver.
+
+    ``calls`` runs store calls (default: in a thread, with retries); ``guard`` is awaited
+    immediately before every scheduler call that creates or cancels work.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        driver: Driver,
+        cluster_spec: ClusterSpec,
+        metrics: Metrics | None = None,
+        crash_hook: Callable[[str], None] | None = None,
+        *,
+        calls: StoreCalls | None = None,
+        guard: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.driver = driver
+        self.cluster_spec = cluster_spec
+        self.metrics = metrics
+        # tests inject crashes at the two points that matter for idempotent submission
+        self.crash_hook = crash_hook or env_crash_hook()
+        self.calls = calls or StoreCalls()
+        self.guard = guard or _no_guard
+
+    @property
+    def cluster(self) -> str:
+        return self.driver.cluster
+
+    async def execute(self, action: Action, desired: dict[str, ExperimentRecord]) -> int:
+        """Carry out ``action``; returns the number of tasks it submitted."""
+        db = self.calls
+        if isinstance(action, UpdateStatus):
+            await db(self.store.apply_update, action, self.cluster)
+            if self.metrics:
+                for h in action.handled:
+                    self.metrics.failure_handled(self.cluster, h.action)
+            return 0
+        if isinstance(action, SetStatus):
+            await db(self.store.write_status, action, self.cluster)
+            return 0
+        if isinstance(action, Finalize):
+            await db(self.store.finalize, action)
+            return 0
+        if isinstance(action, Cancel):
+            await self.guard()
+            await self.driver.cancel(list(action.targets))
+            await db(self.store.mark_cancel_requested, action.attempt_ids, time.time())
+            return 0
+        if isinstance(action, RetryIntent):
+            return await self._submit(await db(self.store.submission, action.submission_id))
+        if isinstance(action, Submit):  # and Resubmit
+            exp = desired[action.experiment_uid]
+            total = 0
+            size = max(1, self.driver.max_array_size)
+            for start in range(0, len(action.entries), size):
+                chunk = action.entries[start : start + size]
+                indexes = self.driver.array_indexes([e.index for e in chunk])
+                tag = _new_tag(exp.name)
+                sub_id = await db(
+                    self.store.record_intent,
+                    exp.uid,
+                    self.cluster,
+                    tag,
+                    [
+                        (e.work_unit_id, e.attempt, ai, e.retry_reason)
+                        for e, ai in zip(chunk, indexes, strict=True)
+                    ],
+                    phase=action.phase,
+                    attempt_phase=action.attempt_phase,
+                )
+                if self.crash_hook:
+                    self.crash_hook("intent-recorded")
+                total += await self._submit(await db(self.store.submission, sub_id))
+                if isinstance(action, Resubmit) and self.metrics:
+                    for e in chunk:
+                        self.metrics.resubmission(self.cluster, _metric_reason(e.retry_reason))
+            return total
+        raise TypeError(f"unknown action {action!r}")
+
+    def build_job(self, sub: SubmissionInfo) -> ArrayJob:
+        """The array job a recorded submission stands for."""
+        spec = sub.spec
+        tasks = [
+            TaskSpec(
+                array_index=array_index,
+                argv=task_argv(spec.executable.command, args),
+                env={
+                    **spec.executable.env,
+                    **env,
+                    "LXR_EXPERIMENT": sub.experiment,
+                    "LXR_WORK_UNIT": str(wu_index),
+                    "LXR_ATTEMPT": str(attempt),
+                },
+                working_dir=spec.executable.working_dir,
+                work_unit=wu_index,
+                attempt=attempt,
+                env_from=tuple(spec.executable.env_from),
+            )
+            for array_index, wu_index, attempt, args, env in sub.tasks
+        ]
+        return ArrayJob(
+            tag=sub.tag,
+            experiment=sub.experiment,
+            experiment_uid=sub.experiment_uid,
+            tasks=tasks,
+            resources=spec.resources.merged_over(self.cluster_spec.defaults),
+            throttle=spec.parallelism,
+            scheduler_requeue=spec.requeue is RequeuePolicy.SCHEDULER,
+        )
+
+    async def _submit(self, sub: SubmissionInfo) -> int:
+        db = self.calls
+        job = self.build_job(sub)
+        await self.guard()
+        try:
+            job_id = await self.driver.submit(job)
+        except SubmitRejected as exc:
+            # the next plan ends these attempts with reason SubmitError (a table row)
+            row = submission_transition(sub.state, SubmissionEvent.REJECTED)
+            await db(self.store.mark_submit_failed, sub.id, str(exc), row)
+            reason = row.event_reason or "SubmitRejected"
+            await db(
+                self.store.add_events,
+                [("Warning", reason, str(exc)[:2000], "Experiment", sub.experiment)],
+                sub.experiment_uid,
+                self.cluster,
+            )
+            if self.metrics:
+                self.metrics.submission(self.cluster, "error")
+            return 0
+        except Exception:
+            if self.metrics:
+                self.metrics.submission(self.cluster, "error")
+            raise
+        if self.crash_hook:
+            self.crash_hook("job-submitted")
+        await db(
+            self.store.mark_submitted,
+            sub.id,
+            job_id,
+            submission_transition(sub.state, SubmissionEvent.ACCEPTED),
+        )
+        # retries get their own reason, so `lxr get events` tells them from first submissions
+        retried = sorted(t.work_unit for t in job.tasks if t.attempt > 1)
+        what = f"{len(job.tasks)} task(s)"
+        if retried:
+            shown = ", ".join(map(str, retried[:10])) + (", ..." if len(retried) > 10 else "")
+            what += f", retrying work unit(s) {shown}"
+        await db(
+            self.store.add_events,
+            [
+                (
+                    "Normal",
+                    "Resubmitted" if retried else "Submitted",
+                    f"job {job_id}: {what} (tag {sub.tag})",
+                    "Experiment",
+                    sub.experiment,
+                )
+            ],
+            sub.experiment_uid,
+            self.cluster,
+        )
+        if self.metrics:
+            self.metrics.submission(self.cluster, "success")
+        return len(job.tasks)
+
+
+def env_crash_hook() -> Callable[[str], None] | None:
+    """A hook that kills (:data:`CRASH_ENV`) or stops (:data:`STOP_ENV`) this process at the
+    point named, for tests that prove a crash or a stall between "intent recorded" and "job id
+    recorded" never submits twice."""
+    crash_at = os.environ.get(CRASH_ENV)
+    stop_at = os.environ.get(STOP_ENV)
+    if not crash_at and not stop_at:
+        return None
+    stopped = False
+
+    def hook(at: str) -> None:
+        nonlocal stopped
+        if at == crash_at:
+            log.warning("%s=%s: killing this controller now", CRASH_ENV, crash_at)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if at == stop_at and not stopped:
+            stopped = True
+            log.warning("%s=%s: stopping this controller now (SIGSTOP)", STOP_ENV, stop_at)
+            for handler in logging.getLogger().handlers + log.handlers:
+                handler.flush()
+            os.kill(os.getpid(), signal.SIGSTOP)
+            log.warning("resumed after SIGSTOP")
+
+    return hook
