@@ -9,11 +9,17 @@ import time
 import anyio
 import pytest
 
+from lxr.api.phases import (
+    AttemptPhase,
+    SubmissionEvent,
+    SubmissionState,
+    WorkUnitPhase,
+    submission_transition,
+)
 from lxr.api.resources import Experiment
-from lxr.reconciler.actions import Cancel, UpdateStatus
+from lxr.reconciler.actions import Cancel, Finalize, SetStatus, UpdateStatus
 from lxr.reconciler.actor import Actor
 from lxr.reconciler.lease import LeaseKeeper
-from lxr.reconciler.status import derive_status
 from lxr.reconciler.storecalls import StoreCalls
 from lxr.schedulers.base import ArrayJob, Driver, ObserveQuery, Snapshot
 from lxr.schedulers.transport import LocalTransport
@@ -54,21 +60,26 @@ def test_every_write_of_a_stale_term_is_refused(any_store: Store) -> None:  # no
     epoch = any_store.try_acquire_lease("old", ttl=0.2)
     stale = any_store.fenced("old", epoch)
     wu_ids = [r.id for r in stale.load_desired("local")[0].work_units]
-    sub = stale.record_intent(uid, "local", "fence-aaaa", [(wu_ids[0], 1, 0, None)])
+    pending = {"phase": WorkUnitPhase.PENDING, "attempt_phase": AttemptPhase.PENDING}
+    sub = stale.record_intent(uid, "local", "fence-aaaa", [(wu_ids[0], 1, 0, None)], **pending)
     time.sleep(0.3)
     assert any_store.try_acquire_lease("new", ttl=10) == epoch + 1
+    accepted = submission_transition(SubmissionState.INTENT, SubmissionEvent.ACCEPTED)
+    rejected = submission_transition(SubmissionState.INTENT, SubmissionEvent.REJECTED)
+    status = SetStatus(uid, "Running", {"total": 2}, (), (), 1, None, None, False)
     writes = {
         "record_intent": lambda: stale.record_intent(
-            uid, "local", "fence-bbbb", [(wu_ids[1], 1, 0, None)]
+            uid, "local", "fence-bbbb", [(wu_ids[1], 1, 0, None)], **pending
         ),
-        "mark_submitted": lambda: stale.mark_submitted(sub, "123"),
-        "mark_submit_failed": lambda: stale.mark_submit_failed(sub, "no"),
+        "mark_submitted": lambda: stale.mark_submitted(sub, "123", accepted),
+        "mark_submit_failed": lambda: stale.mark_submit_failed(sub, "no", rejected),
         "mark_cancel_requested": lambda: stale.mark_cancel_requested([1], 1.0),
         "apply_update": lambda: stale.apply_update(
             UpdateStatus(uid, adoptions=((sub, "9"),)), "local"
         ),
         "add_events": lambda: stale.add_events([("Normal", "X", "y", "Experiment", "fence")], uid),
-        "refresh_status": lambda: stale.refresh_status(uid, time.time(), derive_status),
+        "write_status": lambda: stale.write_status(status, "local"),
+        "finalize": lambda: stale.finalize(Finalize(uid, "fence", "local")),
         "load_desired": lambda: stale.load_desired("local"),
     }
     for what, write in writes.items():
