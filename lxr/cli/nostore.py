@@ -18,8 +18,12 @@ def missing_store_url(url: str) -> bool:
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # opening it says what is wrong, in lxr's words
+        return False
     if parsed.get_backend_name() != "sqlite":
         return False
     db = parsed.database
