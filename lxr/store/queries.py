@@ -60,7 +60,8 @@ def experiment_uid_of(s: Session, name: str) -> str:
 
 def cluster_names(s: Session) -> list[str]:
     """Every cluster's name, ``local`` first (for messages naming the known ones)."""
-    return ["local", *s.scalars(select(ClusterRow.name).order_by(ClusterRow.name))]
+    stored = s.scalars(select(ClusterRow.name).where(ClusterRow.name != "local"))
+    return ["local", *sorted(stored)]
 
 
 def update_by_id(s: Session, table: type[Base], rows: list[dict[str, Any]]) -> None:
