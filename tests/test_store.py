@@ -241,7 +241,9 @@ def test_an_empty_database_is_migrated_on_open(tmp_path: Path) -> None:
 def test_an_applied_local_cluster_is_named_once_among_the_known(any_store: Store) -> None:
     from lxr.api.resources import Cluster
 
-    any_store.apply(Cluster.model_validate({"metadata": {"name": "local"}, "spec": {"scheduler": "local"}}))
+    any_store.apply(
+        Cluster.model_validate({"metadata": {"name": "local"}, "spec": {"scheduler": "local"}})
+    )
     with pytest.raises(NotFound) as info:
         any_store.get_cluster("nope")
     assert "(known: local)" in str(info.value)
