@@ -20,9 +20,12 @@ from tests.conftest import REPO
 
 
 def run_lxr(
-    *args: str, state: Path, cwd: Path, timeout: float = 180
+    *args: str, state: Path, cwd: Path, timeout: float = 180, full_env: bool = False
 ) -> subprocess.CompletedProcess[str]:
     env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    if full_env:  # this environment's PATH, HOME (uv and its cache), certificates, ...
+        env = {**os.environ, "XDG_STATE_HOME": str(state)}
+        env.pop("LXR_DATABASE_URL", None)
     env["PYTHONPATH"] = str(REPO)  # lxr from this checkout, whatever the cwd
     return subprocess.run(
         [sys.executable, "-m", "lxr.cli", *args],
@@ -210,3 +213,17 @@ def test_apply_warns_when_a_script_is_not_where_the_task_will_run(tmp_path: Path
     out = run_lxr("apply", "-f", "e.yaml", "--dry-run", state=state, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert f"examples/quickstart/train.py does not exist in workingDir {tmp_path}" in out.stderr
+
+
+def test_launch_records_the_launch_scripts_directory(tmp_path: Path) -> None:
+    """``lxr launch`` from another directory: tasks on this machine run beside the script."""
+    state = tmp_path / "state"
+    script = REPO / "examples" / "xm" / "launch_local.py"
+    out = run_lxr(  # it builds the package: with uv, its cache, the certificates
+        "launch", str(script), "--", "--lrs=0.1", "--seeds=1", state=state, cwd=tmp_path,
+        full_env=True,
+    )  # fmt: skip
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    got = run_lxr("get", "experiments", "-o", "json", state=state, cwd=Path("/"))
+    (exp,) = json.loads(got.stdout)["items"]
+    assert exp["spec"]["executable"]["workingDir"] == str(script.parent)
