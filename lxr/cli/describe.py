@@ -91,6 +91,7 @@ def describe_experiment(store: Any, name: str) -> None:
         ("Name", meta.name),
         ("UID", meta.uid),
         ("Labels", _labels(meta.labels)),
+        ("Annotations", _labels(meta.annotations)),
         ("Created", _when(meta.creation_timestamp)),
     ]
     if meta.deletion_timestamp:

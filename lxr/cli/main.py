@@ -108,6 +108,9 @@ def _root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     install_log_redaction()  # no database password in any log line
+    # asyncssh logs every connection and channel at INFO: only with -v (launch scripts'
+    # absl logging would show them otherwise)
+    logging.getLogger("asyncssh").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 for _name in COMMANDS:

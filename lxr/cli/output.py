@@ -168,7 +168,12 @@ def _exp_wide_row(d: Mapping[str, Any]) -> list[str]:
     gen = f"{st.get('observedGeneration') or '-'}/{d['metadata'].get('generation')}"
     row[2:2] = [d["spec"]["cluster"], gen]
     cond = next((c for c in st.get("conditions") or [] if c["type"] == "Succeeded"), None)
-    row.append(cond.get("message", "") if cond else "")
+    notes = d["metadata"].get("annotations") or {}
+    row += [
+        notes.get("lxr.dev/title", ""),
+        notes.get("lxr.dev/tags", ""),
+        cond.get("message", "") if cond else "",
+    ]
     return row
 
 
@@ -243,7 +248,7 @@ _WU = ["NAME", "PHASE", "ATTEMPTS", "JOB", "EXIT", "REASON", "ARGS"]
 
 TABLES: dict[str, Table] = {
     "Experiment": Table(
-        _EXP, _exp_row, [*_EXP[:2], "CLUSTER", "GEN", *_EXP[2:], "MESSAGE"], _exp_wide_row
+        _EXP, _exp_row, [*_EXP[:2], "CLUSTER", "GEN", *_EXP[2:], "TITLE", "TAGS", "MESSAGE"], _exp_wide_row
     ),
     "WorkUnit": Table(
         _WU,

@@ -35,6 +35,9 @@ __all__ = ["FILES_FAILED", "SSHTransport", "files_command"]
 FILES_FAILED = 125
 _FILES_MARK = "lxr: writing the files failed"
 
+#: how long closing waits for the connection's tasks to end
+_CLOSE_WAIT_SECONDS = 5.0
+
 
 def _expand(path: str | None) -> str | None:
     return None if path is None else os.path.expanduser(path)
@@ -268,15 +271,24 @@ class SSHTransport(Transport):
                 yield chunk
 
     async def _drop(self) -> None:
-        conn, self._conn, self._sftp = self._conn, None, None
-        if conn is not None:
-            conn.close()
+        conn, self._conn, sftp, self._sftp = self._conn, None, self._sftp, None
+        # wait (briefly) for asyncssh's own tasks to end: a loop closed under them prints
+        # "Task was destroyed but it is pending!" at exit
+        with anyio.move_on_after(_CLOSE_WAIT_SECONDS):
+            if sftp is not None:
+                sftp.exit()
+                await sftp.wait_closed()
+            if conn is not None:
+                conn.close()
+                await conn.wait_closed()
 
     async def close(self) -> None:
         await self._drop()
-        if self._tunnel is not None:
-            self._tunnel.close()
-            self._tunnel = None
+        tunnel, self._tunnel = self._tunnel, None
+        if tunnel is not None:
+            tunnel.close()
+            with anyio.move_on_after(_CLOSE_WAIT_SECONDS):
+                await tunnel.wait_closed()
 
 
 def _text(data: bytes | str | None) -> str:

@@ -12,6 +12,8 @@ Needs the ``xm`` extra (``pip install 'lxr[xm]'``).
 
 from __future__ import annotations
 
+import logging as _logging
+
 from lxr.xm_cluster.array_job import ArrayJob
 from lxr.xm_cluster.executors import (
     ClusterExecutor,
@@ -28,6 +30,7 @@ from lxr.xm_cluster.experiment import (
     WorkUnitStatus,
     create_experiment,
     get_current_experiment,
+    get_current_work_unit,
     get_experiment,
     launched_experiments,
 )
@@ -74,7 +77,13 @@ __all__ = [
     "create_experiment",
     "executor_resources",
     "get_current_experiment",
+    "get_current_work_unit",
     "get_experiment",
     "launched_experiments",
     "requirements_to_resources",
 ]
+
+# absl shows INFO records of every library: asyncssh's connection chatter would drown a
+# launch's output. WARNING unless asked for (`lxr -v launch` sets it to INFO first).
+if _logging.getLogger("asyncssh").level == _logging.NOTSET:
+    _logging.getLogger("asyncssh").setLevel(_logging.WARNING)

@@ -7,7 +7,6 @@ how xm args split into the command's positional part and lxr's keyword args.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -23,7 +22,6 @@ from lxr.xm_cluster.specs import PLACEHOLDER_RE
 __all__ = [
     "default_python",
     "launcher_venv_env",
-    "render_xm_value",
     "runtime_command",
     "split_args",
     "substitute",
@@ -40,22 +38,15 @@ def substitute(value: Any, paths: Mapping[str, str]) -> Any:
     return value
 
 
-def render_xm_value(value: Any) -> str:
-    """A list or dict argument as XManager puts it on a command line: JSON-like text
-    (``[1, 2]``, ``{"a": 1}``); XManager's ``str()`` of a list is Python's repr, which most
-    flag parsers read the same way for numbers and strings."""
-    try:
-        return json.dumps(value)
-    except TypeError:
-        return str(value)
-
-
 def split_args(
     args: xm.SequentialArgs, paths: Mapping[str, str]
 ) -> tuple[list[str], dict[str, Any]]:
-    """Leading positional args and keyword args (lxr work-unit args, rendered ``--key=value``).
+    """``(argv after the command, keyword args)``, rendered as XManager renders them.
 
-    Positional args after a keyword arg are refused: lxr puts keyword args last.
+    Positional args and flat list/tuple values (XManager repeats the flag once per element,
+    ``--x=1 --x=2``, as absl expects) become argv entries; other keyword values are lxr
+    work-unit args (``--key=value``), a dict or nested list as its ``str()``, as XManager
+    passes it. Positional args after a keyword arg are refused: lxr puts keyword args last.
     """
     positional: list[str] = []
     keywords: dict[str, Any] = {}
@@ -67,18 +58,17 @@ def split_args(
                     f"positional argument {item.value!r} after keyword arguments: lxr passes "
                     "work-unit args as --key=value flags after the command"
                 )
-            value = item.value
-            if isinstance(value, list | tuple | dict):
-                value = render_xm_value(value)
-            positional.append(substitute(xm_utils.ARGV_ESCAPER(value), paths))
+            positional.append(substitute(xm_utils.ARGV_ESCAPER(item.value), paths))
             continue
         value = args._kwvalues[item.name]
         if value is None:
             continue  # xm skips None: the program's default applies
         if isinstance(value, bool | int | float):
             keywords[item.name] = value
-        elif isinstance(value, list | tuple | dict):
-            keywords[item.name] = substitute(render_xm_value(value), paths)
+        elif type(value) in (list, tuple) and not any(type(v) in (list, tuple) for v in value):
+            positional += [
+                substitute(f"--{item.name}={xm_utils.ARGV_ESCAPER(v)}", paths) for v in value
+            ]
         else:
             keywords[item.name] = substitute(xm_utils.ARGV_ESCAPER(value), paths)
     return positional, keywords

@@ -13,8 +13,13 @@ was added so far, then reconciles in this process unless a controller is running
 from __future__ import annotations
 
 import asyncio
+import atexit
+import getpass
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -28,8 +33,15 @@ from xmanager.xm import core as xm_core
 from lxr.api.resources import Experiment, Resources
 from lxr.redaction import redact
 from lxr.staging import Stager, StagingReport, summary_line
-from lxr.store import NotFound, Store
+from lxr.store import NotFound, Store, state_dir
 from lxr.xm_cluster.accelerators import resolve_accelerator
+from lxr.xm_cluster.context import (
+    ANNOTATION_ARTIFACTS,
+    ANNOTATION_DESCRIPTION,
+    ANNOTATION_NOTES,
+    ANNOTATION_TAGS,
+    ExperimentContext,
+)
 from lxr.xm_cluster.packaging import package_batch, reset_build_cache
 from lxr.xm_cluster.work_unit import ClusterWorkUnit, Task, WorkUnitStatus
 from lxr.xm_cluster.writer import (
@@ -52,14 +64,48 @@ __all__ = [
     "WorkUnitStatus",
     "create_experiment",
     "get_current_experiment",
+    "get_current_work_unit",
     "get_experiment",
     "launched_experiments",
 ]
 
 _POLL_SECONDS = 0.3
+#: where the title was kept before the context annotations
+_OLD_TITLE = "xm.lxr.dev/title"
+#: the annotations the context owns (rewritten when it changes)
+CONTEXT_KEYS = frozenset(
+    {
+        ANNOTATION_TITLE,
+        ANNOTATION_TAGS,
+        ANNOTATION_NOTES,
+        ANNOTATION_DESCRIPTION,
+        ANNOTATION_ARTIFACTS,
+    }
+)
 
 _launched: list[str] = []
 _launched_lock = threading.Lock()
+
+
+#: controllers started by launches of this process, stopped at exit at the latest
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the controller gives its lease up), then wait; kill after 10 s."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+@atexit.register
+def _stop_children() -> None:
+    while _children:
+        _stop_child(_children.pop())
 
 
 def launched_experiments() -> list[str]:
@@ -83,11 +129,16 @@ class ClusterExperiment(xm.Experiment):
         metrics: Any | None = None,
         quiet: bool = False,
         spec_overrides: Mapping[str, Any] | None = None,
+        stored_annotations: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         # absl sends INFO to stderr: keep the store's schema migration out of launch output
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self._title = experiment_title or "xm"
+        self._context = ExperimentContext(
+            getpass.getuser(), self._title, dict(stored_annotations or {}), self._context_changed
+        )
+        self._names: list[str] = []  # the lxr Experiments written (or found) so far
         self.store = store or Store()
         self._id = experiment_id if experiment_id is not None else time.time_ns() // 1_000_000
         self.metrics = metrics
@@ -99,9 +150,9 @@ class ClusterExperiment(xm.Experiment):
         self._written_groups = 0
         self.staging_reports: list[StagingReport] = []
         self._stagers: dict[str, Stager] = {}
-        self._reconciler: Any = None  # lxr.reconciler.inprocess.InProcessReconciler, lazily
-        self._reconcile_lock: asyncio.Lock | None = None
+        self._controller: subprocess.Popen[bytes] | None = None
         self._stop_requests: set[tuple[str, int]] = set()
+        self._entered = False
 
     # ---------------------------------------------------------------- identity
 
@@ -112,8 +163,29 @@ class ClusterExperiment(xm.Experiment):
 
     @property
     def experiment_title(self) -> str:
-        """The title given at creation."""
-        return self._title
+        """The title (``context.annotations.title``)."""
+        return self._context.annotations.title
+
+    @property
+    def context(self) -> ExperimentContext:
+        """Annotations (``title``, ``tags``, ``notes``, ``description``) and ``artifacts``,
+        stored with the experiment."""
+        return self._context
+
+    def _context_changed(self) -> None:
+        """Store the context's new values on every lxr Experiment written so far."""
+        names = list(getattr(self, "_names", []))
+        if not names:
+            return  # written with the experiment
+        wanted = self._annotations()
+        for name in names:
+            try:
+                exp = self.store.get_experiment(name)
+            except NotFound:
+                continue
+            kept = {k: v for k, v in exp.metadata.annotations.items() if k not in CONTEXT_KEYS}
+            exp.metadata.annotations = {**kept, **wanted}
+            self.store.apply(exp)
 
     @property
     def work_unit_count(self) -> int:
@@ -135,7 +207,7 @@ class ClusterExperiment(xm.Experiment):
                 for wu in self._work_units.values():
                     if wu.identity == identity:
                         return _done(wu)
-            wu_id = len(self._work_units) + 1
+            wu_id = max(self._work_units, default=0) + 1
             wu = ClusterWorkUnit(self, self._create_task, args, role, wu_id, identity)
             self._work_units[wu_id] = wu
         return _done(wu)
@@ -158,24 +230,56 @@ class ClusterExperiment(xm.Experiment):
     # ---------------------------------------------------------------- sweeps
 
     def add(self, job: Any, args: Any = None, **kwargs: Any) -> Any:
-        """xm's ``add``; with ``args=[{...}, ...]`` (xmanager-slurm), one work unit per element,
-        and the awaitable gives the list of them."""
+        """xm's ``add``, with XManager's identities: a unit whose ``identity`` this experiment
+        already has (stored or added earlier) is adopted, not added again. With
+        ``args=[{...}, ...]`` (xmanager-slurm), one work unit per element, element ``k`` with
+        identity ``<identity>_<k>``; the awaitable gives the list of them.
+
+        Outside a ``with`` block (an experiment from :func:`get_experiment`), each call is its
+        own block: the units are written when it returns.
+        """
+        if not self._entered:
+            with self:
+                return self.add(job, args, **kwargs)
+        identity = kwargs.pop("identity", "") or ""
         if isinstance(args, Sequence) and not isinstance(args, str | bytes | Mapping):
-            futs = [super(ClusterExperiment, self).add(job, a, **kwargs) for a in args]
+            futs = [
+                self._add_one(job, a, f"{identity}_{k}" if identity else "", kwargs)
+                for k, a in enumerate(args)
+            ]
 
             async def gather() -> list[Any]:
                 return [await f for f in futs]
 
             return asyncio.wrap_future(self._create_task(gather()), loop=self._event_loop)
-        return super().add(job, args, **kwargs)
+        return self._add_one(job, args, identity, kwargs)
+
+    def _add_one(self, job: Any, args: Any, identity: str, kwargs: dict[str, Any]) -> Any:
+        existing = self._by_identity(identity)
+        if existing is not None:
+            done: futures.Future[Any] = futures.Future()
+            done.set_result(existing)
+            return asyncio.wrap_future(done, loop=self._event_loop)
+        return super().add(job, args, identity=identity, **kwargs)
+
+    def _by_identity(self, identity: str) -> ClusterWorkUnit | None:
+        if not identity:
+            return None
+        with self._lock:
+            for wu in self._work_units.values():
+                if wu.identity == identity:
+                    return wu
+        return None
 
     # ---------------------------------------------------------------- context
 
     def __enter__(self) -> ClusterExperiment:
         reset_build_cache()
+        self._entered = True
         return super().__enter__()
 
     def __exit__(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
+        self._entered = False
         try:
             super().__exit__(exc_type, exc_value, tb)
         except BaseException:
@@ -192,9 +296,11 @@ class ClusterExperiment(xm.Experiment):
 
     async def __aenter__(self) -> ClusterExperiment:
         reset_build_cache()
+        self._entered = True
         return await super().__aenter__()
 
     async def __aexit__(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
+        self._entered = False
         try:
             await super().__aexit__(exc_type, exc_value, tb)
         except BaseException:
@@ -290,6 +396,7 @@ class ClusterExperiment(xm.Experiment):
         for exp, members in experiments:
             for idx, b in enumerate(members):
                 b.task.ref = (exp.metadata.name, idx)
+        self._names.extend(exp.metadata.name for exp, _ in experiments)
         with _launched_lock:
             _launched.extend(exp.metadata.name for exp, _ in experiments)
         from lxr.reconciler.wakeup import wake_controller
@@ -317,27 +424,43 @@ class ClusterExperiment(xm.Experiment):
         resolve_accelerator(resources, spec, cluster)
 
     def _annotations(self) -> dict[str, str]:
-        return {ANNOTATION_TITLE: self._title}
+        return self._context.as_annotations()
 
     # ---------------------------------------------------------------- waiting, stopping
 
     # ---------------------------------------------------------------- waiting, stopping
 
     async def _reconcile_step(self) -> None:
-        """Let the world move on: run one reconcile pass here unless a controller runs."""
-        if self._reconcile_lock is None:
-            self._reconcile_lock = asyncio.Lock()
-        async with self._reconcile_lock:
-            if self._reconciler is None:
-                from lxr.reconciler.inprocess import InProcessReconciler
+        """Let the world move on, reading only the store: a controller does the scheduler's
+        side. When none holds the lease, one is started for this launch (``lxr controller
+        run`` in its own process, stopped when the launch ends), so waiting on work units
+        never runs ``squeue``/``qstat`` from the launch script."""
+        if self.store.lease() is None:
+            self._ensure_controller()
+        await asyncio.sleep(_POLL_SECONDS)
 
-                self._reconciler = InProcessReconciler(self.store)
-            await self._reconciler.step(_POLL_SECONDS)
+    def _ensure_controller(self) -> None:
+        child = self._controller
+        if child is not None and child.poll() is None:
+            return  # started, not leading yet
+        env = {**os.environ, "LXR_DATABASE_URL": self.store.url}
+        log_dir = state_dir() / "launch-controllers"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = log_dir / f"{self._id}-{os.getpid()}.log"
+        with open(log, "ab") as out:  # the child keeps its own descriptor
+            self._controller = subprocess.Popen(
+                [sys.executable, "-m", "lxr.cli", "controller", "run"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        _children.append(self._controller)
 
     async def _release_controller(self) -> None:
-        reconciler, self._reconciler = self._reconciler, None
-        if reconciler is not None:
-            await reconciler.close()
+        child, self._controller = self._controller, None
+        if child is not None:
+            await asyncio.to_thread(_stop_child, child)
 
     async def _close_stagers(self) -> None:
         stagers, self._stagers = self._stagers, {}
@@ -400,9 +523,14 @@ def get_experiment(experiment_id: int, *, store: Store | None = None) -> Cluster
     exps = store.list_experiments({LABEL_EXPERIMENT_ID: str(experiment_id)})
     if not exps:
         raise xm.NotFoundError(f"no xm experiment {experiment_id} in {redact(store.url)}")
-    title = exps[0].metadata.annotations.get(ANNOTATION_TITLE, "xm")
-    exp = ClusterExperiment(title, store=store, experiment_id=int(experiment_id))
-    for lxr_exp in sorted(exps, key=lambda e: e.metadata.creation_timestamp or 0):
+    exps = sorted(exps, key=lambda e: e.metadata.creation_timestamp or 0)
+    stored = dict(exps[-1].metadata.annotations)
+    title = stored.get(ANNOTATION_TITLE) or stored.get(_OLD_TITLE) or "xm"
+    exp = ClusterExperiment(
+        title, store=store, experiment_id=int(experiment_id), stored_annotations=stored
+    )
+    exp._names = [e.metadata.name for e in exps]  # noqa: SLF001
+    for lxr_exp in exps:
         ids = json.loads(lxr_exp.metadata.annotations.get(ANNOTATION_WORK_UNITS, "[]"))
         for idx, (wu_id, _number, *more) in enumerate(ids):
             wu = exp._work_units.get(wu_id)
@@ -413,6 +541,23 @@ def get_experiment(experiment_id: int, *, store: Store | None = None) -> Cluster
             wu._refs.append((lxr_exp.metadata.name, idx))
     exp._work_units = dict(sorted(exp._work_units.items()))
     return exp
+
+
+def get_current_work_unit() -> ClusterWorkUnit:
+    """The work unit being built (inside a job generator of a launch script), or, inside a
+    task, the unit the task belongs to: tasks of launched experiments see
+    ``XM_EXPERIMENT_ID`` and ``LXR_WORK_UNIT_NAME`` (the XManager work unit id, 1-based;
+    ``<id>.<k>`` for the k-th job of a unit with several), read from the store."""
+    unit = xm_core._current_experiment_unit.get(None)  # noqa: SLF001 - xm keeps it there
+    if isinstance(unit, ClusterWorkUnit):
+        return unit
+    xid, name = os.environ.get("XM_EXPERIMENT_ID"), os.environ.get("LXR_WORK_UNIT_NAME")
+    if not xid or not name:
+        raise RuntimeError(
+            "get_current_work_unit() needs a job generator of a launch script, or a task of "
+            "a launched experiment (XM_EXPERIMENT_ID and LXR_WORK_UNIT_NAME in its environment)"
+        )
+    return get_experiment(int(xid)).work_units[int(name.split(".", 1)[0])]
 
 
 def get_current_experiment() -> ClusterExperiment:

@@ -164,6 +164,41 @@ class ClusterWorkUnit(xm.WorkUnit):
         out += [xm.LaunchedJob(name=name, address=f"{name}/{idx}") for name, idx in self._refs]
         return out
 
+    # ---------------------------------------------------------------- logs
+
+    def logs(self, *, stderr: bool = False, attempt: int | None = None) -> str:
+        """The output (``stderr=True``: standard error) of the unit's tasks, read from the
+        cluster (over SSH if remote), latest attempt unless ``attempt`` is given; one
+        section per task when the unit has several. A task that has not started yet reads
+        as empty."""
+        import anyio
+
+        from lxr.schedulers.registry import make_driver
+
+        store = self._experiment.store
+        out: list[str] = []
+
+        async def read(name: str, idx: int) -> str:
+            try:
+                cluster, tag, array_index, _job = store.find_attempt(name, idx, attempt)
+            except NotFound:
+                return ""
+            driver = make_driver(cluster, store.get_cluster(cluster).spec)
+            paths = driver.log_paths(tag, array_index)
+            try:
+                data = await driver.transport.read_file(paths.stderr if stderr else paths.stdout)
+            except FileNotFoundError:
+                data = b""
+            finally:
+                await driver.close()
+            return data.decode(errors="replace")
+
+        refs = self.refs
+        for name, idx in refs:
+            text = anyio.run(read, name, idx)
+            out.append(text if len(refs) == 1 else f"==> {name}/{idx} <==\n{text}")
+        return "\n".join(out)
+
     # ---------------------------------------------------------------- status
 
     def get_status(self) -> WorkUnitStatus:

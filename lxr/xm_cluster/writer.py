@@ -29,6 +29,7 @@ from lxr.api.resources import (
 from lxr.staging import Blob, StagingReport
 from lxr.xm_cluster.accelerators import resolve_accelerator
 from lxr.xm_cluster.commands import runtime_command, split_args, substitute
+from lxr.xm_cluster.context import ANNOTATION_TITLE
 from lxr.xm_cluster.executors import GridEngine, executor_resources
 from lxr.xm_cluster.packaging import ClusterExecutable, build_fileset_blob
 from lxr.xm_cluster.specs import PLACEHOLDER_RE, fileset_by_uid, resolve_path
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 LABEL_EXPERIMENT_ID = "xm.lxr.dev/experiment-id"
-ANNOTATION_TITLE = "xm.lxr.dev/title"
 #: JSON list, by lxr work-unit index: [xm work unit id, task number within it, identity]
 ANNOTATION_WORK_UNITS = "xm.lxr.dev/work-units"
 
@@ -223,7 +223,7 @@ def lxr_experiment(
             cluster=first.cluster,
             executable=Executable(
                 command=first.command,
-                env={**first.exec_env, **common},
+                env={**first.exec_env, **common, "XM_EXPERIMENT_ID": str(experiment_id)},
                 working_dir=first.working_dir,
             ),
             resources=first.resources,
