@@ -15,10 +15,10 @@ import pytest
 pytest.importorskip("xmanager")
 
 from lxr import (
-    xm,  # noqa: E402
-    xm_cluster,  # noqa: E402
+    xm,
+    xm_cluster,
 )
-from lxr.store import Store  # noqa: E402
+from lxr.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / "examples" / "xm" / "py_package"

@@ -248,7 +248,10 @@ _WU = ["NAME", "PHASE", "ATTEMPTS", "JOB", "EXIT", "REASON", "ARGS"]
 
 TABLES: dict[str, Table] = {
     "Experiment": Table(
-        _EXP, _exp_row, [*_EXP[:2], "CLUSTER", "GEN", *_EXP[2:], "TITLE", "TAGS", "MESSAGE"], _exp_wide_row
+        _EXP,
+        _exp_row,
+        [*_EXP[:2], "CLUSTER", "GEN", *_EXP[2:], "TITLE", "TAGS", "MESSAGE"],
+        _exp_wide_row,
     ),
     "WorkUnit": Table(
         _WU,

@@ -29,12 +29,10 @@ from lxr.xm_cluster.experiment import (
     ClusterWorkUnit,
     WorkUnitStatus,
     create_experiment,
-    get_current_experiment,
-    get_current_work_unit,
-    get_experiment,
     launched_experiments,
 )
 from lxr.xm_cluster.packaging import ClusterExecutable
+from lxr.xm_cluster.reattach import get_current_experiment, get_current_work_unit, get_experiment
 from lxr.xm_cluster.requirements import JobRequirements, requirements_to_resources
 from lxr.xm_cluster.specs import (
     CommandList,

@@ -13,13 +13,10 @@ was added so far, then reconciles in this process unless a controller is running
 from __future__ import annotations
 
 import asyncio
-import atexit
 import getpass
-import json
 import logging
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -28,12 +25,10 @@ from typing import Any
 
 from xmanager import xm
 from xmanager.xm import async_packager
-from xmanager.xm import core as xm_core
 
-from lxr.api.resources import Experiment, Resources
-from lxr.redaction import redact
-from lxr.staging import Stager, StagingReport, summary_line
-from lxr.store import NotFound, Store, state_dir
+from lxr.api.resources import Resources
+from lxr.staging import StagingReport, summary_line
+from lxr.store import NotFound, Store
 from lxr.xm_cluster.accelerators import resolve_accelerator
 from lxr.xm_cluster.context import (
     ANNOTATION_ARTIFACTS,
@@ -42,17 +37,17 @@ from lxr.xm_cluster.context import (
     ANNOTATION_TAGS,
     ExperimentContext,
 )
+from lxr.xm_cluster.launch_controller import start_controller, stop_controller
 from lxr.xm_cluster.packaging import package_batch, reset_build_cache
+from lxr.xm_cluster.stagers import ClusterStagers
 from lxr.xm_cluster.work_unit import ClusterWorkUnit, Task, WorkUnitStatus
 from lxr.xm_cluster.writer import (
     ANNOTATION_TITLE,
     ANNOTATION_WORK_UNITS,
     LABEL_EXPERIMENT_ID,
-    artifacts_needed,
-    build_task,
-    group_tasks,
     lxr_experiment,
     slug,
+    write_tasks,
 )
 
 __all__ = [
@@ -63,15 +58,10 @@ __all__ = [
     "ClusterWorkUnit",
     "WorkUnitStatus",
     "create_experiment",
-    "get_current_experiment",
-    "get_current_work_unit",
-    "get_experiment",
     "launched_experiments",
 ]
 
 _POLL_SECONDS = 0.3
-#: where the title was kept before the context annotations
-_OLD_TITLE = "xm.lxr.dev/title"
 #: the annotations the context owns (rewritten when it changes)
 CONTEXT_KEYS = frozenset(
     {
@@ -85,27 +75,6 @@ CONTEXT_KEYS = frozenset(
 
 _launched: list[str] = []
 _launched_lock = threading.Lock()
-
-
-#: controllers started by launches of this process, stopped at exit at the latest
-_children: list[subprocess.Popen[bytes]] = []
-
-
-def _stop_child(child: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (the controller gives its lease up), then wait; kill after 10 s."""
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
-@atexit.register
-def _stop_children() -> None:
-    while _children:
-        _stop_child(_children.pop())
 
 
 def launched_experiments() -> list[str]:
@@ -148,8 +117,7 @@ class ClusterExperiment(xm.Experiment):
         self._lock = threading.Lock()
         self._pending: list[Task] = []
         self._written_groups = 0
-        self.staging_reports: list[StagingReport] = []
-        self._stagers: dict[str, Stager] = {}
+        self._stagers = ClusterStagers(self.store, metrics)
         self._controller: subprocess.Popen[bytes] | None = None
         self._stop_requests: set[tuple[str, int]] = set()
         self._entered = False
@@ -186,6 +154,11 @@ class ClusterExperiment(xm.Experiment):
             kept = {k: v for k, v in exp.metadata.annotations.items() if k not in CONTEXT_KEYS}
             exp.metadata.annotations = {**kept, **wanted}
             self.store.apply(exp)
+
+    @property
+    def staging_reports(self) -> list[StagingReport]:
+        """What each staging of this launch sent (one report per cluster and write)."""
+        return self._stagers.reports
 
     @property
     def work_unit_count(self) -> int:
@@ -348,57 +321,18 @@ class ClusterExperiment(xm.Experiment):
                 self._pending = tasks + self._pending
             raise
 
-    def _stager(self, cluster: str) -> Stager:
-        if cluster not in self._stagers:
-            from lxr.schedulers.registry import default_staging_dir, make_transport
-
-            spec = self.store.get_cluster(cluster).spec
-            on_bytes = self.metrics.staged_bytes if self.metrics is not None else None
-            self._stagers[cluster] = Stager(
-                cluster, make_transport(spec), default_staging_dir(cluster, spec), on_bytes
-            )
-        return self._stagers[cluster]
-
     async def _write(self, tasks: list[Task]) -> None:
-        # launches finish in any order (generators run concurrently): index by work unit id
-        tasks = sorted(tasks, key=lambda t: (t.work_unit.work_unit_id, t.number))
-        # 1. artifacts each cluster needs, including filesets named only in args/env
-        needs, extra_filesets = artifacts_needed(tasks)
-        # 2. stage: one existence check per cluster, uploads of what is missing
-        reports: dict[str, StagingReport] = {}
-        for cluster, blobs in needs.items():
-            reports[cluster] = await self._stager(cluster).stage(list(blobs.values()))
-            # the controller exports these totals as lxr_staging_bytes_total: uploads happen
-            # here, in the launch process, whether or not the experiment is then written
-            self.store.add_staged_bytes(cluster, reports[cluster].bytes_uploaded)
-        self.staging_reports.extend(reports.values())
-        # 3. resolve every task against its staged paths, group into lxr experiments
-        specs = {c: self.store.get_cluster(c).spec for c in needs}
-        built = []
-        for task in tasks:
-            cluster = task.cluster
-            built.append(build_task(task, reports[cluster], extra_filesets, specs[cluster]))
-        experiments: list[tuple[Experiment, list[Any]]] = []
-        for members in group_tasks(built):
-            name = self._next_name()
-            experiments.append(
-                (
-                    lxr_experiment(
-                        name, self._id, self._annotations(), members, self.spec_overrides
-                    ),
-                    members,
-                )
-            )
-        # 4. one transaction for all of them
-        with self.store.transaction():
-            for exp, _ in experiments:
-                self.store.apply(exp)
-        for exp, members in experiments:
-            for idx, b in enumerate(members):
-                b.task.ref = (exp.metadata.name, idx)
-        self._names.extend(exp.metadata.name for exp, _ in experiments)
+        names = await write_tasks(
+            self.store,
+            self._stagers,
+            tasks,
+            lambda members: lxr_experiment(
+                self._next_name(), self._id, self._annotations(), members, self.spec_overrides
+            ),
+        )
+        self._names.extend(names)
         with _launched_lock:
-            _launched.extend(exp.metadata.name for exp, _ in experiments)
+            _launched.extend(names)
         from lxr.reconciler.wakeup import wake_controller
 
         wake_controller(self.store)
@@ -441,34 +375,16 @@ class ClusterExperiment(xm.Experiment):
 
     def _ensure_controller(self) -> None:
         child = self._controller
-        if child is not None and child.poll() is None:
-            return  # started, not leading yet
-        env = {**os.environ, "LXR_DATABASE_URL": self.store.url}
-        log_dir = state_dir() / "launch-controllers"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log = log_dir / f"{self._id}-{os.getpid()}.log"
-        with open(log, "ab") as out:  # the child keeps its own descriptor
-            self._controller = subprocess.Popen(
-                [sys.executable, "-m", "lxr.cli", "controller", "run"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        _children.append(self._controller)
+        if child is None or child.poll() is not None:  # none yet, or it ended
+            self._controller = start_controller(self.store.url, f"{self._id}-{os.getpid()}")
 
     async def _release_controller(self) -> None:
         child, self._controller = self._controller, None
         if child is not None:
-            await asyncio.to_thread(_stop_child, child)
+            await asyncio.to_thread(stop_controller, child)
 
     async def _close_stagers(self) -> None:
-        stagers, self._stagers = self._stagers, {}
-        for stager in stagers.values():
-            try:
-                await stager.transport.close()
-            except Exception:  # closing is best effort
-                pass
+        await self._stagers.close()
 
     def _request_stop(self, wu: ClusterWorkUnit) -> None:
         self._pending_drop(wu)
@@ -515,58 +431,3 @@ def create_experiment(
         quiet=quiet,
         spec_overrides=spec_overrides,
     )
-
-
-def get_experiment(experiment_id: int, *, store: Store | None = None) -> ClusterExperiment:
-    """The experiment ``experiment_id`` as stored (its work units with their status)."""
-    store = store or Store()
-    exps = store.list_experiments({LABEL_EXPERIMENT_ID: str(experiment_id)})
-    if not exps:
-        raise xm.NotFoundError(f"no xm experiment {experiment_id} in {redact(store.url)}")
-    exps = sorted(exps, key=lambda e: e.metadata.creation_timestamp or 0)
-    stored = dict(exps[-1].metadata.annotations)
-    title = stored.get(ANNOTATION_TITLE) or stored.get(_OLD_TITLE) or "xm"
-    exp = ClusterExperiment(
-        title, store=store, experiment_id=int(experiment_id), stored_annotations=stored
-    )
-    exp._names = [e.metadata.name for e in exps]  # noqa: SLF001
-    for lxr_exp in exps:
-        ids = json.loads(lxr_exp.metadata.annotations.get(ANNOTATION_WORK_UNITS, "[]"))
-        for idx, (wu_id, _number, *more) in enumerate(ids):
-            wu = exp._work_units.get(wu_id)
-            if wu is None:
-                identity = more[0] if more else ""
-                wu = ClusterWorkUnit(exp, _no_tasks, None, xm.WorkUnitRole(), wu_id, identity)
-                exp._work_units[wu_id] = wu
-            wu._refs.append((lxr_exp.metadata.name, idx))
-    exp._work_units = dict(sorted(exp._work_units.items()))
-    return exp
-
-
-def get_current_work_unit() -> ClusterWorkUnit:
-    """The work unit being built (inside a job generator of a launch script), or, inside a
-    task, the unit the task belongs to: tasks of launched experiments see
-    ``XM_EXPERIMENT_ID`` and ``LXR_WORK_UNIT_NAME`` (the XManager work unit id, 1-based;
-    ``<id>.<k>`` for the k-th job of a unit with several), read from the store."""
-    unit = xm_core._current_experiment_unit.get(None)  # noqa: SLF001 - xm keeps it there
-    if isinstance(unit, ClusterWorkUnit):
-        return unit
-    xid, name = os.environ.get("XM_EXPERIMENT_ID"), os.environ.get("LXR_WORK_UNIT_NAME")
-    if not xid or not name:
-        raise RuntimeError(
-            "get_current_work_unit() needs a job generator of a launch script, or a task of "
-            "a launched experiment (XM_EXPERIMENT_ID and LXR_WORK_UNIT_NAME in its environment)"
-        )
-    return get_experiment(int(xid)).work_units[int(name.split(".", 1)[0])]
-
-
-def get_current_experiment() -> ClusterExperiment:
-    """The experiment whose ``with`` block (or job generator) is running (lxm3's function)."""
-    exp = xm_core._current_experiment.get(None)  # xm keeps it there
-    if not isinstance(exp, ClusterExperiment):
-        raise RuntimeError("get_current_experiment() needs an experiment context (a with block)")
-    return exp
-
-
-def _no_tasks(_: Awaitable[Any]) -> futures.Future[Any]:
-    raise RuntimeError("a rehydrated experiment cannot add jobs; create a new experiment")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +27,14 @@ from lxr.api.resources import (
     WorkUnitTemplate,
 )
 from lxr.staging import Blob, StagingReport
+from lxr.store import Store
 from lxr.xm_cluster.accelerators import resolve_accelerator
 from lxr.xm_cluster.commands import runtime_command, split_args, substitute
 from lxr.xm_cluster.context import ANNOTATION_TITLE
 from lxr.xm_cluster.executors import GridEngine, executor_resources
 from lxr.xm_cluster.packaging import ClusterExecutable, build_fileset_blob
 from lxr.xm_cluster.specs import PLACEHOLDER_RE, fileset_by_uid, resolve_path
+from lxr.xm_cluster.stagers import ClusterStagers
 from lxr.xm_cluster.work_unit import Task
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "group_tasks",
     "lxr_experiment",
     "slug",
+    "write_tasks",
 ]
 
 LABEL_EXPERIMENT_ID = "xm.lxr.dev/experiment-id"
@@ -232,3 +235,31 @@ def lxr_experiment(
             **overrides,
         ),
     )
+
+
+async def write_tasks(
+    store: Store,
+    stagers: ClusterStagers,
+    tasks: Sequence[Task],
+    make_experiment: Callable[[list[Built]], Experiment],
+) -> list[str]:
+    """Stage what ``tasks`` need, resolve them and write them as lxr Experiments in one
+    transaction; returns the experiments' names."""
+    # launches finish in any order (generators run concurrently): index by work unit id
+    ordered = sorted(tasks, key=lambda t: (t.work_unit.work_unit_id, t.number))
+    # 1. artifacts each cluster needs, including filesets named only in args/env
+    needs, extra_filesets = artifacts_needed(ordered)
+    # 2. stage: one existence check per cluster, uploads of what is missing
+    reports = await stagers.stage(needs)
+    # 3. resolve every task against its staged paths, group into lxr experiments
+    specs = {c: store.get_cluster(c).spec for c in needs}
+    built = [build_task(t, reports[t.cluster], extra_filesets, specs[t.cluster]) for t in ordered]
+    experiments = [(make_experiment(members), members) for members in group_tasks(built)]
+    # 4. one transaction for all of them
+    with store.transaction():
+        for exp, _ in experiments:
+            store.apply(exp)
+    for exp, members in experiments:
+        for idx, b in enumerate(members):
+            b.task.ref = (exp.metadata.name, idx)
+    return [exp.metadata.name for exp, _ in experiments]
