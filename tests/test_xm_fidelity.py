@@ -254,9 +254,7 @@ def test_task_sees_xmanager_ids_and_logs_read_its_output(store: Store, tmp_path:
     with xm_cluster.create_experiment("ids-env", store=store, quiet=True) as experiment:
         spec = xm_cluster.PythonPackage(
             path=str(PKG),
-            entrypoint=xm_cluster.CommandList(
-                ['echo "xm=$XM_EXPERIMENT_ID wu=$LXR_WORK_UNIT_NAME"']
-            ),
+            entrypoint=xm_cluster.CommandList(['echo "xm=$XM_EXPERIMENT_ID wu=$LXR_WORK_UNIT"']),
         )
         [exe] = experiment.package([xm.Packageable(spec, executor_spec=xm_cluster.Local.Spec())])
         for _ in range(2):
@@ -265,7 +263,7 @@ def test_task_sees_xmanager_ids_and_logs_read_its_output(store: Store, tmp_path:
     names = [e.metadata.name for e in store.list_experiments()]
     converge(store, names, timeout=120)
     for wu_id, wu in experiment.work_units.items():
-        assert wu.logs().strip() == f"xm={experiment.experiment_id} wu={wu_id}"
+        assert wu.logs().strip() == f"xm={experiment.experiment_id} wu={wu_id - 1}"
         assert wu.logs(stderr=True) == ""
 
 
@@ -284,12 +282,14 @@ def test_get_current_work_unit_in_a_generator_and_from_a_tasks_environment(
         experiment.add(generator)
     assert seen == [True, True]
     monkeypatch.setenv("XM_EXPERIMENT_ID", str(experiment.experiment_id))
-    monkeypatch.setenv("LXR_WORK_UNIT_NAME", "2")
+    [name] = {name for wu in experiment.work_units.values() for name, _ in wu.refs}
+    monkeypatch.setenv("LXR_EXPERIMENT", name)
+    monkeypatch.setenv("LXR_WORK_UNIT", "1")
     monkeypatch.setenv("XDG_STATE_HOME", os.environ["XDG_STATE_HOME"])
     unit = xm_cluster.get_current_work_unit()
     assert unit.work_unit_id == 2
     monkeypatch.delenv("XM_EXPERIMENT_ID")
-    with pytest.raises(RuntimeError, match="XM_EXPERIMENT_ID and LXR_WORK_UNIT_NAME"):
+    with pytest.raises(RuntimeError, match="XM_EXPERIMENT_ID, LXR_EXPERIMENT and LXR_WORK_UNIT"):
         xm_cluster.get_current_work_unit()
 
 

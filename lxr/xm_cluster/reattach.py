@@ -54,19 +54,23 @@ def get_experiment(experiment_id: int, *, store: Store | None = None) -> Cluster
 
 def get_current_work_unit() -> ClusterWorkUnit:
     """The work unit being built (inside a job generator of a launch script), or, inside a
-    task, the unit the task belongs to: tasks of launched experiments see
-    ``XM_EXPERIMENT_ID`` and ``LXR_WORK_UNIT_NAME`` (the XManager work unit id, 1-based;
-    ``<id>.<k>`` for the k-th job of a unit with several), read from the store."""
-    unit = xm_core._current_experiment_unit.get(None)
+    task that can reach the store, the unit the task belongs to: tasks of launched experiments
+    see ``XM_EXPERIMENT_ID``, ``LXR_EXPERIMENT`` and ``LXR_WORK_UNIT``; the unit's XManager
+    id (1-based) is its ``work_unit_id``."""
+    unit = xm_core._current_experiment_unit.get(None)  # xm keeps it there
     if isinstance(unit, ClusterWorkUnit):
         return unit
-    xid, name = os.environ.get("XM_EXPERIMENT_ID"), os.environ.get("LXR_WORK_UNIT_NAME")
-    if not xid or not name:
+    xid = os.environ.get("XM_EXPERIMENT_ID")
+    name, index = os.environ.get("LXR_EXPERIMENT"), os.environ.get("LXR_WORK_UNIT")
+    if not xid or not name or index is None:
         raise RuntimeError(
             "get_current_work_unit() needs a job generator of a launch script, or a task of "
-            "a launched experiment (XM_EXPERIMENT_ID and LXR_WORK_UNIT_NAME in its environment)"
+            "a launched experiment (XM_EXPERIMENT_ID, LXR_EXPERIMENT and LXR_WORK_UNIT)"
         )
-    return get_experiment(int(xid)).work_units[int(name.split(".", 1)[0])]
+    for wu in get_experiment(int(xid)).work_units.values():
+        if (name, int(index)) in wu.refs:
+            return wu
+    raise xm.NotFoundError(f"no work unit of xm experiment {xid} runs {name}/{index}")
 
 
 def get_current_experiment() -> ClusterExperiment:
