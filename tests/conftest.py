@@ -86,7 +86,7 @@ def postgres_url() -> Iterator[str]:
     url = dev_env().get("LXR_TEST_POSTGRES_URL", "")
     require(bool(url), "no PostgreSQL: run deploy/dev-cluster/up.sh (LXR_TEST_POSTGRES_URL)")
     schema = f"test_{os.getpid()}_{secrets.token_hex(4)}"
-    engine = create_engine(url)
+    engine = create_engine(url, pool_pre_ping=True)  # survives a server restart in a test
     try:
         with engine.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))

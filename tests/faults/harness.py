@@ -76,8 +76,9 @@ class ControllerProcess:
         return self.proc.pid
 
     def start(self, *args: str) -> ControllerProcess:
-        full = {**os.environ, "XDG_STATE_HOME": str(self.state), **self.env}
-        full.pop("LXR_DATABASE_URL", None)
+        full = {**os.environ, "XDG_STATE_HOME": str(self.state)}
+        full.pop("LXR_DATABASE_URL", None)  # the state dir's SQLite store, unless env says
+        full.update(self.env)
         self.state.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
