@@ -20,6 +20,7 @@ from lxr.reconciler.controller import Controller
 from lxr.schedulers.base import ArrayJob, ObserveQuery, SchedulerError, TaskPhase, TaskSpec
 from lxr.schedulers.local import LocalDriver
 from lxr.schedulers.local.dispatch import STARTER
+from lxr.schedulers.local.tasks import read_pid, task_alive
 from lxr.schedulers.transport import LocalTransport
 from lxr.store import Store
 from lxr.testing import converge
@@ -132,6 +133,14 @@ def small_disk(path: Path, size: str = "2m") -> Iterator[Path]:
     try:
         yield path
     finally:
+        # a test that failed half-way leaves tasks waiting: end them before the disk goes,
+        # or they outlive the test run (each task leads its own session: kill the group)
+        for pid_file in path.glob("jobs/*/pid/*"):
+            found = read_pid(pid_file)
+            if found is not None and task_alive(pid_file):
+                for kill in (os.killpg, os.kill):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        kill(found[0], signal.SIGKILL)
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
