@@ -316,6 +316,19 @@ def _sections() -> list[tuple[str, list[Panel]]]:
             unit="ops",
         ),
         _timeseries(
+            "Cluster connection errors",
+            "Failed connections to a cluster's login node per second, by cluster and reason "
+            "(ConnectionRefused, HostKeyMismatch, PermissionDenied, ...). The cause is the "
+            "cluster's Reachable condition: lxr describe cluster NAME.",
+            [
+                (
+                    f"sum by (cluster, reason) (rate(lxr_cluster_connect_errors_total{_RATE}))",
+                    "{{cluster}} {{reason}}",
+                )
+            ],
+            unit="ops",
+        ),
+        _timeseries(
             "Staging throughput",
             "Bytes uploaded to each cluster per second by content-addressed staging. Launches "
             "(lxr launch, XManager scripts) stage and record the bytes in the store; the "

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
 __all__ = [
+    "CONNECT_ERROR_REASONS",
     "DEFAULT_METRICS_HOST",
     "DEFAULT_METRICS_PORT",
     "EXPERIMENT_PHASES",
@@ -69,6 +70,21 @@ WORK_UNIT_PHASES: tuple[str, ...] = tuple(p.value for p in WorkUnitPhase)
 
 SUBMISSION_RESULTS: tuple[str, ...] = ("success", "error")
 """Values of the ``result`` label of ``lxr_submissions_total``."""
+
+CONNECT_ERROR_REASONS: tuple[str, ...] = (
+    "ClientConfig",
+    "ConnectionRefused",
+    "ConnectionLost",
+    "HostKeyMismatch",
+    "HostKeyUnknown",
+    "HostNotFound",
+    "NetworkError",
+    "PermissionDenied",
+    "SSHError",
+    "Timeout",
+)
+"""Values of the ``reason`` label of ``lxr_cluster_connect_errors_total`` (the reasons of
+``lxr.schedulers.transport.ConnectError``, also the ``Reachable`` condition's)."""
 
 RESUBMISSION_REASONS: tuple[str, ...] = (
     "Preempted",
@@ -295,6 +311,13 @@ class Metrics:
             ["cluster", "command"],
             registry=r,
         )
+        self._connect_errors = Counter(
+            "lxr_cluster_connect_errors_total",
+            "Failed connections to a cluster's login node, by cluster and reason "
+            "(ConnectionRefused, HostKeyMismatch, PermissionDenied, ...).",
+            ["cluster", "reason"],
+            registry=r,
+        )
         self._staging_bytes = Counter(
             "lxr_staging_bytes_total",
             "Bytes staged (copied) to a cluster.",
@@ -329,6 +352,8 @@ class Metrics:
             for action in FAILURE_ACTIONS:
                 self._failures_handled.labels(cluster, action)
             self._staging_bytes.labels(cluster)
+            for reason in CONNECT_ERROR_REASONS:
+                self._connect_errors.labels(cluster, reason)
             self._clusters = self._clusters | {cluster}
 
     def clusters(self) -> frozenset[str]:
@@ -380,6 +405,12 @@ class Metrics:
         self.known_cluster(cluster)
         reason = _label(reason, RESUBMISSION_REASONS, "resubmission reason")
         self._resubmissions.labels(_label(cluster, None, "cluster"), reason).inc()
+
+    def cluster_connect_error(self, cluster: str, reason: str) -> None:
+        """Count one failed connection to ``cluster`` (``reason``: see CONNECT_ERROR_REASONS)."""
+        self.known_cluster(cluster)
+        reason = _label(reason, CONNECT_ERROR_REASONS, "connect error reason")
+        self._connect_errors.labels(_label(cluster, None, "cluster"), reason).inc()
 
     def failure_handled(self, cluster: str, action: str) -> None:
         """Count one task failure on ``cluster`` handled by the policy with ``action``."""

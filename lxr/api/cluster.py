@@ -21,11 +21,19 @@ from pydantic import (
     model_validator,
 )
 
-from lxr.api.model import API_VERSION, ObjectMeta, SpecModel, no_tilde_user, parse_memory_mib
+from lxr.api.model import (
+    API_VERSION,
+    Condition,
+    ObjectMeta,
+    SpecModel,
+    StatusModel,
+    no_tilde_user,
+    parse_memory_mib,
+)
 from lxr.api.sections import dump_sections, section_schemas, split_sections
 from lxr.schedulers.plugins import OptionsModel, plugin, scheduler_names
 
-__all__ = ["Cluster", "ClusterSpec", "RateLimit", "Resources", "SSHConfig"]
+__all__ = ["Cluster", "ClusterSpec", "ClusterStatus", "RateLimit", "Resources", "SSHConfig"]
 
 
 class SSHConfig(SpecModel):
@@ -239,6 +247,14 @@ class ClusterSpec(SpecModel):
         return self._options
 
 
+class ClusterStatus(StatusModel):
+    """Written by the controller: ``Reachable`` (can lxr reach the login node?), with the
+    cause as reason and message when it cannot (``ConnectionRefused``, ``HostKeyMismatch``,
+    ``PermissionDenied``, ...)."""
+
+    conditions: list[Condition] = Field(default_factory=list)
+
+
 class Cluster(SpecModel):
     """A place to run tasks: this machine, or a Slurm / Grid Engine cluster."""
 
@@ -246,3 +262,4 @@ class Cluster(SpecModel):
     kind: Literal["Cluster"] = "Cluster"
     metadata: ObjectMeta
     spec: ClusterSpec
+    status: ClusterStatus | None = None

@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lxr.api.cluster import Cluster, ClusterSpec, RateLimit, Resources, SSHConfig
+from lxr.api.cluster import (
+    Cluster,
+    ClusterSpec,
+    ClusterStatus,
+    RateLimit,
+    Resources,
+    SSHConfig,
+)
 from lxr.api.model import (
     API_VERSION,
     Condition,
@@ -35,6 +42,7 @@ __all__ = [
     "Backoff",
     "Cluster",
     "ClusterSpec",
+    "ClusterStatus",
     "Condition",
     "ConditionStatus",
     "EnvSource",

@@ -208,7 +208,9 @@ def describe_cluster(store: Any, name: str) -> None:
     if len(using) > 20:
         rows.append(("", f"... and {len(using) - 20} more"))
     fields(rows)
-    status = getattr(cluster, "status", None)
-    conds = getattr(status, "conditions", None) if status is not None else None
-    if conds is not None:
-        _conditions(conds)
+    conds = cluster.status.conditions if cluster.status is not None else []
+    if conds:
+        _conditions(conds)  # Reachable: whether the controller reaches it, and why not
+    else:
+        _section("Conditions", ["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"], [])
+    _events(store.cluster_events(name))

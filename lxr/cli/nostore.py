@@ -108,5 +108,27 @@ class NoStore:
             raise self._missing(f"experiment {experiment!r}")
         return []
 
+    def cluster_status(self, name: str) -> Any:
+        """Nothing observed yet."""
+        from lxr.api.resources import ClusterStatus
+
+        return ClusterStatus()
+
+    def cluster_events(self, name: str, limit: int = 25) -> list[Any]:
+        """None yet."""
+        return []
+
+    def experiments_on(self, cluster: str) -> list[str]:
+        """None yet."""
+        return []
+
+    def delete_cluster(self, name: str) -> None:
+        """Raises NotFound naming the URL (Invalid for ``local``, which always exists)."""
+        from lxr.store import Invalid
+
+        if name == "local":
+            raise Invalid("cluster 'local' always exists; it cannot be deleted")
+        raise self._missing(f"cluster {name!r}")
+
     def close(self) -> None:
         """Nothing to release."""

@@ -210,12 +210,23 @@ def _cluster_row(d: Mapping[str, Any]) -> list[str]:
     if ssh:
         user = ssh.get("user")
         host = f"{user + '@' if user else ''}{ssh['host']}:{ssh.get('port', 22)}"
+    # the controller's Reachable condition: Unknown until it first tried the cluster
+    conds = (d.get("status") or {}).get("conditions") or []
+    cond = next((c for c in conds if c.get("type") == "Reachable"), None)
+    reach, message = "Unknown", ""
+    if cond is not None:
+        reach = cond.get("status", "Unknown")
+        if reach == "False":
+            reach = f"False ({age(cond.get('lastTransitionTime'))})"
+            message = f"{cond.get('reason', '')}: {cond.get('message', '')}"
     return [
         d["metadata"]["name"],
         spec["scheduler"],
         host,
+        reach,
         spec.get("stagingDir") or "(default)",
         age(d["metadata"].get("creationTimestamp")),
+        message,
     ]
 
 
@@ -259,6 +270,8 @@ TABLES: dict[str, Table] = {
         [*_WU, "FAILURES", "DISRUPTIONS", "MESSAGE"],
         lambda d: _wu_row(d, wide=True),
     ),
-    "Cluster": Table(["NAME", "SCHEDULER", "HOST", "STAGING", "AGE"], _cluster_row),
+    "Cluster": Table(
+        ["NAME", "SCHEDULER", "HOST", "REACHABLE", "STAGING", "AGE", "MESSAGE"], _cluster_row
+    ),
     "Event": Table(["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], _event_row),
 }

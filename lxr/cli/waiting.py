@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lxr.cli.console import EXIT_FAILED, EXIT_OK, error, note, rich_console
 
 __all__ = [
+    "WAIT_STOPPED",
     "no_controller_message",
     "reconcile_until_submitted",
     "wait_converged",
@@ -20,8 +23,19 @@ def wake_controller(store) -> str | None:
     return wake(store)
 
 
-def wait_converged(store, names: list[str], timeout: float | None, gone: bool = False) -> int:
-    """Wait until ``names`` converge, showing progress. A controller runs in this process all
+#: what :func:`wait_converged` returns when its ``stop_when`` said to stop (not an exit code)
+WAIT_STOPPED = -1
+
+
+def wait_converged(
+    store,
+    names: list[str],
+    timeout: float | None,
+    gone: bool = False,
+    stop_when: Callable[[], bool] | None = None,
+) -> int:
+    """Wait until ``names`` converge, showing progress, or until ``stop_when()`` (asked after
+    each pass or look) is true: :data:`WAIT_STOPPED`. A controller runs in this process all
     along: while another one leads, it only watches; when that one stops renewing its lease
     (it exited or hangs), this one takes over, so a wait never outlives the controller."""
     from lxr.cli.progress import Progress
@@ -29,13 +43,23 @@ def wait_converged(store, names: list[str], timeout: float | None, gone: bool = 
     if not names:
         return EXIT_OK
     progress = Progress(rich_console(), store, names, gone=gone)
+    stopped = {"yes": False}
+
+    def until() -> bool:
+        if progress.refresh():
+            return True
+        stopped["yes"] = stop_when is not None and stop_when()
+        return stopped["yes"]
+
     try:
-        ok = _reconcile_here(store, progress.refresh, timeout, follow=True)
+        ok = _reconcile_here(store, until, timeout, follow=True)
     except KeyboardInterrupt:
         progress.stop()
         note("interrupted; tasks keep running and are picked up by the next controller")
         return 130
     progress.stop()
+    if stopped["yes"]:
+        return WAIT_STOPPED
     if not ok:
         error(f"timed out after {timeout:.0f}s; {who_continues(store)}")
         return EXIT_FAILED

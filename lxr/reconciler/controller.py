@@ -42,6 +42,7 @@ from lxr.reconciler.actions import Finalize, SetStatus
 from lxr.reconciler.actor import CRASH_ENV, STOP_ENV, Actor, env_crash_hook
 from lxr.reconciler.lease import LeaseKeeper
 from lxr.reconciler.planner import plan
+from lxr.reconciler.reachability import Reachability, describe_error
 from lxr.reconciler.storecalls import StoreCalls, is_transient
 from lxr.reconciler.wakeup import WakeupListener
 from lxr.reconciler.workqueue import WorkQueue
@@ -146,6 +147,7 @@ class Controller:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.crash_hook = crash_hook or env_crash_hook()
         self.queue = WorkQueue()
+        self.reachability = Reachability(metrics)
         self.drivers: dict[str, tuple[Driver, ClusterSpec]] = {}
         self.socket_path = controller_socket_path(
             store.url, f"{os.getpid()}.{secrets.token_hex(2)}"
@@ -279,6 +281,12 @@ class Controller:
             return None
         self.queue.succeeded(cluster)
         self._last_error.pop(cluster, None)
+        try:  # Reachable=True (written, with an event, only when it was not already)
+            await self.calls(self.reachability.succeeded, self._fstore, cluster)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            log.warning("could not record that cluster %s is reachable: %s", cluster, exc)
         # woken while this cycle ran: the change it was woken for may not be in it
         self._next[cluster] = (
             0.0 if wakeups != self._wakeups else time.time() + self._period(cluster)
@@ -289,7 +297,7 @@ class Controller:
 
     async def _cycle_failed(self, cluster: str, exc: Exception, started: float) -> None:
         delay = self.queue.failed(cluster, time.time(), cap=self._period(cluster))
-        message = f"{type(exc).__name__}: {exc}"[:2000]
+        message = describe_error(exc)[:2000]  # exception groups unwrapped: the cause, named
         last = self._last_error.get(cluster)
         now = time.monotonic()
         # the backoff never exceeds a poll period, so an outage would repeat the same warning
@@ -300,21 +308,27 @@ class Controller:
             "reconcile of cluster %s failed (retry in %.0fs): %s",
             cluster,
             delay,
-            exc,
+            message,
         )
         log.debug("reconcile error", exc_info=True)
+        # a connection failure is the cluster's Reachable=False condition (one event when it
+        # changes); anything else a ReconcileError event, when it starts or changes
+        unreachable = self.reachability.connect_failure(cluster, exc)
         if not repeat:
             self._last_error[cluster] = (message, now)
-            try:  # the store may be what failed: the handler itself must not fail the loop
+        try:  # the store may be what failed: the handler itself must not fail the loop
+            if unreachable is not None:
+                await self.calls(self.reachability.failed, self._fstore, cluster, unreachable)
+            elif not repeat:
                 await self.calls(
                     self._fstore.add_events,
                     [("Warning", "ReconcileError", message, "Cluster", cluster)],
                     cluster=cluster,
                 )
-            except LeaseLost:
-                raise
-            except Exception as inner:
-                log.warning("could not record the error of cluster %s: %s", cluster, inner)
+        except LeaseLost:
+            raise
+        except Exception as inner:
+            log.warning("could not record the error of cluster %s: %s", cluster, inner)
         if self.metrics:
             self.metrics.reconcile_error()
             self.metrics.workqueue_retry()

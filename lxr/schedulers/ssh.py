@@ -12,9 +12,11 @@ tar archive on the stdin of one command that unpacks them and then execs ``sbatc
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import shlex
+import socket
 import tarfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -26,9 +28,15 @@ import asyncssh
 
 from lxr.api.resources import SSHConfig
 from lxr.schedulers.ratelimit import TokenBucket
-from lxr.schedulers.transport import CommandObserver, CommandResult, Transport, TransportError
+from lxr.schedulers.transport import (
+    CommandObserver,
+    CommandResult,
+    ConnectError,
+    Transport,
+    TransportError,
+)
 
-__all__ = ["FILES_FAILED", "SSHTransport", "files_command"]
+__all__ = ["FILES_FAILED", "SSHTransport", "connect_failure", "files_command"]
 
 #: exit status of :func:`files_command`'s script when the files could not be written (the
 #: command did not run); with :data:`_FILES_MARK` on stderr, so a command's own 125 is not it
@@ -77,6 +85,49 @@ def files_command(files: Mapping[str, bytes], mode: int = 0o644) -> tuple[str, b
         'exec "$@" </dev/null'
     )
     return script, archive.getvalue()
+
+
+def connect_failure(
+    exc: BaseException, config: SSHConfig, timeout: float = 20.0
+) -> tuple[str, str]:
+    """``(reason, message)`` of a failed connection to ``config``'s host: the reason one of
+    :data:`~lxr.schedulers.transport.CONNECT_REASONS`, the message naming the cause."""
+    where = f"{config.host}:{config.port}"
+    who = f"{config.user + '@' if config.user else ''}{where}"
+    known = _expand(config.known_hosts) or os.path.expanduser("~/.ssh/known_hosts")
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError) and exc.filename:
+        # asyncssh reads the identity and known_hosts files before it connects
+        return "ClientConfig", f"cannot read {exc.filename}: {exc.strerror}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "ConnectionRefused", f"connection refused to {where}"
+    if isinstance(exc, socket.gaierror):
+        return "HostNotFound", f"host name {config.host!r} not found: {exc.strerror or exc}"
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):  # distinct before 3.11
+        return "Timeout", f"connection to {where} timed out after {timeout:.0f}s"
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        try:
+            trusted = asyncssh.read_known_hosts(known).match(config.host, "", config.port)[0]
+        except (OSError, ValueError):
+            trusted = []
+        if trusted:
+            return "HostKeyMismatch", (
+                f"host key mismatch for {where}: the key it offers is not the one in {known} "
+                "(the host was reinstalled, or someone is in the middle)"
+            )
+        return "HostKeyUnknown", (
+            f"host key of {where} is not in {known}: add it (ssh-keyscan -p {config.port} "
+            f"{config.host} >> {known}, after checking it)"
+        )
+    if isinstance(exc, asyncssh.PermissionDenied):
+        key = _expand(config.identity_file) or "the default keys"
+        return "PermissionDenied", f"permission denied (publickey) for {who} with {key}"
+    if isinstance(exc, asyncssh.ConnectionLost | ConnectionResetError | BrokenPipeError):
+        return "ConnectionLost", f"connection to {where} lost: {exc}"
+    if isinstance(exc, asyncssh.Error):
+        return "SSHError", f"SSH error from {who}: {exc.reason or exc}"
+    if isinstance(exc, OSError):
+        return "NetworkError", f"cannot connect to {where}: {exc.strerror or exc}"
+    return "NetworkError", f"cannot connect to {where}: {exc}"
 
 
 class SSHTransport(Transport):
@@ -141,12 +192,11 @@ class SSHTransport(Transport):
                     )
                     opts["tunnel"] = self._tunnel
                 self._conn = await asyncssh.connect(self.config.host, **opts)
-            except (OSError, asyncssh.Error) as exc:
+            except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
                 self._failures += 1
                 self._retry_at = time.monotonic() + min(60.0, 2 ** (self._failures - 1))
-                cfg = self.config
-                target = f"{cfg.user + '@' if cfg.user else ''}{cfg.host}:{cfg.port}"
-                raise TransportError(f"cannot connect to {target}: {exc}") from exc
+                reason, message = connect_failure(exc, self.config, self.connect_timeout)
+                raise ConnectError(reason, message) from exc
             self._failures = 0
             self._sftp = None
             self.connects += 1

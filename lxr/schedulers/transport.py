@@ -22,8 +22,10 @@ import anyio
 from lxr.schedulers.ratelimit import TokenBucket
 
 __all__ = [
+    "CONNECT_REASONS",
     "CommandObserver",
     "CommandResult",
+    "ConnectError",
     "LocalTransport",
     "Transport",
     "TransportError",
@@ -36,6 +38,33 @@ CommandObserver = Callable[[str, float, bool], None]
 
 class TransportError(Exception):
     """The command could not be run at all (connection lost, timeout)."""
+
+
+#: why a cluster cannot be reached: the ``reason`` of :class:`ConnectError` (a closed set,
+#: also the ``reason`` label of ``lxr_cluster_connect_errors_total``)
+CONNECT_REASONS: tuple[str, ...] = (
+    "ClientConfig",
+    "ConnectionRefused",
+    "ConnectionLost",
+    "HostKeyMismatch",
+    "HostKeyUnknown",
+    "HostNotFound",
+    "NetworkError",
+    "PermissionDenied",
+    "SSHError",
+    "Timeout",
+)
+
+
+class ConnectError(TransportError):
+    """The cluster's login node cannot be reached: ``reason`` is one of
+    :data:`CONNECT_REASONS`, the message names the cause (``connection refused to
+    127.0.0.1:1``, ``host key mismatch for ...``, ``permission denied (publickey) ...``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ Every write is one transaction. One module per concern, each a part of :class:`S
 - :mod:`~lxr.store.events`: events in and out
 - :mod:`~lxr.store.desired`: the controller's reads
 - :mod:`~lxr.store.writes`, :mod:`~lxr.store.status`: the controller's writes
+- :mod:`~lxr.store.clusters`: cluster conditions (``Reachable``), deleting clusters
 - :mod:`~lxr.store.leases`: the leader lease
 - :mod:`~lxr.store.counters`: totals for metrics
 - :mod:`~lxr.store.codecs`: rows to records and API objects, patches to rows
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from lxr.paths import default_database_url, state_dir
 from lxr.store.admission import IMMUTABLE_SPEC_FIELDS, Admission, ApplyResult
+from lxr.store.clusters import ClusterStatusWrites, ForgottenExperiment
 from lxr.store.codecs import ts
 from lxr.store.counters import Counters
 from lxr.store.desired import DesiredState, SubmissionInfo
@@ -36,6 +38,7 @@ __all__ = [
     "ApplyResult",
     "Conflict",
     "EventInfo",
+    "ForgottenExperiment",
     "Invalid",
     "LeaseInfo",
     "LeaseLost",
@@ -56,6 +59,7 @@ class Store(
     DesiredState,
     ControllerWrites,
     ExperimentStatusWrites,
+    ClusterStatusWrites,
     Leases,
     Counters,
 ):

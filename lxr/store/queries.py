@@ -5,18 +5,26 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Result, bindparam, select
+from sqlalchemy import ColumnElement, CursorResult, Result, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from lxr.api.phases import EXPERIMENT_TERMINAL, WORK_UNIT_TERMINAL
 from lxr.store.errors import NotFound
-from lxr.store.tables import Base, ClusterRow, ExperimentRow
+from lxr.store.tables import (
+    AttemptRow,
+    Base,
+    ClusterRow,
+    ExperimentRow,
+    SubmissionRow,
+    WorkUnitRow,
+)
 
 __all__ = [
     "CONFLICT_RETRIES",
     "TERMINAL",
     "chunks",
     "cluster_names",
+    "delete_experiment_rows",
     "experiment_row",
     "experiment_uid_of",
     "rowcount",
@@ -83,3 +91,12 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """``items`` in slices of at most ``size`` (to keep ``IN (...)`` lists bounded)."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def delete_experiment_rows(s: Session, experiment_uid: str) -> None:
+    """Remove an experiment with its work units, attempts and submissions."""
+    units = select(WorkUnitRow.id).where(WorkUnitRow.experiment_uid == experiment_uid)
+    s.execute(delete(AttemptRow).where(AttemptRow.work_unit_id.in_(units)))
+    s.execute(delete(WorkUnitRow).where(WorkUnitRow.experiment_uid == experiment_uid))
+    s.execute(delete(SubmissionRow).where(SubmissionRow.experiment_uid == experiment_uid))
+    s.execute(delete(ExperimentRow).where(ExperimentRow.uid == experiment_uid))

@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import update
 
 from lxr.store.codecs import event_row
 from lxr.store.engine import StoreEngine
-from lxr.store.tables import AttemptRow, ExperimentRow, SubmissionRow, WorkUnitRow
+from lxr.store.queries import delete_experiment_rows
+from lxr.store.tables import ExperimentRow
 
 __all__ = ["ExperimentStatusWrites"]
 
@@ -70,8 +71,4 @@ class ExperimentStatusWrites(StoreEngine):
                     final.cluster,
                 )
             )
-            units = select(WorkUnitRow.id).where(WorkUnitRow.experiment_uid == uid)
-            s.execute(delete(AttemptRow).where(AttemptRow.work_unit_id.in_(units)))
-            s.execute(delete(WorkUnitRow).where(WorkUnitRow.experiment_uid == uid))
-            s.execute(delete(SubmissionRow).where(SubmissionRow.experiment_uid == uid))
-            s.execute(delete(ExperimentRow).where(ExperimentRow.uid == uid))
+            delete_experiment_rows(s, uid)

@@ -31,6 +31,7 @@ __all__ = [
     "AttemptRow",
     "Base",
     "ClusterRow",
+    "ClusterStatusRow",
     "EventRow",
     "ExperimentRow",
     "LeaseRow",
@@ -70,6 +71,17 @@ class ClusterRow(Base):
     generation: Mapped[int] = mapped_column(Integer, default=1)
     resource_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class ClusterStatusRow(Base):
+    """What the controller last saw of a cluster: its conditions (``Reachable``). Apart from
+    :class:`ClusterRow` so that ``local``, which has no row, has one too, and a status write
+    never moves the cluster's resourceVersion."""
+
+    __tablename__ = "cluster_status"
+    cluster: Mapped[str] = mapped_column(String(63), primary_key=True)
+    conditions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 class ExperimentRow(Base):

@@ -6,12 +6,27 @@ from collections.abc import Mapping
 
 from sqlalchemy import select
 
-from lxr.api.resources import Cluster, ClusterSpec, Experiment, ObjectMeta, WorkUnit
+from lxr.api.resources import (
+    Cluster,
+    ClusterSpec,
+    ClusterStatus,
+    Condition,
+    Experiment,
+    ObjectMeta,
+    WorkUnit,
+)
 from lxr.store.codecs import cluster_from_row, experiment_from_row, work_unit_view
 from lxr.store.engine import StoreEngine
 from lxr.store.errors import NotFound
 from lxr.store.queries import chunks, cluster_names, experiment_row, experiment_uid_of
-from lxr.store.tables import AttemptRow, ClusterRow, ExperimentRow, SubmissionRow, WorkUnitRow
+from lxr.store.tables import (
+    AttemptRow,
+    ClusterRow,
+    ClusterStatusRow,
+    ExperimentRow,
+    SubmissionRow,
+    WorkUnitRow,
+)
 
 __all__ = ["LOCAL_CLUSTER", "Views"]
 
@@ -27,17 +42,21 @@ class Views(StoreEngine):
         with self.session() as s:
             row = s.get(ClusterRow, name)
             if row is None:
-                if name == "local":
-                    return LOCAL_CLUSTER
-                raise NotFound(f"cluster {name!r} not found (known: {', '.join(cluster_names(s))})")
-            return cluster_from_row(row)
+                if name != "local":
+                    known = ", ".join(cluster_names(s))
+                    raise NotFound(f"cluster {name!r} not found (known: {known})")
+                cluster = LOCAL_CLUSTER
+            else:
+                cluster = cluster_from_row(row)
+            return _with_status(cluster, s.get(ClusterStatusRow, name))
 
     def list_clusters(self) -> list[Cluster]:
         """Every cluster, ``local`` included."""
         with self.session() as s:
             rows = {r.name: cluster_from_row(r) for r in s.scalars(select(ClusterRow))}
-        rows.setdefault("local", LOCAL_CLUSTER)
-        return [rows[k] for k in sorted(rows)]
+            rows.setdefault("local", LOCAL_CLUSTER)
+            statuses = {r.cluster: r for r in s.scalars(select(ClusterStatusRow))}
+        return [_with_status(rows[k], statuses.get(k)) for k in sorted(rows)]
 
     def get_experiment(self, name: str) -> Experiment:
         """The experiment with its status."""
@@ -129,3 +148,9 @@ class Views(StoreEngine):
                 raise NotFound(f"work unit {experiment}/{index} has no {which} yet")
             att, tag = found
             return exp.cluster, tag, att.array_index, att.job_id
+
+
+def _with_status(cluster: Cluster, row: ClusterStatusRow | None) -> Cluster:
+    """``cluster`` with the status the controller wrote (empty conditions before any)."""
+    conditions = [Condition.model_validate(c) for c in (row.conditions if row else None) or []]
+    return cluster.model_copy(update={"status": ClusterStatus(conditions=conditions)})

@@ -13,7 +13,7 @@ from lxr.cli.completion import experiment_names
 from lxr.cli.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, die, error, out, warn
 from lxr.cli.kinds import KindGroup, names_for
 from lxr.cli.options import LabelOpt, open_store, selector_of
-from lxr.cli.waiting import wait_converged, wake_controller
+from lxr.cli.waiting import WAIT_STOPPED, wait_converged, wake_controller
 
 __all__ = ["DELETERS", "delete_app", "delete_experiments", "register"]
 
@@ -41,14 +41,23 @@ _IgnoreOpt = Annotated[
 
 
 def delete_experiments(
-    store: Any, names: list[str], ignore_not_found: bool, wait: bool, timeout: float | None
+    store: Any,
+    names: list[str],
+    ignore_not_found: bool,
+    wait: bool,
+    timeout: float | None,
+    wait_for_cancel: bool = False,
 ) -> int:
-    """Mark experiments for deletion, wake the controller and (``wait``) wait until gone."""
+    """Mark experiments for deletion, wake the controller and (``wait``) wait until gone.
+    Those on a cluster the controller cannot reach are removed here, with a warning (their
+    tasks may still run), unless ``wait_for_cancel``."""
+    from lxr.cli.clusters import forget_unreachable, on_unreachable_clusters
     from lxr.store import NotFound
 
-    asked, missing = [], []
+    asked, missing, clusters = [], [], {}
     for name in names:
         try:
+            clusters[name] = store.get_experiment(name).spec.cluster
             store.delete_experiment(name)
         except NotFound as exc:
             if not ignore_not_found:
@@ -61,7 +70,13 @@ def delete_experiments(
         wake_controller(store)
     code = EXIT_FAILED if missing else EXIT_OK
     if wait and asked:
-        waited = wait_converged(store, asked, timeout, gone=True)
+
+        def stuck() -> bool:  # every one left waits for a cluster that cannot be reached
+            return not wait_for_cancel and on_unreachable_clusters(store, clusters)
+
+        waited = wait_converged(store, asked, timeout, gone=True, stop_when=stuck)
+        if waited == WAIT_STOPPED:
+            waited = forget_unreachable(store, clusters)
         if waited == EXIT_OK:
             for name in asked:
                 out(f"experiment/{name} deleted")
@@ -122,8 +137,19 @@ def delete_experiment_cmd(
     ignore_not_found: _IgnoreOpt = False,
     wait: _WaitOpt = True,
     timeout: _TimeoutOpt = 300,
+    wait_for_cancel: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-cancel",
+            help="When an experiment's cluster cannot be reached, keep waiting until its tasks "
+            "are cancelled there (by default it is then removed here at once, with a warning "
+            "that its jobs may still run).",
+        ),
+    ] = False,
 ) -> None:
-    """Delete experiments: their running and queued tasks are cancelled, then they are removed."""
+    """Delete experiments: their running and queued tasks are cancelled, then they are
+    removed. One on a cluster the controller cannot reach is removed here at once, with a
+    warning naming the jobs that may still run there, unless --wait-for-cancel."""
     group = (ctx.obj or {}) if ctx is not None else {}
     ignore_not_found = ignore_not_found or group.get("ignore_not_found", False)
     wait = wait and group.get("wait", True)
@@ -139,7 +165,9 @@ def delete_experiment_cmd(
         if not wanted:
             out("No experiments found.")
             raise typer.Exit(EXIT_OK)
-    raise typer.Exit(delete_experiments(store, wanted, ignore_not_found, wait, timeout))
+    raise typer.Exit(
+        delete_experiments(store, wanted, ignore_not_found, wait, timeout, wait_for_cancel)
+    )
 
 
 def register(app: typer.Typer) -> None:
