@@ -115,12 +115,6 @@ def test_leader_paused_after_intent_does_nothing_once_the_standby_took_over(
     assert "lost the lease" in leader.output(), leader.output()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the local driver starts queued tasks inside observe() and spawns before it records "
-    "the pid: a leader paused inside that window past the TTL and a standby both start the task "
-    "(seen in about 1 of 3 runs; controller-side fencing cannot close a window inside the driver)",
-)
 def test_random_pauses_of_the_leader_run_no_unit_twice(
     state_home: Path, store: Store, tmp_path: Path
 ) -> None:
