@@ -25,6 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from lxr.api.phases import ExperimentPhase, WorkUnitPhase
+from lxr.grafana_panels import (
+    GRID_WIDTH,
+    NEUTRAL,
+    RATE,
+    Panel,
+    quantiles,
+    stat,
+    thresholds,
+    timeseries,
+)
 
 __all__ = [
     "ALERTS_PATH",
@@ -53,202 +63,82 @@ GRAFANA_MACROS: dict[str, str] = {"$__rate_interval": "1m"}
 """Grafana macros used in the queries, and the plain-PromQL value that replaces each in
 :func:`dashboard_queries` (1m = four 15s scrapes, what Grafana computes by default)."""
 
-_DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
-_RATE = "[$__rate_interval]"
-_GRID_WIDTH = 24
-
-Panel = dict[str, Any]
-
-
-def _target(expr: str, legend: str, ref_id: str) -> dict[str, Any]:
-    return {
-        "datasource": _DATASOURCE,
-        "editorMode": "code",
-        "expr": expr,
-        "legendFormat": legend,
-        "range": True,
-        "refId": ref_id,
-    }
-
-
-def _targets(queries: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    return [_target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(queries)]
-
-
-def _thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
-    return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
-
-
-_NEUTRAL = _thresholds((None, "green"))
-
-
-def _timeseries(
-    title: str,
-    description: str,
-    queries: Sequence[tuple[str, str]],
-    *,
-    unit: str,
-    stack: bool = False,
-    thresholds: dict[str, Any] | None = None,
-    width: int = 12,
-    height: int = 8,
-) -> Panel:
-    custom: dict[str, Any] = {
-        "drawStyle": "line",
-        "fillOpacity": 30 if stack else 10,
-        "lineWidth": 1,
-        "showPoints": "never",
-        "spanNulls": False,
-        "stacking": {"group": "A", "mode": "normal" if stack else "none"},
-        "thresholdsStyle": {"mode": "line" if thresholds else "off"},
-    }
-    return {
-        "datasource": _DATASOURCE,
-        "description": description,
-        "fieldConfig": {
-            "defaults": {
-                "color": {"mode": "palette-classic"},
-                "custom": custom,
-                "min": 0,
-                "thresholds": thresholds or _NEUTRAL,
-                "unit": unit,
-            },
-            "overrides": [],
-        },
-        "gridPos": {"h": height, "w": width},
-        "options": {
-            "legend": {
-                "calcs": [],
-                "displayMode": "list",
-                "placement": "bottom",
-                "showLegend": True,
-            },
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-        "targets": _targets(queries),
-        "title": title,
-        "type": "timeseries",
-    }
-
-
-def _stat(
-    title: str,
-    description: str,
-    expr: str,
-    *,
-    unit: str,
-    thresholds: dict[str, Any],
-    width: int = 6,
-    height: int = 4,
-) -> Panel:
-    return {
-        "datasource": _DATASOURCE,
-        "description": description,
-        "fieldConfig": {
-            "defaults": {"color": {"mode": "thresholds"}, "thresholds": thresholds, "unit": unit},
-            "overrides": [],
-        },
-        "gridPos": {"h": height, "w": width},
-        "options": {
-            "colorMode": "background",
-            "graphMode": "area",
-            "justifyMode": "auto",
-            "orientation": "auto",
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "textMode": "auto",
-        },
-        "targets": _targets([(expr, title)]),
-        "title": title,
-        "type": "stat",
-    }
-
-
-def _quantiles(metric: str, by: str, legend: str) -> list[tuple[str, str]]:
-    grouping = f"le, {by}" if by else "le"
-    return [
-        (
-            f"histogram_quantile({q}, sum by ({grouping}) (rate({metric}_bucket{_RATE})))",
-            f"p{round(q * 100)}{legend}",
-        )
-        for q in (0.5, 0.99)
-    ]
-
 
 def _sections() -> list[tuple[str, list[Panel]]]:
     overview = [
-        _stat(
+        stat(
             "Leaders",
             "Controller processes holding the leader lease: 1 is healthy, 0 means nothing "
             "reconciles, 2 or more means split brain.",
             "sum(lxr_leader)",
             unit="short",
-            thresholds=_thresholds((None, "red"), (1, "green"), (2, "red")),
+            thresholds=thresholds((None, "red"), (1, "green"), (2, "red")),
         ),
-        _stat(
+        stat(
             "Running experiments",
             "Experiments in phase Running.",
             f'sum(lxr_experiments{{phase="{ExperimentPhase.RUNNING.value}"}})',
             unit="short",
-            thresholds=_NEUTRAL,
+            thresholds=NEUTRAL,
         ),
-        _stat(
+        stat(
             "Work queue depth",
             "Items waiting in the controller's work queue.",
             "sum(lxr_workqueue_depth)",
             unit="short",
-            thresholds=_thresholds((None, "green"), (100, "orange"), (1000, "red")),
+            thresholds=thresholds((None, "green"), (100, "orange"), (1000, "red")),
         ),
-        _stat(
+        stat(
             "Oldest scheduler snapshot",
             "Age of the stalest per-cluster scheduler observation (LxrSchedulerSnapshotStale "
             "fires above 5 minutes).",
             "max(lxr_scheduler_snapshot_age_seconds)",
             unit="s",
-            thresholds=_thresholds((None, "green"), (120, "orange"), (300, "red")),
+            thresholds=thresholds((None, "green"), (120, "orange"), (300, "red")),
         ),
     ]
     workload = [
-        _timeseries(
+        timeseries(
             "Work units by phase",
             "Work units per phase, over all clusters.",
             [("sum by (phase) (lxr_work_units)", "{{phase}}")],
             unit="short",
             stack=True,
         ),
-        _timeseries(
+        timeseries(
             "Experiments by phase",
             "Experiments per phase.",
             [("sum by (phase) (lxr_experiments)", "{{phase}}")],
             unit="short",
             stack=True,
         ),
-        _timeseries(
+        timeseries(
             "Submissions",
             "Job submissions per second, by cluster and result.",
             [
                 (
-                    f"sum by (cluster, result) (rate(lxr_submissions_total{_RATE}))",
+                    f"sum by (cluster, result) (rate(lxr_submissions_total{RATE}))",
                     "{{cluster}} {{result}}",
                 )
             ],
             unit="ops",
         ),
-        _timeseries(
+        timeseries(
             "Resubmissions by reason",
             "Work units resubmitted per second, by reason (LxrResubmissionStorm fires above "
             "2 per minute on one cluster).",
-            [(f"sum by (reason) (rate(lxr_resubmissions_total{_RATE}))", "{{reason}}")],
+            [(f"sum by (reason) (rate(lxr_resubmissions_total{RATE}))", "{{reason}}")],
             unit="ops",
             stack=True,
         ),
-        _timeseries(
+        timeseries(
             "Task failures handled by action",
             "Task failures handled by the failure policy per second, by action.",
-            [(f"sum by (action) (rate(lxr_task_failures_handled_total{_RATE}))", "{{action}}")],
+            [(f"sum by (action) (rate(lxr_task_failures_handled_total{RATE}))", "{{action}}")],
             unit="ops",
             stack=True,
         ),
-        _timeseries(
+        timeseries(
             "Running work units by cluster",
             "Work units in phase Running, per cluster.",
             [
@@ -261,34 +151,34 @@ def _sections() -> list[tuple[str, list[Panel]]]:
         ),
     ]
     controller = [
-        _timeseries(
+        timeseries(
             "Reconcile latency",
             "p50 and p99 of the duration of one reconcile.",
-            _quantiles("lxr_reconcile_duration_seconds", "", ""),
+            quantiles("lxr_reconcile_duration_seconds", "", ""),
             unit="s",
         ),
-        _timeseries(
+        timeseries(
             "Reconciles by result",
             "Reconciles per second by result, and errors raised while reconciling.",
             [
-                (f"sum by (result) (rate(lxr_reconcile_total{_RATE}))", "{{result}}"),
-                (f"sum(rate(lxr_reconcile_errors_total{_RATE}))", "errors raised"),
+                (f"sum by (result) (rate(lxr_reconcile_total{RATE}))", "{{result}}"),
+                (f"sum(rate(lxr_reconcile_errors_total{RATE}))", "errors raised"),
             ],
             unit="ops",
         ),
-        _timeseries(
+        timeseries(
             "Work queue depth",
             "Items waiting in the work queue, per controller process.",
             [("sum by (instance) (lxr_workqueue_depth)", "{{instance}}")],
             unit="short",
         ),
-        _timeseries(
+        timeseries(
             "Work queue retries",
             "Items re-queued with back-off per second.",
-            [(f"sum(rate(lxr_workqueue_retries_total{_RATE}))", "retries")],
+            [(f"sum(rate(lxr_workqueue_retries_total{RATE}))", "retries")],
             unit="ops",
         ),
-        _timeseries(
+        timeseries(
             "Leader",
             "1 while the process holds the leader lease.",
             [("max by (instance) (lxr_leader)", "{{instance}}")],
@@ -298,52 +188,52 @@ def _sections() -> list[tuple[str, list[Panel]]]:
         ),
     ]
     scheduler = [
-        _timeseries(
+        timeseries(
             "Scheduler command latency",
             "p50 and p99 of scheduler command durations (sbatch, squeue, qsub, ...), by command.",
-            _quantiles("lxr_scheduler_command_duration_seconds", "command", " {{command}}"),
+            quantiles("lxr_scheduler_command_duration_seconds", "command", " {{command}}"),
             unit="s",
         ),
-        _timeseries(
+        timeseries(
             "Scheduler command errors",
             "Failed scheduler commands per second, by cluster and command.",
             [
                 (
-                    f"sum by (cluster, command) (rate(lxr_scheduler_command_errors_total{_RATE}))",
+                    f"sum by (cluster, command) (rate(lxr_scheduler_command_errors_total{RATE}))",
                     "{{cluster}} {{command}}",
                 )
             ],
             unit="ops",
         ),
-        _timeseries(
+        timeseries(
             "Cluster connection errors",
             "Failed connections to a cluster's login node per second, by cluster and reason "
             "(ConnectionRefused, HostKeyMismatch, PermissionDenied, ...). The cause is the "
             "cluster's Reachable condition: lxr describe cluster NAME.",
             [
                 (
-                    f"sum by (cluster, reason) (rate(lxr_cluster_connect_errors_total{_RATE}))",
+                    f"sum by (cluster, reason) (rate(lxr_cluster_connect_errors_total{RATE}))",
                     "{{cluster}} {{reason}}",
                 )
             ],
             unit="ops",
         ),
-        _timeseries(
+        timeseries(
             "Staging throughput",
             "Bytes uploaded to each cluster per second by content-addressed staging. Launches "
             "(lxr launch, XManager scripts) stage and record the bytes in the store; the "
             "controller exports what was recorded since it started, on its next pass. An "
             "unchanged relaunch uploads nothing.",
-            [(f"sum by (cluster) (rate(lxr_staging_bytes_total{_RATE}))", "{{cluster}}")],
+            [(f"sum by (cluster) (rate(lxr_staging_bytes_total{RATE}))", "{{cluster}}")],
             unit="Bps",
         ),
-        _timeseries(
+        timeseries(
             "Scheduler snapshot age",
             "Seconds since the last successful scheduler observation, by cluster (alert "
             "threshold: 300s).",
             [("max by (cluster) (lxr_scheduler_snapshot_age_seconds)", "{{cluster}}")],
             unit="s",
-            thresholds=_thresholds((None, "green"), (300, "red")),
+            thresholds=thresholds((None, "green"), (300, "red")),
         ),
     ]
     return [
@@ -362,7 +252,7 @@ def _layout(sections: list[tuple[str, list[Panel]]]) -> list[Panel]:
         panels.append(
             {
                 "collapsed": False,
-                "gridPos": {"h": 1, "w": _GRID_WIDTH, "x": 0, "y": y},
+                "gridPos": {"h": 1, "w": GRID_WIDTH, "x": 0, "y": y},
                 "panels": [],
                 "title": title,
                 "type": "row",
@@ -373,7 +263,7 @@ def _layout(sections: list[tuple[str, list[Panel]]]) -> list[Panel]:
         row_height = 0
         for panel in section:
             w, h = panel["gridPos"]["w"], panel["gridPos"]["h"]
-            if x + w > _GRID_WIDTH:
+            if x + w > GRID_WIDTH:
                 x, y, row_height = 0, y + row_height, 0
             panel["gridPos"] = {"h": h, "w": w, "x": x, "y": y}
             panels.append(panel)

@@ -16,23 +16,22 @@ Conventions (see the observability issue):
 Every :class:`Metrics` owns its own :class:`prometheus_client.CollectorRegistry` (never the
 process-global one), so tests can create as many as they like.
 
-This module deliberately imports nothing else from :mod:`lxr`.
+This module imports only the phase vocabulary and :mod:`lxr.snapshot_gauges` from :mod:`lxr`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
 
 from lxr.api.phases import ExperimentPhase, WorkUnitPhase
+from lxr.snapshot_gauges import SnapshotCollector, StateSnapshot
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -108,25 +107,6 @@ _RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 1
 _COMMAND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
-@dataclass(frozen=True)
-class StateSnapshot:
-    """What the controller last observed; the source of the scrape-time gauges.
-
-    Attributes:
-        experiments_by_phase: number of experiments per phase (``"Running" -> 3``).
-        work_units_by_cluster_phase: number of work units per ``(cluster, phase)``.
-        snapshot_time_by_cluster: unix time (``time.time()``) of the last *successful*
-            scheduler observation of each cluster.
-
-    Phases that are absent count as 0.  :meth:`Metrics.set_snapshot` copies the mappings,
-    so mutating them afterwards does not change what is exported.
-    """
-
-    experiments_by_phase: Mapping[str, int] = field(default_factory=dict)
-    work_units_by_cluster_phase: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    snapshot_time_by_cluster: Mapping[str, float] = field(default_factory=dict)
-
-
 def _label(value: object, allowed: Iterable[str] | None, what: str) -> str:
     """Return ``value`` as a label string, rejecting values outside ``allowed``.
 
@@ -147,76 +127,6 @@ def _non_negative(value: float, what: str) -> float:
     if not value >= 0:  # also rejects NaN
         raise ValueError(f"{what} must be >= 0, got {value!r}")
     return value
-
-
-class _SnapshotCollector:
-    """Custom collector producing the snapshot gauges at scrape time.
-
-    It only reads the immutable state that :meth:`Metrics.set_snapshot` swapped in, so a
-    scrape costs O(clusters x phases) and never blocks on the controller.
-    """
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        return (
-            GaugeMetricFamily(
-                "lxr_experiments",
-                "Number of experiments per phase, from the controller's latest snapshot.",
-                labels=["phase"],
-            ),
-            GaugeMetricFamily(
-                "lxr_work_units",
-                "Number of work units per cluster and phase, from the latest snapshot.",
-                labels=["cluster", "phase"],
-            ),
-            GaugeMetricFamily(
-                "lxr_scheduler_snapshot_age_seconds",
-                "Seconds since the last successful scheduler observation of the cluster "
-                "(since controller start if there was none yet).",
-                labels=["cluster"],
-            ),
-        )
-
-    def describe(self) -> Iterable[GaugeMetricFamily]:
-        """Return the (sample-less) families, so the registry can detect name clashes."""
-        return self._families()
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        """Build the gauges from the latest snapshot."""
-        m = self._metrics
-        snapshot = m._snapshot  # one read: set_snapshot swaps the reference atomically
-        clusters = m.clusters()
-        now = m._clock()
-        experiments, work_units, age = self._families()
-
-        if snapshot is not None:
-            for phase in _phases(EXPERIMENT_PHASES, snapshot.experiments_by_phase):
-                experiments.add_metric([phase], snapshot.experiments_by_phase.get(phase, 0))
-            by_cluster: dict[str, dict[str, int]] = {c: {} for c in clusters}
-            for (cluster, phase), count in snapshot.work_units_by_cluster_phase.items():
-                by_cluster.setdefault(cluster, {})[phase] = count
-            for cluster in sorted(by_cluster):
-                counts = by_cluster[cluster]
-                for phase in _phases(WORK_UNIT_PHASES, counts):
-                    work_units.add_metric([cluster, phase], counts.get(phase, 0))
-            times = snapshot.snapshot_time_by_cluster
-        else:
-            # No snapshot yet (or this process is not the leader): the domain gauges are
-            # unknown, so they are left absent rather than reported as a misleading 0.
-            times = {}
-
-        for cluster in sorted(set(clusters) | set(times)):
-            since = times.get(cluster, m._started)
-            age.add_metric([cluster], max(0.0, now - since))
-        return [experiments, work_units, age]
-
-
-def _phases(known: tuple[str, ...], present: Mapping[str, object]) -> list[str]:
-    """Known phases in their canonical order, then any unexpected ones, sorted."""
-    return [*known, *sorted(p for p in present if p not in known)]
 
 
 class Metrics:
@@ -329,7 +239,7 @@ class Metrics:
             self._reconcile.labels(result)
         self._leader.set(0)
         self._workqueue_depth.set(0)
-        r.register(_SnapshotCollector(self))
+        r.register(SnapshotCollector(self, EXPERIMENT_PHASES, WORK_UNIT_PHASES))
 
     # -- clusters ---------------------------------------------------------------------------
 
