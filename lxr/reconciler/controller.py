@@ -22,33 +22,30 @@ term that ends mid-pass cancels its workers at once, discarding their plans.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 
-from lxr.api.records import ExperimentRecord
 from lxr.api.resources import ClusterSpec
-from lxr.reconciler.actions import Finalize, SetStatus
 from lxr.reconciler.actor import CRASH_ENV, STOP_ENV, Actor, env_crash_hook
+from lxr.reconciler.cycle import CycleResult, observe_query, run_cycle
 from lxr.reconciler.lease import LeaseKeeper
-from lxr.reconciler.planner import plan
+from lxr.reconciler.publish import SnapshotPublisher
 from lxr.reconciler.reachability import Reachability, describe_error
+from lxr.reconciler.sockets import controller_socket_path, remove_dead_sockets
 from lxr.reconciler.storecalls import StoreCalls, is_transient
 from lxr.reconciler.wakeup import WakeupListener
 from lxr.reconciler.workqueue import WorkQueue
-from lxr.schedulers.base import Driver, ObserveQuery, Snapshot
+from lxr.schedulers.base import Driver
 from lxr.schedulers.registry import make_driver, poll_interval
-from lxr.store import LeaseLost, Store, state_dir
+from lxr.store import LeaseLost, Store
 
 if TYPE_CHECKING:
     from lxr.metrics import Metrics
@@ -67,56 +64,6 @@ log = logging.getLogger("lxr.controller")
 
 #: a failing cluster's ReconcileError event is repeated at most this often (same message)
 _EVENT_REPEAT_SECONDS = 60.0
-
-
-def controller_socket_path(database_url: str, instance: str | None = None) -> Path:
-    """Where a controller for ``database_url`` listens for wake-ups: one socket per controller
-    (``instance``: its pid and a token), so a standby never replaces the leader's. Wakers find
-    the leader's path in the lease. Short names: a Unix socket path has ~100 bytes."""
-    digest = hashlib.sha256(database_url.encode()).hexdigest()[:8]
-    return state_dir() / "run" / f"{digest}.{instance or 'c'}.sock"
-
-
-def _remove_dead_sockets(path: Path) -> None:
-    """Remove the sockets of controllers of this store whose process is gone (kill -9)."""
-    digest = path.name.split(".")[0]
-    for other in path.parent.glob(f"{digest}.*.sock"):
-        pid = other.name.split(".")[1]
-        if not pid.isdigit() or other == path:
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                other.unlink()
-        except PermissionError:
-            pass
-
-
-def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
-    """What the snapshot must cover: jobs in flight (with their indexes) and unconfirmed tags."""
-    jobs: dict[str, set[int]] = {}
-    intents: set[str] = set()
-    for exp in desired:
-        for wu in exp.work_units:
-            att = wu.active
-            if att is None:
-                continue
-            if att.job_id is None:
-                intents.add(att.submission_tag)
-            else:
-                jobs.setdefault(att.job_id, set()).add(att.array_index)
-    return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents))
-
-
-@dataclass
-class CycleResult:
-    """What one cluster's cycle did."""
-
-    cluster: str
-    actions: int = 0
-    submitted_tasks: int = 0
-    finished: list[str] = field(default_factory=list)
 
 
 class Controller:
@@ -159,8 +106,7 @@ class Controller:
         #: False when the last pass of :meth:`run_once` (or a cycle of :meth:`run`) failed
         self.last_pass_ok = True
         self.snapshot_times: dict[str, float] = {}
-        # the store's staged-bytes totals when this controller first read them (see below)
-        self._staged_seen: dict[str, int] | None = None
+        self._publisher = SnapshotPublisher()
         self._fstore: Store = store  # the fenced view of the current term
         self._running: set[str] = set()  # clusters with a worker in flight
         self._next: dict[str, float] = {}  # when each cluster is due again (wall clock)
@@ -228,44 +174,18 @@ class Controller:
         return driver, spec
 
     async def reconcile(self, cluster: str) -> CycleResult:
-        """One cycle for one cluster: observe once, plan, act, refresh statuses."""
-        store, db = self._fstore, self.calls
+        """One cycle for one cluster: observe once, plan, act (see :func:`run_cycle`)."""
         driver, spec = await self.driver_for(cluster)
-        desired = await db(store.load_desired, cluster)
-        result = CycleResult(cluster)
-        if not desired:
-            return result
         actor = Actor(
-            store, driver, spec, self.metrics, self.crash_hook, calls=db, guard=self.keeper.guard
+            self._fstore,
+            driver,
+            spec,
+            self.metrics,
+            self.crash_hook,
+            calls=self.calls,
+            guard=self.keeper.guard,
         )
-        by_uid = {e.uid: e for e in desired}
-        # The planner reads the snapshot only for attempts in flight, so an experiment with none
-        # (a new sweep, one waiting out a backoff) is planned and acted on before the cluster is
-        # observed: a new sweep's sbatch does not wait for a squeue round trip. The intent is
-        # still recorded before submitting, and the next observation covers the new jobs.
-        idle = [e for e in desired if all(wu.active is None for wu in e.work_units)]
-        busy = [e for e in desired if any(wu.active is not None for wu in e.work_units)]
-        actions = plan(idle, Snapshot(cluster, time.time(), {}), time.time()) if idle else []
-        for action in actions:
-            result.submitted_tasks += await actor.execute(action, by_uid)
-        if busy:
-            # observing the local cluster starts queued tasks: it is guarded like a submission
-            await self.keeper.guard()
-            snapshot = await driver.observe(observe_query(busy))
-            self.snapshot_times[cluster] = snapshot.time
-            later = plan(busy, snapshot, time.time())
-            for action in later:
-                result.submitted_tasks += await actor.execute(action, by_uid)
-            actions += later
-        else:  # nothing in flight: an empty view of the cluster is current
-            self.snapshot_times[cluster] = time.time()
-        result.actions = len(actions)
-        result.finished = [
-            by_uid[a.experiment_uid].name
-            for a in actions
-            if isinstance(a, Finalize) or (isinstance(a, SetStatus) and a.finished)
-        ]
-        return result
+        return await run_cycle(actor, self.snapshot_times)
 
     async def _cycle(self, cluster: str) -> CycleResult | None:
         """One cluster's cycle with its bookkeeping: backoff, events, metrics. None when it
@@ -400,39 +320,8 @@ class Controller:
 
         ``busy``: the clusters that had work this pass (queried when not given).
         """
-        if not self.metrics:
-            return
-        from lxr.metrics import StateSnapshot
-
-        # every configured cluster gets its counters at 0 before its first submission
-        for configured in self.store.list_clusters():
-            self.metrics.known_cluster(configured.metadata.name)
-        with_work = set(self.store.clusters_with_work() if busy is None else busy)
-        now = time.time()
-        # A cluster with nothing in flight is not observed, and need not be: its (empty) view
-        # is current. Without this its snapshot age would grow on an idle controller until
-        # LxrSchedulerSnapshotStale fires. A busy cluster whose observation fails keeps aging.
-        for idle in self.metrics.clusters() - with_work:
-            self.snapshot_times[idle] = now
-        # Staging runs in launch processes, which add to per-cluster totals in the store; the
-        # counter moves by what they added since this controller started (like any counter,
-        # it starts at 0 with the process: bytes staged earlier are not counted again).
-        totals = self.store.staged_bytes()
-        if self._staged_seen is None:
-            self._staged_seen = dict(totals)
-        for cluster, total in sorted(totals.items()):
-            delta = total - self._staged_seen.get(cluster, 0)
-            if delta > 0:
-                self.metrics.staged_bytes(cluster, delta)
-            self._staged_seen[cluster] = total
-        exps, wus = self.store.phase_counts()
-        self.metrics.set_snapshot(
-            StateSnapshot(
-                experiments_by_phase=exps,
-                work_units_by_cluster_phase=wus,
-                snapshot_time_by_cluster=dict(self.snapshot_times),
-            )
-        )
+        if self.metrics:
+            self._publisher.publish(self.metrics, self.store, self.snapshot_times, busy)
 
     # ------------------------------------------------------------------ the loop
 
@@ -440,7 +329,7 @@ class Controller:
         """Reconcile until cancelled (or until ``until()`` is true). Leads when it can: a
         standby (or an in-process waiter) takes the lease over once its holder stopped
         renewing it, never before. Never exits on a store or cluster error."""
-        _remove_dead_sockets(self.socket_path)
+        remove_dead_sockets(self.socket_path)
         async with WakeupListener(self.socket_path, self.store.postgres_conninfo()) as wake:
             self._wake = wake
             try:

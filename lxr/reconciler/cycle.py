@@ -1,0 +1,79 @@
+"""One cluster's cycle: read the desired state, observe the scheduler once, plan, act."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lxr.api.records import ExperimentRecord
+from lxr.reconciler.actions import Finalize, SetStatus
+from lxr.reconciler.actor import Actor
+from lxr.reconciler.planner import plan
+from lxr.schedulers.base import ObserveQuery, Snapshot
+
+__all__ = ["CycleResult", "observe_query", "run_cycle"]
+
+
+def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
+    """What the snapshot must cover: jobs in flight (with their indexes) and unconfirmed tags."""
+    jobs: dict[str, set[int]] = {}
+    intents: set[str] = set()
+    for exp in desired:
+        for wu in exp.work_units:
+            att = wu.active
+            if att is None:
+                continue
+            if att.job_id is None:
+                intents.add(att.submission_tag)
+            else:
+                jobs.setdefault(att.job_id, set()).add(att.array_index)
+    return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents))
+
+
+@dataclass
+class CycleResult:
+    """What one cluster's cycle did."""
+
+    cluster: str
+    actions: int = 0
+    submitted_tasks: int = 0
+    finished: list[str] = field(default_factory=list)
+
+
+async def run_cycle(actor: Actor, snapshot_times: dict[str, float]) -> CycleResult:
+    """One cycle for the actor's cluster: observe once, plan, act. ``snapshot_times`` gets the
+    time of this cluster's observation."""
+    cluster, store, db = actor.cluster, actor.store, actor.calls
+    desired = await db(store.load_desired, cluster)
+    result = CycleResult(cluster)
+    if not desired:
+        return result
+    by_uid = {e.uid: e for e in desired}
+    # The planner reads the snapshot only for attempts in flight, so an experiment with none
+    # (a new sweep, one waiting out a backoff) is planned and acted on before the cluster is
+    # observed: a new sweep's sbatch does not wait for a squeue round trip. The intent is
+    # still recorded before submitting, and the next observation covers the new jobs.
+    idle = [e for e in desired if all(wu.active is None for wu in e.work_units)]
+    busy = [e for e in desired if any(wu.active is not None for wu in e.work_units)]
+    actions = plan(idle, Snapshot(cluster, time.time(), {}), time.time()) if idle else []
+    for action in actions:
+        result.submitted_tasks += await actor.execute(action, by_uid)
+    if busy:
+        # a leader that lost its lease learns it here, before it acts on what it observes
+        await actor.guard()
+        snapshot = await actor.driver.observe(observe_query(busy))
+        snapshot_times[cluster] = snapshot.time
+        later = plan(busy, snapshot, time.time())
+        for action in later:
+            result.submitted_tasks += await actor.execute(action, by_uid)
+        actions += later
+    else:  # nothing in flight: an empty view of the cluster is current
+        snapshot_times[cluster] = time.time()
+    result.actions = len(actions)
+    result.finished = [
+        by_uid[a.experiment_uid].name
+        for a in actions
+        if isinstance(a, Finalize) or (isinstance(a, SetStatus) and a.finished)
+    ]
+    return result
