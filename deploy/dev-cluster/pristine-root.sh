@@ -112,7 +112,14 @@ in_root shared '
   apt_need "${LXR_DEV_PACKAGES[@]}" busybox curl
   bash deploy/dev-cluster/python-up.sh
   uv sync --frozen --compile-bytecode
-  rm -f /etc/resolv.conf
+  # The tests package the example projects (pip --target through uv, with build isolation):
+  # offline inside, uv finds their build backends (pdm-backend, setuptools...) only in its
+  # cache, so fetch them now, by the same command
+  for p in $(find tests/fixtures examples -name pyproject.toml | sort); do
+    d=$(dirname "$p")
+    uv pip install -q --python .venv/bin/python --no-deps --target "/tmp/warm/${d//\//_}" "$d"
+  done
+  rm -rf /tmp/warm /etc/resolv.conf
 '
 
 # ---------------------------------------------------------------- 4. isolated
@@ -126,7 +133,9 @@ in_root isolated "$net_up"'
   timeout 600 uv run lxr apply -f examples/quickstart.yaml --wait'
 phase readme-pytest
 in_root isolated "$net_up"'
-  timeout 2400 uv run pytest > /tmp/readme-pytest.log 2>&1 || { tail -40 /tmp/readme-pytest.log; exit 1; }
+  timeout 2400 uv run pytest > /tmp/readme-pytest.log 2>&1 || {
+    sed -n "/^=* FAILURES =*\$/,\$p" /tmp/readme-pytest.log | grep -v "^SKIPPED" | tail -300
+    exit 1; }
   tail -3 /tmp/readme-pytest.log'
 phase ci-run
 in_root isolated "$net_up"'
