@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # check.sh -- smoke test of the lxr dev cluster, through ssh as user lxr:
-#   ssh key login; Slurm array (sbatch, squeue -t all, sacct); SGE array (qsub,
-#   qstat -xml, qacct); PostgreSQL select 1; prometheus binaries present.
+#   ssh key login; Slurm array (sbatch, squeue -t all, sacct); Slurm partition multi (2+
+#   nodes, a 2-node x 2-task srun, a heterogeneous job); SGE array (qsub, qstat -xml,
+#   qacct); SGE PE mpi (4 slots, $PE_HOSTFILE); PostgreSQL select 1; prometheus binaries.
 # One line per check, last line "N passed, M failed"; exit status 0 iff all passed.
 set -uo pipefail
 SSH=(ssh -F /var/lib/lxr-dev/ssh_config lxr-dev)
@@ -31,6 +32,33 @@ done
 [ "$sa" = "${A}_0|COMPLETED|0:0,${A}_1|COMPLETED|0:0,${A}_2|FAILED|5:0,${A}_3|COMPLETED|0:0," ] \
   && ok "sacct: $sa" || bad "sacct: $sa"
 
+# ---- Slurm: several nodes; srun across 2 of them; a heterogeneous job
+# job_out JOBID FILE: wait for the job to leave the queue, print its output file
+job_out() {
+  for _ in $(seq 120); do
+    [ -z "$(S "squeue -h -j $1 -t PD,R,CG,S -o %i" 2>/dev/null)" ] && break; sleep 0.5
+  done
+  S "cat $2; rm -f $2"
+}
+nm=$(S "sinfo -h -p multi -o %D" 2>&1)
+[[ "$nm" =~ ^[0-9]+$ ]] && [ "$nm" -ge 2 ] && ok "partition multi: $nm nodes" || bad "partition multi: $nm"
+M=$(S "sbatch --parsable -J lxr-check -p multi -N 2 --ntasks-per-node=2 -c 1 -o lxr-check-multi.out --wrap 'srun --kill-on-bad-exit sh -c \"echo \\\$SLURMD_NODENAME \\\$SLURM_PROCID\"'" 2>&1)
+if [[ "$M" =~ ^[0-9]+$ ]]; then
+  out=$(job_out "$M" lxr-check-multi.out)
+  ranks=$(echo "$out" | awk '{print $2}' | sort -n | tr '\n' ,)
+  hosts=$(echo "$out" | awk '{print $1}' | sort -u | wc -l)
+  [ "$ranks" = "0,1,2,3," ] && [ "$hosts" = 2 ] && ok "srun 2 nodes x 2 tasks: ranks $ranks on $hosts nodes" \
+    || bad "srun 2 nodes x 2 tasks: $out"
+else bad "sbatch -p multi -N 2: $M"; fi
+H=$(S "printf '%s\n' '#!/bin/sh' '#SBATCH -J lxr-check -p multi -n 1 -o lxr-check-het.out' '#SBATCH hetjob' '#SBATCH -p multi -n 1' \
+  'srun --het-group=0 sh -c \"echo 0 \\\$SLURMD_NODENAME\"; srun --het-group=1 sh -c \"echo 1 \\\$SLURMD_NODENAME\"' | sbatch --parsable" 2>&1)
+if [[ "$H" =~ ^[0-9]+$ ]]; then
+  comps=$(S "squeue -h -j $H -o %i" | sort | tr '\n' ,)
+  out=$(job_out "$H" lxr-check-het.out)
+  [ "$(echo "$out" | awk '{print $1}' | tr '\n' ,)" = "0,1," ] \
+    && ok "hetjob $H (${comps:-gone}): $(echo "$out" | tr '\n' ' ')" || bad "hetjob $H: $out"
+else bad "sbatch hetjob: $H"; fi
+
 # ---- SGE: array of 3, task 2 exits 7
 R=$(S "qsub -terse -N lxr-check -t 1-3 -o /dev/null -j y -b y 'sleep 1; [ \$SGE_TASK_ID = 2 ] && exit 7; exit 0'" 2>&1)
 [[ "$R" =~ ^[0-9]+\.1-3:1$ ]] && ok "qsub -t -> $R" || bad "qsub -t: $R"
@@ -45,6 +73,16 @@ for _ in $(seq 30); do
   [ "$qa" = "1:0,2:7,3:0," ] && break; sleep 0.5
 done
 [ "$qa" = "1:0,2:7,3:0," ] && ok "qacct exit codes: $qa" || bad "qacct: $qa"
+
+# ---- SGE: PE mpi with 4 slots; $PE_HOSTFILE lists them
+P=$(S "qsub -terse -N lxr-check -pe mpi 4 -o lxr-check-pe.out -j y -b y 'echo \$NSLOTS \$(awk \"{s+=\\\$2} END {print s}\" \$PE_HOSTFILE)'" 2>&1)
+if [[ "$P" =~ ^[0-9]+$ ]]; then
+  for _ in $(seq 120); do
+    [ -z "$(S "qstat -u lxr | awk -v j=$P '\$1==j'")" ] && break; sleep 0.5
+  done
+  pe=$(S "cat lxr-check-pe.out; rm -f lxr-check-pe.out" 2>&1)
+  [ "$pe" = "4 4" ] && ok "qsub -pe mpi 4: NSLOTS and \$PE_HOSTFILE slots = $pe" || bad "qsub -pe mpi 4: $pe"
+else bad "qsub -pe mpi 4: $P"; fi
 
 # ---- PostgreSQL (from the client side, as the tests connect)
 r=$(PGPASSWORD=lxr psql -X -h 127.0.0.1 -p 5432 -U lxr -d lxr -tAc 'select 1' 2>&1)

@@ -15,7 +15,9 @@ for pf in /var/spool/gridengine/execd/*/execd.pid; do [ -e "$pf" ] && stop_pidfi
 stop_pidfile /var/spool/gridengine/qmaster/qmaster.pid sge_qmaster
 
 # --- Slurm
-stop_pidfile /run/slurmd.pid slurmd
+for pf in /run/slurmd-*.pid /run/slurmd.pid; do   # one per node (slurmd -N NODE); the old single one
+  [ -e "$pf" ] && stop_pidfile "$pf" "slurmd $(basename "$pf" .pid)"
+done
 stop_pidfile /run/slurmctld.pid slurmctld
 if [ "$WIPE" = 1 ] && mariadb -uroot -e 'select 1' >/dev/null 2>&1; then
   mariadb -uroot -e 'DROP DATABASE IF EXISTS slurm_acct_db' && log "dropped slurm_acct_db"

@@ -9,7 +9,9 @@
 #   all.q     @allhosts, SGE_DEV_SLOTS slots (default 4), /bin/bash, unix_behavior
 #   urgent.q  only for jobs with `-l urgent` (FORCED bool complex `urgent`),
 #             subordinate_list all.q=1: a job there SUSPENDS all.q jobs (state S)
-#   PE smp ($pe_slots); scheduler interval 1 s; load_report_time 2 s;
+#   PE smp ($pe_slots: all slots on one host) and PE mpi ($fill_up: slots over the hosts,
+#   here the one host), both in every queue's pe_list, so `qsub -pe mpi 4` gets 4 slots
+#   and $PE_HOSTFILE; scheduler interval 1 s; load_report_time 2 s;
 #   min_uid/min_gid 0; accounting flushed at once; errors cleared (qmod -c '*').
 # Knobs: SGE_DEV_SLOTS (default 4).
 # Clients need no environment: /usr/bin/q* read SGE_ROOT/SGE_CELL from /etc/default/gridengine.
@@ -106,21 +108,28 @@ printf 'group_name @allhosts\nhostlist %s\n' "$HOST" > $tmp/hgrp
 if ! qconf -shgrp @allhosts >/dev/null 2>&1; then q qconf -Ahgrp $tmp/hgrp
 elif ! qconf -shgrp @allhosts | grep -qE "^hostlist +$HOST\$"; then q qconf -Mhgrp $tmp/hgrp; fi
 
-cat > $tmp/pe <<'PE'
-pe_name            smp
+mkpe() {  # name allocation_rule
+  cat > $tmp/pe.$1 <<PE
+pe_name            $1
 slots              999
 user_lists         NONE
 xuser_lists        NONE
 start_proc_args    NONE
 stop_proc_args     NONE
-allocation_rule    $pe_slots
+allocation_rule    $2
 control_slaves     TRUE
 job_is_first_task  TRUE
 urgency_slots      min
 accounting_summary TRUE
 qsort_args         NONE
 PE
-qconf -sp smp >/dev/null 2>&1 || q qconf -Ap $tmp/pe
+  if ! qconf -sp "$1" >/dev/null 2>&1; then q qconf -Ap $tmp/pe.$1
+  elif ! diff -q <(qconf -sp "$1" | awk '{$1=$1; print}') <(awk '{$1=$1; print}' $tmp/pe.$1) >/dev/null; then
+    q qconf -Mp $tmp/pe.$1
+  fi
+}
+mkpe smp '$pe_slots'
+mkpe mpi '$fill_up'
 
 # FORCED boolean complex: only jobs submitted with `-l urgent` may use urgent.q
 if ! qconf -sc | grep -q '^urgent '; then
@@ -143,7 +152,7 @@ min_cpu_interval      00:05:00
 processors            UNDEFINED
 qtype                 BATCH INTERACTIVE
 ckpt_list             NONE
-pe_list               smp
+pe_list               smp mpi
 rerun                 FALSE
 slots                 $SLOTS
 tmpdir                /tmp
@@ -183,7 +192,7 @@ s_vmem                INFINITY
 h_vmem                INFINITY
 Q
   if ! qconf -sq "$1" >/dev/null 2>&1; then q qconf -Aq $tmp/$1
-  elif ! diff -q <(qconf -sq "$1" | awk '{print $1,$2}') <(awk '{print $1,$2}' $tmp/$1) >/dev/null; then
+  elif ! diff -q <(qconf -sq "$1" | awk '{$1=$1; print}') <(awk '{$1=$1; print}' $tmp/$1) >/dev/null; then
     q qconf -Mq $tmp/$1
   fi
 }

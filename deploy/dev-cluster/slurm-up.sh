@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# slurm-up.sh -- single-node Slurm 22.05 (Debian 12 packages) for the lxr dev cluster.
-# munged + MariaDB + slurmdbd + slurmctld + slurmd, all started directly (no systemd),
-# tracked by pid file. Idempotent: restarts Slurm daemons only if a config changed,
-# waits until the node is usable.
+# slurm-up.sh -- Slurm 22.05 (Debian 12 packages) for the lxr dev cluster, several compute
+# nodes on this one machine. munged + MariaDB + slurmdbd + slurmctld + one slurmd per node,
+# all started directly (no systemd), tracked by pid file. Idempotent: restarts Slurm daemons
+# only if a config changed, waits until every node is usable.
 #
 # Layout:
-#   ClusterName=lxr, one node = this host ($(hostname -s))
-#   partition batch  : Default, PriorityTier=1,   PreemptMode=REQUEUE
-#   partition urgent : PriorityTier=100, PreemptMode=OFF  (its jobs preempt batch jobs)
+#   ClusterName=lxr
+#   node vm          : this host ($(hostname -s)), SLURM_DEV_CPUS CPUs, `slurmd -N vm`
+#   nodes lxr-n1..N  : SLURM_DEV_NODES more nodes (default 3), each its own `slurmd -N lxr-nI`
+#                      on port 6820+I, address 127.0.0.(10+I) (/etc/hosts), SLURM_DEV_NODE_CPUS
+#                      CPUs (default 2 = the real core count: 2 nodes x 2 tasks run at once)
+#   partition batch  : Default, node vm, PriorityTier=1,   PreemptMode=REQUEUE
+#   partition multi  : nodes lxr-n[1-N], PriorityTier=1,  PreemptMode=REQUEUE (multi-node jobs)
+#   partition urgent : every node, PriorityTier=100, PreemptMode=OFF  (its jobs preempt batch
+#                      and multi jobs)
+#   The Debian build runs several slurmd on one host: per-node pid file, spool dir and log
+#   (%n), a port per node. Every slurmd's host name is this host's (`hostname` in a task says
+#   vm): a task tells its node by SLURMD_NODENAME. Heterogeneous jobs are scheduled only by
+#   the backfill scheduler, hence bf_interval=2 (default 30 s).
 #   PreemptType=preempt/partition_prio, PreemptMode=REQUEUE, MinJobAge=300,
 #   MaxArraySize=10001, accounting via slurmdbd (real sacct), jobcomp/filetxt too.
 #   Memory: CR_Core_Memory + JobAcctGatherParams=OverMemoryKill (no cgroups here): a
 #   job whose RSS exceeds its --mem is killed at the next accounting sample (2 s).
 #
 # Knobs (env):
-#   SLURM_DEV_CPUS    CPUs advertised (default 8; > real CPUs => config_overrides)
+#   SLURM_DEV_CPUS    CPUs node vm advertises (default 8; > real CPUs => config_overrides)
+#   SLURM_DEV_NODES   number of lxr-nI nodes (default 3; 0 = vm alone, no partition multi)
+#   SLURM_DEV_NODE_CPUS / SLURM_DEV_NODE_MEM_MB  CPUs / RealMemory of each (default 2 / 4096)
 #   SLURM_DEV_MEM_MB  RealMemory (default: real MiB - 1024)
 #   SLURM_DEV_DEF_MEM_PER_CPU  DefMemPerCPU in MiB for jobs without --mem (default 512)
 #   SLURM_DEV_CLEAN=1 restart slurmctld with -c (forget all jobs)
@@ -33,10 +45,21 @@ REAL_MEM=$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)
 MEM=${SLURM_DEV_MEM_MB:-$((REAL_MEM - 1024))}
 DBPASS=${SLURMDBD_DBPASS:-slurmdbpass}
 DEF_MEM=${SLURM_DEV_DEF_MEM_PER_CPU:-512}
+NNODES=${SLURM_DEV_NODES:-3}
+NODE_CPUS=${SLURM_DEV_NODE_CPUS:-2}
+NODE_MEM=${SLURM_DEV_NODE_MEM_MB:-4096}
+NODES=()
+for i in $(seq "$NNODES"); do NODES+=("lxr-n$i"); done
+ALL_NODES=("$HOST" "${NODES[@]}")
 
 apt_need munge slurm-wlm slurmctld slurmd slurm-client slurmdbd mariadb-server
 ensure_user
 getent hosts "$HOST" >/dev/null || echo "127.0.0.1 $HOST" >> /etc/hosts
+# every node name resolves (a rank's MASTER_ADDR is the first node's name), each to an
+# address of its own on the loopback; appended, so 127.0.0.1's reverse name stays the same
+for i in $(seq "$NNODES"); do
+  grep -qE "^127\.0\.0\.$((10 + i))[[:space:]]+lxr-n$i\$" /etc/hosts || echo "127.0.0.$((10 + i)) lxr-n$i" >> /etc/hosts
+done
 
 # ---------------------------------------------------------------- munge
 install -d -o munge -g munge -m 0755 /run/munge
@@ -74,6 +97,7 @@ SQL
 # ---------------------------------------------------------------- dirs
 install -d -o slurm -g slurm -m 0755 /var/lib/slurm/slurmctld /var/log/slurm
 install -d -o root -g root -m 0755 /var/lib/slurm/slurmd
+for n in "${ALL_NODES[@]}"; do install -d -o root -g root -m 0755 "/var/lib/slurm/slurmd/$n"; done
 touch /var/log/slurm/jobcomp.log; chown slurm:slurm /var/log/slurm/jobcomp.log
 
 # write_if_changed FILE CONTENT -> returns 0 if it changed the file
@@ -87,8 +111,18 @@ overrides=""
 [ "$CPUS" -gt "$REAL_CPUS" ] && overrides="SlurmdParameters=config_overrides"
 [ "${SLURM_DEV_STORE_COMMENT:-0}" = 1 ] && overrides="$overrides
 AccountingStoreFlags=job_comment"
+node_lines="NodeName=$HOST CPUs=$CPUS RealMemory=$MEM Weight=1 State=UNKNOWN"
+multi=""
+if [ "$NNODES" -gt 0 ]; then
+  for i in $(seq "$NNODES"); do
+    node_lines="$node_lines
+NodeName=lxr-n$i NodeHostname=lxr-n$i NodeAddr=127.0.0.$((10 + i)) Port=$((6820 + i)) CPUs=$NODE_CPUS RealMemory=$NODE_MEM Weight=10 State=UNKNOWN"
+  done
+  multi="PartitionName=multi  Nodes=lxr-n[1-$NNODES] Default=NO MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE"
+fi
+urgent_nodes=$(IFS=,; echo "${ALL_NODES[*]}")
 conf=$(cat <<CONF
-# generated by lxr deploy/dev-cluster/slurm-up.sh -- single-node dev cluster
+# generated by lxr deploy/dev-cluster/slurm-up.sh -- dev cluster, all nodes on this host
 ClusterName=lxr
 SlurmctldHost=$HOST
 SlurmUser=slurm
@@ -101,16 +135,18 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 ReturnToService=2
 SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
+SlurmdPidFile=/run/slurmd-%n.pid
 SlurmctldPort=6817
 SlurmdPort=6818
 StateSaveLocation=/var/lib/slurm/slurmctld
-SlurmdSpoolDir=/var/lib/slurm/slurmd
+SlurmdSpoolDir=/var/lib/slurm/slurmd/%n
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmdLogFile=/var/log/slurm/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 SchedulerType=sched/backfill
+# heterogeneous jobs start only in a backfill pass: every 2 s, not 30
+SchedulerParameters=bf_interval=2
 SelectType=select/cons_tres
 # memory is a consumable resource, like on most real clusters; DefMemPerCPU keeps a job
 # without --mem from taking the whole node's memory
@@ -134,9 +170,10 @@ JobCompLoc=/var/log/slurm/jobcomp.log
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 $overrides
-NodeName=$HOST CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+$node_lines
 PartitionName=batch  Nodes=$HOST Default=YES MaxTime=INFINITE State=UP PriorityTier=1   PreemptMode=REQUEUE
-PartitionName=urgent Nodes=$HOST Default=NO  MaxTime=INFINITE State=UP PriorityTier=100 PreemptMode=OFF
+$multi
+PartitionName=urgent Nodes=$urgent_nodes Default=NO  MaxTime=INFINITE State=UP PriorityTier=100 PreemptMode=OFF
 CONF
 )
 changed=0
@@ -175,7 +212,12 @@ wait_for 60 sacctmgr -n list cluster || { echo "slurmdbd not answering" >&2; tai
 sacctmgr -n -P list cluster format=cluster | grep -qx lxr || sacctmgr -i add cluster lxr >/dev/null
 
 # ---------------------------------------------------------------- slurmctld / slurmd
-if [ "$changed" = 1 ]; then stop_pidfile /run/slurmd.pid slurmd; stop_pidfile /run/slurmctld.pid slurmctld; fi
+slurmd_pid() { echo "/run/slurmd-$1.pid"; }
+if [ "$changed" = 1 ]; then
+  stop_pidfile /run/slurmd.pid slurmd   # the single-node layout's pid file
+  for pf in /run/slurmd-*.pid; do [ -e "$pf" ] && stop_pidfile "$pf" "slurmd ${pf#/run/slurmd-}"; done
+  stop_pidfile /run/slurmctld.pid slurmctld
+fi
 [ "${SLURM_DEV_CLEAN:-0}" = 1 ] && stop_pidfile /run/slurmctld.pid slurmctld   # -c acts only on a start
 if ! alive /run/slurmctld.pid; then
   extra=(); [ "${SLURM_DEV_CLEAN:-0}" = 1 ] && extra=(-c)
@@ -186,22 +228,34 @@ if ! alive /run/slurmctld.pid; then
 fi
 ctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
 wait_for 20 ctld_up || { echo "slurmctld not answering" >&2; tail -20 /var/log/slurm/slurmctld.log >&2; exit 1; }
-if ! alive /run/slurmd.pid; then
-  rm -f /run/slurmd.pid
-  /usr/sbin/slurmd
-  wait_for 10 test -s /run/slurmd.pid
-  log "slurmd started (pid $(cat /run/slurmd.pid))"
-fi
+# The single-node layout kept the job steps' sockets (vm_JOB.STEP) in the spool dir itself: a
+# link in the node's own spool dir lets the new slurmd find the steps still running there.
+for sock in /var/lib/slurm/slurmd/"$HOST"_*; do
+  if [ -S "$sock" ] && [ ! -e "/var/lib/slurm/slurmd/$HOST/${sock##*/}" ]; then
+    ln -s "$sock" "/var/lib/slurm/slurmd/$HOST/"
+  fi
+done
+for n in "${ALL_NODES[@]}"; do
+  pf=$(slurmd_pid "$n")
+  alive "$pf" && continue
+  rm -f "$pf"
+  /usr/sbin/slurmd -N "$n"
+  wait_for 10 test -s "$pf"
+  log "slurmd -N $n started (pid $(cat "$pf"))"
+done
 
-# wait for the node to be usable
+# wait for every node to be usable
 node_ok() {
-  local st; st=$(sinfo -h -n "$HOST" -o %T 2>/dev/null | head -1)
+  local st; st=$(sinfo -h -n "$1" -o %T 2>/dev/null | head -1)
   case "$st" in
     idle*|mixed*|allocated*|completing*) return 0 ;;
-    down*|drain*|fail*) scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true ;;
+    down*|drain*|fail*) scontrol update nodename="$1" state=resume >/dev/null 2>&1 || true ;;
   esac
   return 1
 }
-wait_for 30 node_ok || { echo "node $HOST not usable" >&2; sinfo -R >&2; exit 1; }
+for n in "${ALL_NODES[@]}"; do
+  wait_for 30 node_ok "$n" || { echo "node $n not usable" >&2; sinfo -R >&2; exit 1; }
+done
 sinfo
-log "slurm up: munged $(cat /run/munge/munged.pid), mariadb $(cat /run/mysqld/mysqld.pid), slurmdbd $(cat /run/slurmdbd.pid), slurmctld $(cat /run/slurmctld.pid), slurmd $(cat /run/slurmd.pid); $CPUS CPUs advertised"
+pids=""; for n in "${ALL_NODES[@]}"; do pids="$pids $n=$(cat "$(slurmd_pid "$n")")"; done
+log "slurm up: munged $(cat /run/munge/munged.pid), mariadb $(cat /run/mysqld/mysqld.pid), slurmdbd $(cat /run/slurmdbd.pid), slurmctld $(cat /run/slurmctld.pid), slurmd$pids; nodes: $HOST ($CPUS CPUs)${NODES:+, ${NODES[*]} ($NODE_CPUS CPUs each)}"
