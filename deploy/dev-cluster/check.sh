@@ -2,7 +2,8 @@
 # check.sh -- smoke test of the lxr dev cluster, through ssh as user lxr:
 #   ssh key login; Slurm array (sbatch, squeue -t all, sacct); Slurm partition multi (2+
 #   nodes, a 2-node x 2-task srun, a heterogeneous job); SGE array (qsub, qstat -xml,
-#   qacct); SGE PE mpi (4 slots, $PE_HOSTFILE); PostgreSQL select 1; prometheus binaries.
+#   qacct); SGE PE mpi (4 slots, $PE_HOSTFILE); podman run of the test image as lxr;
+#   PostgreSQL select 1; prometheus binaries.
 # One line per check, last line "N passed, M failed"; exit status 0 iff all passed.
 set -uo pipefail
 SSH=(ssh -F /var/lib/lxr-dev/ssh_config lxr-dev)
@@ -83,6 +84,10 @@ if [[ "$P" =~ ^[0-9]+$ ]]; then
   pe=$(S "cat lxr-check-pe.out; rm -f lxr-check-pe.out" 2>&1)
   [ "$pe" = "4 4" ] && ok "qsub -pe mpi 4: NSLOTS and \$PE_HOSTFILE slots = $pe" || bad "qsub -pe mpi 4: $pe"
 else bad "qsub -pe mpi 4: $P"; fi
+
+# ---- podman, rootless as lxr: the test image's os-release, not the host's
+pm=$(S "podman run --rm --network=host localhost/lxr-test-python:latest sh -c 'grep ^VARIANT_ID= /etc/os-release; python3 -c \"print(1+1)\"'" 2>/dev/null | tr '\n' ' ')
+[ "$pm" = "VARIANT_ID=lxr-test 2 " ] && ok "podman run localhost/lxr-test-python as lxr: $pm" || bad "podman run: $pm"
 
 # ---- PostgreSQL (from the client side, as the tests connect)
 r=$(PGPASSWORD=lxr psql -X -h 127.0.0.1 -p 5432 -U lxr -d lxr -tAc 'select 1' 2>&1)

@@ -105,4 +105,5 @@ sge_preseed() {
 LXR_DEV_PACKAGES=(openssh-server openssh-client rsync
   munge slurm-wlm slurmctld slurmd slurm-client slurmdbd mariadb-server
   gridengine-master gridengine-exec gridengine-client
-  postgresql prometheus)
+  postgresql prometheus
+  podman runc uidmap slirp4netns debootstrap)

@@ -3,9 +3,10 @@
 # pristine-root.sh [--keep] [ROOT] -- prove that a fresh clone works on a pristine Debian 12:
 #   1. debootstrap a minimal bookworm into ROOT (default /var/tmp/lxr-pristine; wiped first)
 #   2. git clone this repository's HEAD (committed work only) into ROOT/src/lxr
-#   3. prepare, with the network (apt and PyPI are all it reaches): apt-get install what
-#      .ci/run and the dev cluster install (lib.sh's package list, busybox, curl),
-#      deploy/dev-cluster/python-up.sh (python3-venv, uv from PyPI), `uv sync --frozen`
+#   3. prepare, with the network (apt, a Debian mirror and PyPI are all it reaches): apt-get
+#      install what .ci/run and the dev cluster install (lib.sh's package list, busybox, curl),
+#      deploy/dev-cluster/python-up.sh (python3-venv, uv from PyPI), the test image's root
+#      filesystem (podman-up.sh --rootfs-only: debootstrap), `uv sync --frozen`
 #   4. enter ROOT with its own network (loopback only, brought up inside), PID, mount, UTS
 #      and IPC namespaces, so its sshd, Slurm, Grid Engine, PostgreSQL and MariaDB never meet
 #      the host's dev cluster; everything they started dies with the namespace, and run:
@@ -111,6 +112,8 @@ in_root shared '
   sge_preseed
   apt_need "${LXR_DEV_PACKAGES[@]}" busybox curl
   bash deploy/dev-cluster/python-up.sh
+  # the test image'"'"'s root filesystem comes from a Debian mirror: built (and cached) now
+  LXR_DEV_IMAGE_MIRROR='"$MIRROR"' bash deploy/dev-cluster/podman-up.sh --rootfs-only
   uv sync --frozen --compile-bytecode
   # The tests package the example projects (pip --target through uv, with build isolation):
   # offline inside, uv finds their build backends (pdm-backend, setuptools...) only in its

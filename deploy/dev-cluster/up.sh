@@ -2,9 +2,10 @@
 # shellcheck source-path=SCRIPTDIR
 # up.sh -- bring up the whole lxr dev cluster (idempotent, non-interactive, as root):
 #   sshd (127.0.0.1:2222, user lxr), Slurm 22.05 + slurmdbd/MariaDB, Grid Engine 8.1.9,
-#   PostgreSQL (127.0.0.1:5432, db/role lxr), and the `prometheus` package (installed,
-#   NOT started: prometheus-up.sh does that).
-# Each part runs alone too: sshd-up.sh, slurm-up.sh, sge-up.sh, postgres-up.sh.
+#   PostgreSQL (127.0.0.1:5432, db/role lxr), podman (rootless for lxr) with the test image
+#   localhost/lxr-test-python, and the `prometheus` package (installed, NOT started:
+#   prometheus-up.sh does that).
+# Each part runs alone too: sshd-up.sh, slurm-up.sh, sge-up.sh, postgres-up.sh, podman-up.sh.
 # Then: . deploy/dev-cluster/env.sh ; deploy/dev-cluster/check.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +20,7 @@ fi
 dpkg-query -W -f='${Status}' gridengine-master 2>/dev/null | grep -q 'install ok installed' || sge_preseed
 apt_need "${LXR_DEV_PACKAGES[@]}"
 
-for part in sshd slurm sge postgres; do
+for part in sshd slurm sge postgres podman; do
   log "$part ($part-up.sh)"
   "$here/$part-up.sh"
 done
