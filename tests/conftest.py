@@ -21,6 +21,11 @@ FIXTURES = Path(__file__).parent / "fixtures"
 DEV_ENV = REPO / "deploy" / "dev-cluster" / "env.sh"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# `lxr apply` starts a background controller when none runs. Tests start (and stop) the
+# controllers they want themselves, so the suite opts out as a user can; the tests of the
+# background controller (tests/test_daemon.py) opt in again.
+os.environ["LXR_NO_DAEMON"] = "1"
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip the test when ``condition`` is false; in CI fail instead, a missing daemon is a bug."""

@@ -40,6 +40,7 @@ def lxr(*args: str, url: str, home: Path) -> subprocess.CompletedProcess[str]:
         "HOME": str(home),
         "XDG_STATE_HOME": str(home / "state"),
         "LXR_DATABASE_URL": url,
+        "LXR_NO_DAEMON": "1",
     }
     return subprocess.run(
         [sys.executable, "-m", "lxr.cli", *args],

@@ -31,7 +31,12 @@ spec:
 def lxr(
     *args: str, state: Path, check: bool = False, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    env = {
+        "XDG_STATE_HOME": str(state),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(state),
+        "LXR_NO_DAEMON": "1",
+    }
     return subprocess.run(
         [sys.executable, "-m", "lxr.cli", *args],
         capture_output=True,

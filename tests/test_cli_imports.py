@@ -47,7 +47,12 @@ FORBIDDEN_FOR_GET = (*FORBIDDEN, "anyio", "yaml", "lxr.api.loader", "lxr.reconci
 
 
 def imported(state: Path, *args: str) -> list[str]:
-    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    env = {
+        "XDG_STATE_HOME": str(state),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(state),
+        "LXR_NO_DAEMON": "1",
+    }
     res = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         capture_output=True,
@@ -64,7 +69,12 @@ def _store_with_an_experiment(tmp_path: Path) -> Path:
     state = tmp_path / "state"
     subprocess.run(
         [sys.executable, "-m", "lxr.cli", "apply", "-f", "examples/quickstart.yaml"],
-        env={"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)},
+        env={
+            "XDG_STATE_HOME": str(state),
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(state),
+            "LXR_NO_DAEMON": "1",
+        },
         cwd=REPO,
         check=True,
         capture_output=True,

@@ -31,7 +31,12 @@ OTHER = SWEEP.replace("name: kq", "name: other").replace("team: vision", "team: 
 
 
 def lxr(state: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    env = {
+        "XDG_STATE_HOME": str(state),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(state),
+        "LXR_NO_DAEMON": "1",
+    }
     return subprocess.run(
         [sys.executable, "-m", "lxr.cli", *args],
         capture_output=True,

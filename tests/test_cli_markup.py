@@ -39,7 +39,12 @@ spec:
 
 
 def lxr(state: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    env = {
+        "XDG_STATE_HOME": str(state),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(state),
+        "LXR_NO_DAEMON": "1",
+    }
     return subprocess.run(
         [sys.executable, "-m", "lxr.cli", *args],
         capture_output=True,

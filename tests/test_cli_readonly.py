@@ -13,7 +13,12 @@ from tests.conftest import REPO
 
 
 def lxr(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {"XDG_STATE_HOME": str(home / "state"), "PATH": "/usr/bin:/bin", "HOME": str(home)}
+    full = {
+        "XDG_STATE_HOME": str(home / "state"),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "LXR_NO_DAEMON": "1",
+    }
     return subprocess.run(
         [sys.executable, "-m", "lxr.cli", *args],
         capture_output=True,

@@ -46,7 +46,12 @@ spec:
 
 
 def run_lxr(*args: str, state: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    env = {
+        "XDG_STATE_HOME": str(state),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(state),
+        "LXR_NO_DAEMON": "1",
+    }
     return subprocess.run(
         [sys.executable, "-m", "lxr.cli", *args],
         capture_output=True,

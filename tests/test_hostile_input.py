@@ -136,7 +136,12 @@ def _db_rows(state: Path) -> list[str]:
 
 def _run_measured(args: list[str], state: Path) -> tuple[int, str, float, int]:
     """Run the CLI; return (exit code, stderr, CPU seconds, peak RSS in KiB) of that process."""
-    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    env = {
+        "XDG_STATE_HOME": str(state),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(state),
+        "LXR_NO_DAEMON": "1",
+    }
     with open(os.devnull, "wb") as devnull:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lxr.cli", *args],

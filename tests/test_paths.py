@@ -22,7 +22,12 @@ from tests.conftest import REPO
 def run_lxr(
     *args: str, state: Path, cwd: Path, timeout: float = 180, full_env: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    env = {
+        "XDG_STATE_HOME": str(state),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(state),
+        "LXR_NO_DAEMON": "1",
+    }
     if full_env:  # this environment's PATH, HOME (uv and its cache), certificates, ...
         env = {**os.environ, "XDG_STATE_HOME": str(state)}
         env.pop("LXR_DATABASE_URL", None)
@@ -113,6 +118,7 @@ def test_quickstart_from_examples_and_from_root_with_a_controller_elsewhere(
         "PATH": "/usr/bin:/bin",
         "HOME": str(state),
         "PYTHONPATH": str(REPO),
+        "LXR_NO_DAEMON": "1",
     }
     with open(state / "controller.log", "wb") as log:
         controller = subprocess.Popen(

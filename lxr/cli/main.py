@@ -34,6 +34,7 @@ COMMANDS = (
     "schema",
     "get",
     "controller",
+    "controller_service",
     "config",
     "import_config",
 )
@@ -105,6 +106,8 @@ def _root(
     # -v is about lxr: the database layer's own INFO lines (Alembic's plugin list) stay out
     for quiet in ("alembic", "sqlalchemy"):
         logging.getLogger(quiet).setLevel(logging.WARNING)
+    # one line per controller cycle: only with -v (a busy local cluster cycles twice a second)
+    logging.getLogger("lxr.cycles").setLevel(logging.INFO if verbose else logging.WARNING)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

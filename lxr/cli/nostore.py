@@ -50,6 +50,10 @@ class NoStore:
         """Nobody leads a store that does not exist."""
         return None
 
+    def lease_info(self, name: str = "controller") -> None:
+        """No lease was ever taken on a store that does not exist."""
+        return None
+
     def list_experiments(self, selector: Any = None) -> list[Any]:
         """None yet."""
         return []

@@ -100,20 +100,40 @@ class Actor:
         db = self.calls
         if isinstance(action, UpdateStatus):
             await db(self.store.apply_update, action, self.cluster)
+            for sub_id, job_id in action.adoptions:
+                log.info(
+                    "cluster %s: adopted job %s (submission %d of experiment %s): found by "
+                    "its tag, not submitted again",
+                    self.cluster,
+                    job_id,
+                    sub_id,
+                    _name(desired, action.experiment_uid),
+                )
             if self.metrics:
                 for h in action.handled:
                     self.metrics.failure_handled(self.cluster, h.action)
             return 0
         if isinstance(action, SetStatus):
             await db(self.store.write_status, action, self.cluster)
+            if action.finished:
+                log.info("experiment %s: %s", _name(desired, action.experiment_uid), action.phase)
             return 0
         if isinstance(action, Finalize):
             await db(self.store.finalize, action)
+            log.info("experiment %s: deleted, its tasks all stopped", action.name)
             return 0
         if isinstance(action, Cancel):
             await self.guard()
             await self.driver.cancel(list(action.targets))
             await db(self.store.mark_cancel_requested, action.attempt_ids, time.time())
+            log.info(
+                "cluster %s: cancelled %d task(s) of experiment %s (%s): %s",
+                self.cluster,
+                len(action.targets),
+                _name(desired, action.experiment_uid),
+                action.reason,
+                _tasks_text(action.targets),
+            )
             return 0
         if isinstance(action, RetryIntent):
             return await self._submit(await db(self.store.submission, action.submission_id))
@@ -187,6 +207,14 @@ class Actor:
             # the next plan ends these attempts with reason SubmitError (a table row)
             row = submission_transition(sub.state, SubmissionEvent.REJECTED)
             await db(self.store.mark_submit_failed, sub.id, str(exc), row)
+            log.warning(
+                "cluster %s: the scheduler refused %d task(s) of experiment %s (tag %s): %s",
+                self.cluster,
+                len(job.tasks),
+                sub.experiment,
+                sub.tag,
+                str(exc)[:500],
+            )
             reason = row.event_reason or "SubmitRejected"
             await db(
                 self.store.add_events,
@@ -231,7 +259,26 @@ class Actor:
         )
         if self.metrics:
             self.metrics.submission(self.cluster, "success")
+        log.info(
+            "cluster %s: submitted job %s: %s of experiment %s (tag %s)",
+            self.cluster,
+            job_id,
+            what,
+            sub.experiment,
+            sub.tag,
+        )
         return len(job.tasks)
+
+
+def _name(desired: dict[str, ExperimentRecord], uid: str) -> str:
+    exp = desired.get(uid)
+    return exp.name if exp is not None else uid
+
+
+def _tasks_text(targets: tuple[tuple[str, int], ...], shown: int = 10) -> str:
+    """``job[index]`` of the first tasks, for a log line."""
+    text = ", ".join(f"{job}[{index}]" for job, index in targets[:shown])
+    return text + (f" and {len(targets) - shown} more" if len(targets) > shown else "")
 
 
 def env_crash_hook() -> Callable[[str], None] | None:

@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("lxr.controller")
+#: one line per cycle (cluster, counts, duration): shown with ``lxr -v``
+cycle_log = logging.getLogger("lxr.cycles")
 
 #: a failing cluster's ReconcileError event is repeated at most this often (same message)
 _EVENT_REPEAT_SECONDS = 60.0
@@ -86,8 +88,11 @@ class Controller:
         lease_ttl: float | None = None,
         standby_interval: float | None = None,
         calls: StoreCalls | None = None,
+        idle_exit: float | None = None,
     ) -> None:
         self.store = store
+        self.idle_exit = idle_exit
+        self._busy_at = time.monotonic()  # when a cluster last had work (or we started)
         self.interval = interval
         self.local_interval = local_interval
         self.metrics = metrics
@@ -199,6 +204,9 @@ class Controller:
         except Exception as exc:  # a cluster's error must not stop the others
             await self._cycle_failed(cluster, exc, started)
             return None
+        result.seconds = time.monotonic() - started
+        self.keeper.last_cycle = (time.time(), result.summary())
+        cycle_log.info("%s", result.summary())
         self.queue.succeeded(cluster)
         self._last_error.pop(cluster, None)
         try:  # Reachable=True (written, with an event, only when it was not already)
@@ -342,7 +350,7 @@ class Controller:
                     if leading and await self._term(until):
                         return
                     if not leading:
-                        if self._until(until):
+                        if self._until(until) or self._idle():
                             return
                         if await wake.wait(self.standby_interval):
                             self._woken()
@@ -371,8 +379,18 @@ class Controller:
             log.warning("cannot check progress, the store is unavailable: %s", exc)
             return False
 
+    def _idle(self) -> bool:
+        """True once no cluster had work for ``idle_exit`` seconds (never without it)."""
+        if self.idle_exit is None or self._running:
+            return False
+        if time.monotonic() - self._busy_at < self.idle_exit:
+            return False
+        log.info("nothing to do for %.0fs: exiting", self.idle_exit)
+        return True
+
     def _woken(self) -> None:
         """Someone changed desired state: every cluster is due now, backoffs forgotten."""
+        self._busy_at = time.monotonic()  # an idle controller must not exit as work arrives
         self._wakeups += 1
         self._next.clear()
         self.queue.reset()
@@ -397,7 +415,7 @@ class Controller:
                     self.last_pass_ok = False
                     await anyio.sleep(min(self.interval, 5.0))
                     continue
-                if self._until(until):
+                if self._until(until) or self._idle():
                     done = True
                     term.cancel_scope.cancel()
                     break
@@ -411,6 +429,8 @@ class Controller:
         """Start a worker for every due cluster that has none in flight."""
         now = time.time()
         keys = await self.calls(self._fstore.clusters_with_work)
+        if keys or self._running:
+            self._busy_at = time.monotonic()
         if self.metrics:
             self.metrics.set_workqueue_depth(self.queue.depth(keys, now))
         for cluster in self.queue.due(keys, now):

@@ -39,6 +39,18 @@ class CycleResult:
     actions: int = 0
     submitted_tasks: int = 0
     finished: list[str] = field(default_factory=list)
+    experiments: int = 0  # experiments with work on the cluster
+    work_units: int = 0  # their work units not finished yet
+    in_flight: int = 0  # of those, with an attempt at the scheduler
+    seconds: float = 0.0  # how long the cycle took
+
+    def summary(self) -> str:
+        """The cycle in one line: cluster, counts, duration."""
+        return (
+            f"cluster {self.cluster}: {self.experiments} experiment(s), {self.work_units} "
+            f"work unit(s) active, {self.in_flight} in flight, {self.actions} action(s), "
+            f"{self.submitted_tasks} task(s) submitted, {self.seconds:.3f}s"
+        )
 
 
 async def run_cycle(actor: Actor, snapshot_times: dict[str, float]) -> CycleResult:
@@ -46,9 +58,12 @@ async def run_cycle(actor: Actor, snapshot_times: dict[str, float]) -> CycleResu
     time of this cluster's observation."""
     cluster, store, db = actor.cluster, actor.store, actor.calls
     desired = await db(store.load_desired, cluster)
-    result = CycleResult(cluster)
+    result = CycleResult(cluster, experiments=len(desired))
     if not desired:
         return result
+    for exp in desired:
+        result.work_units += len(exp.work_units)
+        result.in_flight += sum(wu.active is not None for wu in exp.work_units)
     by_uid = {e.uid: e for e in desired}
     # The planner reads the snapshot only for attempts in flight, so an experiment with none
     # (a new sweep, one waiting out a backoff) is planned and acted on before the cluster is

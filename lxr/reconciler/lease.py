@@ -60,6 +60,8 @@ class LeaseKeeper:
         #: the epoch of the current term, None while not leading
         self.epoch: int | None = None
         self._renewed = 0.0  # monotonic time of the last successful take or renewal
+        #: (time, summary) of the last cycle, recorded with the next renewal
+        self.last_cycle: tuple[float, str] | None = None
 
     @property
     def leading(self) -> bool:
@@ -99,7 +101,9 @@ class LeaseKeeper:
         if self.epoch is None:
             return False
         started = time.monotonic()
-        ok = await self.calls(self.store.renew_lease, self.holder, self.epoch, self.ttl)
+        ok = await self.calls(
+            self.store.renew_lease, self.holder, self.epoch, self.ttl, last_cycle=self.last_cycle
+        )
         if ok:
             self._renewed = started
         else:

@@ -27,6 +27,9 @@ class LeaseInfo:
     epoch: int
     renewed_at: float
     ttl_seconds: float
+    acquired_at: float = 0.0  # when this term began
+    last_cycle_at: float | None = None  # when the holder last finished a cluster's cycle
+    last_cycle: str | None = None  # what that cycle did, in one line
 
     def live(self, now: float | None = None) -> bool:
         """True while the holder keeps renewing it."""
@@ -63,14 +66,25 @@ class Leases(StoreEngine):
             row.renewed_at, row.ttl_seconds, row.address = now, ttl, address
             return row.epoch
 
-    def renew_lease(self, holder: str, epoch: int, ttl: float, name: str = "controller") -> bool:
+    def renew_lease(
+        self,
+        holder: str,
+        epoch: int,
+        ttl: float,
+        name: str = "controller",
+        *,
+        last_cycle: tuple[float, str] | None = None,
+    ) -> bool:
         """Extend the term ``epoch`` of ``holder``; False when the lease moved on (another
-        holder or epoch), in which case nothing is written."""
+        holder or epoch), in which case nothing is written. ``last_cycle``: when the holder
+        last finished a cycle and what it did, recorded with the renewal (no write of its own)."""
         with self.session() as s:
             row = s.get(LeaseRow, name, with_for_update=not self.is_sqlite)
             if row is None or (row.holder, row.epoch) != (holder, epoch):
                 return False
             row.renewed_at, row.ttl_seconds = time.time(), ttl
+            if last_cycle is not None:
+                row.last_cycle_at, row.last_cycle = last_cycle
             return True
 
     def release_lease(self, holder: str, name: str = "controller") -> None:
@@ -97,5 +111,12 @@ class Leases(StoreEngine):
             if row is None:
                 return None
             return LeaseInfo(
-                row.holder, row.address, row.epoch or 0, row.renewed_at, row.ttl_seconds
+                row.holder,
+                row.address,
+                row.epoch or 0,
+                row.renewed_at,
+                row.ttl_seconds,
+                row.acquired_at,
+                row.last_cycle_at,
+                row.last_cycle,
             )

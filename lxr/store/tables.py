@@ -241,3 +241,6 @@ class LeaseRow(Base):
     ttl_seconds: Mapped[float] = mapped_column(Float)
     #: the fencing token: one more at every new term, checked by each write of the term
     epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: when the holder last finished a cluster's cycle, and what it did (one line)
+    last_cycle_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_cycle: Mapped[str | None] = mapped_column(Text, nullable=True)

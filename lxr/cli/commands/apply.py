@@ -46,6 +46,14 @@ def apply(
             "not expanded).",
         ),
     ] = DEFAULT_MAX_WORK_UNITS,
+    no_daemon: Annotated[
+        bool,
+        typer.Option(
+            "--no-daemon",
+            help="Without --wait: start no background controller when none runs (also "
+            "LXR_NO_DAEMON=1).",
+        ),
+    ] = False,
 ) -> None:
     """Create or update resources from FILE. Exit 0 when (with --wait) all succeeded, 1 when
     any failed or the wait timed out, 2 when the input is invalid (nothing is written then).
@@ -89,9 +97,31 @@ def apply(
     controller = wake_controller(store)
     if not wait:
         if names and controller is None:
-            note(no_controller_message(store), dim=True)
+            _start_background_controller(store, no_daemon)
         return
     raise typer.Exit(wait_converged(store, names, timeout))
+
+
+def _start_background_controller(store, no_daemon: bool) -> None:
+    """No controller leads: start this store's background controller (it exits when idle),
+    unless asked not to."""
+    import os
+
+    from lxr.cli.daemon import NO_DAEMON_ENV, daemon_files, start_daemon
+
+    if no_daemon or os.environ.get(NO_DAEMON_ENV, "") not in ("", "0"):
+        note(no_controller_message(store), dim=True)
+        return
+    pid, started = start_daemon(store.url)
+    log = daemon_files(store.url).log
+    if started:
+        note(
+            f"started a controller in the background (pid {pid}, log {log}); it exits when "
+            "idle, `lxr controller stop` stops it",
+            dim=True,
+        )
+    else:
+        note(f"the background controller (pid {pid or 'starting'}) will pick this up", dim=True)
 
 
 def _cluster_spec(store, name: str):

@@ -1,4 +1,5 @@
-"""``lxr controller run``: the reconcile loop."""
+"""``lxr controller run``: the reconcile loop (also as the background controller that
+``lxr apply`` starts, ``--daemon``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from lxr.redaction import redact
 
 __all__ = ["controller_app", "controller_run", "register"]
 
-controller_app = typer.Typer(help="Run the reconcile loop.", no_args_is_help=True)
+controller_app = typer.Typer(
+    help="Run, inspect and stop the controller (the reconcile loop).", no_args_is_help=True
+)
 
 
 @controller_app.command("run")
@@ -33,12 +36,32 @@ def controller_run(
             "--once", help="Run one pass over the clusters and exit: 1 if a cycle of it failed."
         ),
     ] = False,
+    exit_when_idle: Annotated[
+        float | None,
+        typer.Option(
+            "--exit-when-idle",
+            metavar="SECONDS",
+            help="Exit once no experiment had work for this long.",
+        ),
+    ] = None,
+    daemon: Annotated[
+        bool,
+        typer.Option(
+            "--daemon",
+            help="Run as this store's background controller (what `lxr apply` starts): at "
+            "most one per store and user (a lock on its pid file), exits when idle for "
+            "LXR_DAEMON_IDLE seconds (default 300) unless --exit-when-idle says otherwise.",
+        ),
+    ] = False,
 ) -> None:
     """Run the reconcile loop until interrupted. One controller leads at a time (a lease in
     the database); `lxr apply` wakes it at once. Store and cluster errors are retried: the
     loop never exits on them."""
+    import os
+
     import anyio
 
+    from lxr.cli.daemon import DEFAULT_IDLE_SECONDS, daemon_files, daemon_pid, hold_daemon_lock
     from lxr.reconciler.controller import Controller
 
     metrics = None
@@ -54,7 +77,20 @@ def controller_run(
             die(f"--metrics-addr {metrics_addr}: {exc}", EXIT_FAILED)
         note(f"serving metrics on http://{host}:{port}/metrics")
     store = open_store()
-    controller = Controller(store, interval=interval, metrics=metrics)
+    lock = None
+    if daemon:
+        files = daemon_files(store.url)
+        lock = hold_daemon_lock(files)
+        if lock is None:
+            note(f"the controller daemon of this store runs already (pid {daemon_pid(files)})")
+            return
+        if exit_when_idle is None:
+            exit_when_idle = float(os.environ.get("LXR_DAEMON_IDLE") or DEFAULT_IDLE_SECONDS)
+
+    def new_controller() -> Controller:
+        return Controller(store, interval=interval, metrics=metrics, idle_exit=exit_when_idle)
+
+    controller = new_controller()
     logging.getLogger("lxr").setLevel(
         min(logging.getLogger("lxr").getEffectiveLevel(), logging.INFO)
     )
@@ -64,6 +100,7 @@ def controller_run(
     async def main() -> None:
         import signal
 
+        nonlocal controller
         # SIGTERM (systemctl stop, docker stop) stops like Ctrl-C: cancelling the loop lets
         # Controller.run close the drivers and release the lease; the default action would
         # kill the process on the spot.
@@ -85,6 +122,11 @@ def controller_run(
                         await controller.close()
             else:
                 await controller.run()
+            # idle: the lease is given up first, then work is looked for once more, so an
+            # apply that saw this controller's lease a moment ago is never left without one
+            while not once and exit_when_idle is not None and store.clusters_with_work():
+                controller = new_controller()
+                await controller.run()
             tg.cancel_scope.cancel()
 
     try:
@@ -94,6 +136,8 @@ def controller_run(
     finally:
         if server is not None:
             server.shutdown()
+        if lock is not None:
+            os.close(lock)
     if not outcome["ok"]:
         die("the pass failed (see the warnings above)", EXIT_FAILED)
 
