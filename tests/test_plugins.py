@@ -154,7 +154,10 @@ def test_an_experiment_stored_in_the_older_spelling_applies_again(store: Store) 
         row = s.query(ExperimentRow).one()
         old = dict(row.spec)
         resources = dict(old["resources"])
-        resources.update(resources.pop("sge"))  # as it was stored: queue, project at the top
+        sge = resources.pop("sge")  # as it was stored: queue, project at the top
+        resources.update({k: sge.pop(k) for k in ("queue", "project")})
+        if any(v is not None for v in sge.values()):  # fields added since stay in the section
+            resources["sge"] = sge
         old["resources"] = resources
         s.execute(update(ExperimentRow).values(spec=old, spec_hash=spec_hash(old)))
     again = store.apply(Experiment.model_validate(doc))

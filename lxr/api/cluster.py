@@ -73,9 +73,30 @@ class Resources(SpecModel):
 
     model_config = ConfigDict(json_schema_extra=_sections_schema("resources"))
 
-    cpus: Annotated[int, Field(ge=1)] | None = None
-    memory: str | None = Field(default=None, description="e.g. 512Mi, 4Gi, 2G")
+    cpus: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="CPUs per task (per rank of a multi-task work unit)"
+    )
+    memory: str | None = Field(
+        default=None, description="memory per node, e.g. 512Mi, 4Gi, 2G (Slurm --mem)"
+    )
+    memory_per_cpu: str | None = Field(
+        default=None,
+        description="memory per CPU instead of per node, e.g. 2Gi (Slurm --mem-per-cpu)",
+    )
     gpus: Annotated[int, Field(ge=0)] | None = None
+    nodes: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="nodes of one work unit: one allocation and one attempt, all its nodes at "
+        "once (a gang)",
+    )
+    tasks_per_node: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="processes (ranks) started on each node; each gets MASTER_ADDR, "
+        "MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK, NODE_RANK and LOCAL_WORLD_SIZE",
+    )
+    gpus_per_task: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="GPUs for each task (Slurm --gpus-per-task)"
+    )
     gpu_type: str | None = Field(default=None, description="e.g. a100, h100 (site specific)")
     time_limit_seconds: Annotated[int, Field(ge=1)] | None = None
     partition: str | None = None
@@ -127,12 +148,28 @@ class Resources(SpecModel):
             )
         return out
 
-    @field_validator("memory")
+    @field_validator("memory", "memory_per_cpu")
     @classmethod
     def _memory(cls, memory: str | None) -> str | None:
         if memory is not None:
             parse_memory_mib(memory)
         return memory
+
+    @model_validator(mode="after")
+    def _memory_once(self) -> Resources:
+        if self.memory is not None and self.memory_per_cpu is not None:
+            raise ValueError("give memory (per node) or memoryPerCpu, not both")
+        return self
+
+    @property
+    def ranks(self) -> int:
+        """Processes of one work unit: ``nodes * tasksPerNode`` (1 for a plain task)."""
+        return (self.nodes or 1) * (self.tasks_per_node or 1)
+
+    @property
+    def gang(self) -> bool:
+        """True when a work unit is more than one process (several nodes or tasks)."""
+        return self.ranks > 1
 
     def section(self, scheduler: str) -> OptionsModel | None:
         """The resources only ``scheduler`` reads (its defaults when none were given), or None
@@ -165,6 +202,12 @@ class Resources(SpecModel):
                 data[key] = {**data.get(key, {}), **value}
             elif value is not None:
                 data[key] = value
+        # memory per node and per CPU exclude each other: the experiment's own choice wins
+        own = self.model_fields_set
+        if "memory_per_cpu" in own and self.memory_per_cpu is not None:
+            data["memory"] = None
+        elif "memory" in own and self.memory is not None:
+            data["memory_per_cpu"] = None
         return Resources.model_validate(data)
 
 

@@ -304,6 +304,12 @@ class Attempt(StatusModel):
     submit_time: datetime | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    rank_exit_codes: list[int | None] | None = Field(
+        default=None, description="a work unit of several ranks: each rank's exit code, by rank"
+    )
+    first_failed_rank: int | None = Field(
+        default=None, description="the rank that ended non-zero first"
+    )
 
 
 class WorkUnitSpec(StatusModel):

@@ -174,6 +174,23 @@ def describe_workunit(store: Any, experiment: str, index: int) -> None:
     ]
     headers = ["ATTEMPT", "JOB", "INDEX", "PHASE", "STATE", "EXIT", "REASON", "STARTED", "ENDED"]
     _section("Attempts", [*headers, "MESSAGE"], rows)
+    ranked = [a for a in st.attempts if a.rank_exit_codes is not None]
+    if ranked:
+        _section(
+            "Ranks",
+            ["ATTEMPT", "FIRST FAILED", "EXIT CODES (rank:code)"],
+            [
+                [
+                    str(a.attempt),
+                    "-" if a.first_failed_rank is None else f"rank {a.first_failed_rank}",
+                    " ".join(
+                        f"{r}:{'-' if c is None else c}"
+                        for r, c in enumerate(a.rank_exit_codes or [])
+                    ),
+                ]
+                for a in ranked
+            ],
+        )
     name = wu.metadata["name"]
     _events([e for e in store.list_events(experiment, limit=200) if e.name == name][-25:])
 

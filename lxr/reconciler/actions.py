@@ -58,6 +58,8 @@ class AttemptPatch:
     last_seen: float | None = None
     cancel_requested_at: float | None = None
     final: bool = False
+    rank_exit_codes: tuple[int | None, ...] | None = None  # a work unit of several ranks
+    first_failed_rank: int | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
     """What the snapshot must cover: jobs in flight (with their indexes) and unconfirmed tags."""
     jobs: dict[str, set[int]] = {}
     intents: set[str] = set()
+    gangs: dict[str, int] = {}
     for exp in desired:
+        ranks = exp.spec.resources.ranks
         for wu in exp.work_units:
             att = wu.active
             if att is None:
@@ -28,7 +30,9 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
                 intents.add(att.submission_tag)
             else:
                 jobs.setdefault(att.job_id, set()).add(att.array_index)
-    return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents))
+                if ranks > 1:
+                    gangs[att.job_id] = ranks
+    return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents), gangs)
 
 
 @dataclass

@@ -223,6 +223,8 @@ class PlanState:
                 last_seen=self.now if obs else att.last_seen,
                 cancel_requested_at=att.cancel_requested_at,
                 final=True,
+                rank_exit_codes=obs.rank_exit_codes if obs else None,
+                first_failed_rank=obs.first_failed_rank if obs else None,
             )
         )
         work.active = None

@@ -43,6 +43,10 @@ class TaskObservation:
     start_time: float | None = None
     end_time: float | None = None
     restarts: int = 0
+    #: a task of several ranks that ended: each rank's exit code (None: it wrote none)
+    rank_exit_codes: tuple[int | None, ...] | None = None
+    #: the rank that ended non-zero first, if one did
+    first_failed_rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,16 @@ class ObserveQuery:
 
     ``jobs`` maps each job id lxr has in flight to the array indexes it waits on: tasks that
     left the queue are looked up in accounting (one call for all of them). ``intents`` are tags
-    of submissions recorded but not confirmed: a job carrying such a tag is adopted.
+    of submissions recorded but not confirmed: a job carrying such a tag is adopted. ``gangs``
+    maps the jobs of several ranks per task to that number (the ranks' exit codes are read
+    once a task ends).
     """
 
     jobs: Mapping[str, frozenset[int]] = field(default_factory=dict)
     intents: frozenset[str] = frozenset()
+    #: jobs of ``jobs`` whose tasks run several ranks: a task that ended also reports the
+    #: exit code of each rank
+    gangs: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,9 +165,11 @@ class Driver(abc.ABC):
         """Where a submission's files live on the cluster."""
         return f"{self.staging_dir}/jobs/{tag}"
 
-    def log_paths(self, tag: str, array_index: int) -> LogPaths:
-        """Where the task's stdout and stderr go."""
+    def log_paths(self, tag: str, array_index: int, rank: int | None = None) -> LogPaths:
+        """Where the task's stdout and stderr go (``rank``: one rank's, of a task of several)."""
         base = f"{self.job_dir(tag)}/logs/{array_index}"
+        if rank is not None:
+            base += f".rank{rank}"
         return LogPaths(stdout=f"{base}.out", stderr=f"{base}.err")
 
     @abc.abstractmethod

@@ -22,6 +22,7 @@ how to read its queue and accounting (:meth:`observe_tasks`).
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 import re
 import time
@@ -237,6 +238,8 @@ class BatchDriver(Driver):
         calls = self.transport.calls
         now = time.time()
         found = await self.observe_tasks(query)
+        if query.gangs:
+            await self.read_rank_exits(found.tasks, query)
         if found.degraded != self._degraded:
             if found.degraded:
                 log.warning("cluster %s: %s", self.cluster, found.degraded)
@@ -278,6 +281,43 @@ class BatchDriver(Driver):
                 *key, int(content), message="from the exit-code file (no accounting record)"
             )
         return found
+
+    async def read_rank_exits(
+        self, tasks: dict[tuple[str, int], TaskObservation], query: ObserveQuery
+    ) -> None:
+        """Each rank's exit code, for the tasks of several ranks that ended (the rank
+        launcher writes ``ranks/<index>/<rank>``: the code and when it ended), in one command;
+        the rank that ended non-zero first is the one that failed."""
+        ended = {
+            f"{self.byid_dir()}/{job}/ranks/{idx}": (job, idx)
+            for (job, idx), obs in sorted(tasks.items())
+            if job in query.gangs and idx in query.jobs.get(job, ()) and obs.phase.finished
+        }
+        if not ended:
+            return
+        res = await self.transport.run(["grep", "-r", "-s", "-H", "", *ended])
+        if res.returncode not in (0, 1, 2):
+            raise SchedulerError(res.describe())
+        found: dict[tuple[str, int], dict[int, tuple[int, float]]] = {}
+        for line in res.stdout.splitlines():
+            path, _, content = line.partition(":")
+            directory, _, rank = path.rpartition("/")
+            words = content.split()
+            key = ended.get(directory)
+            if key is None or not rank.isdigit() or len(words) != 2:
+                continue
+            try:
+                found.setdefault(key, {})[int(rank)] = (int(words[0]), float(words[1]))
+            except ValueError:
+                continue
+        for key, ranks in found.items():
+            size = max(query.gangs[key[0]], max(ranks) + 1)
+            failed = [(t, r) for r, (code, t) in ranks.items() if code != 0]
+            tasks[key] = dataclasses.replace(
+                tasks[key],
+                rank_exit_codes=tuple(ranks[r][0] if r in ranks else None for r in range(size)),
+                first_failed_rank=min(failed)[1] if failed else None,
+            )
 
     # ------------------------------------------------------------------ cancel
 

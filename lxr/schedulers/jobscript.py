@@ -12,16 +12,47 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 
 import jinja2
 
+from lxr.api.resources import Resources
 from lxr.schedulers.base import ArrayJob, TaskSpec
 
-__all__ = ["LAUNCHER", "TASKS_FILE", "job_files", "render_template", "task_table"]
+__all__ = [
+    "LAUNCHER",
+    "TASKS_FILE",
+    "GangLayout",
+    "gang_layout",
+    "job_files",
+    "render_template",
+    "task_table",
+]
 
 TASKS_FILE = "tasks.tsv"
 LAUNCHER = "run-task.sh"
+
+
+@dataclass(frozen=True)
+class GangLayout:
+    """How the ranks of one work unit are laid out, for the job scripts."""
+
+    nodes: int
+    tasks_per_node: int
+    cpus: int | None
+
+    @property
+    def ranks(self) -> int:
+        """Every rank of the work unit."""
+        return self.nodes * self.tasks_per_node
+
+
+def gang_layout(resources: Resources) -> GangLayout | None:
+    """The layout of a work unit of several ranks; None for a plain task."""
+    if not resources.gang:
+        return None
+    return GangLayout(resources.nodes or 1, resources.tasks_per_node or 1, resources.cpus)
 
 
 @cache

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "GANG_FEATURES",
     "NoOptions",
     "OptionsModel",
     "SchedulerPlugin",
@@ -43,6 +44,11 @@ __all__ = [
 
 #: the entry-point group scheduler plugins register in
 ENTRY_POINT_GROUP = "lxr.schedulers"
+
+
+#: the features of a multi-process work unit a scheduler may support (resource field names, and
+#: ``components`` for co-scheduled heterogeneous parts)
+GANG_FEATURES = ("nodes", "tasksPerNode", "gpusPerTask", "memoryPerCpu", "components")
 
 
 class OptionsModel(BaseModel):
@@ -79,6 +85,11 @@ class SchedulerPlugin:
     description: str = ""
     legacy_cluster_fields: tuple[str, ...] = ()
     legacy_resource_fields: tuple[str, ...] = ()
+    #: what a work unit may ask of this scheduler beyond one process on one node, by field
+    #: name (:data:`GANG_FEATURES`); a plugin that declares none runs one task per work unit
+    features: frozenset[str] = frozenset()
+    #: why a feature is missing, said when a work unit asks for it (feature -> reason)
+    refusals: Mapping[str, str] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def load_driver(self) -> type[Driver]:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from lxr.api.capabilities import unsupported
 from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_INITIAL
 from lxr.api.resources import Cluster, ClusterSpec, Experiment, ExperimentSpec
 from lxr.api.sweep import expand_work_units
@@ -128,6 +129,20 @@ class Admission(StoreEngine):
                 row.resource_version += 1
             return ApplyResult("Cluster", row.name, "configured", generation)
 
+    def _check_scheduler(self, s: Session, spec: ExperimentSpec) -> None:
+        """Refuse what the cluster's scheduler cannot run (several nodes on the local
+        cluster, components on Grid Engine), naming the field and the reason."""
+        row = s.get(ClusterRow, spec.cluster)
+        if row is not None:
+            cluster = ClusterSpec.model_validate(row.spec)
+        elif spec.cluster == "local":
+            cluster = ClusterSpec(scheduler="local")
+        else:  # created by the same dry run: checked when it is applied for real
+            return
+        problems = unsupported(cluster.scheduler, spec.resources.merged_over(cluster.defaults))
+        if problems:
+            raise Invalid("; ".join(problems))
+
     def _apply_experiment(
         self, obj: Experiment, dry_run: bool, pending_clusters: Sequence[str] = ()
     ) -> ApplyResult:
@@ -141,6 +156,7 @@ class Admission(StoreEngine):
                     f"spec.cluster: no cluster named {obj.spec.cluster!r} "
                     f"(apply a Cluster first; known: {', '.join(cluster_names(s))})"
                 )
+            self._check_scheduler(s, obj.spec)
             row = s.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).one_or_none()
             if row is not None and row.deletion_timestamp is not None:
                 raise Invalid(f"experiment {name} is being deleted; wait until it is gone")

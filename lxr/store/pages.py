@@ -39,7 +39,8 @@ _UNITS_SQL = (
 )
 _ATTEMPTS_SQL = (
     "SELECT a.work_unit_id, a.number, a.job_id, a.array_index, a.phase, a.state, a.exit_code, "
-    "a.reason, a.message, a.restarts, a.submit_time, a.start_time, a.end_time "
+    "a.reason, a.message, a.restarts, a.submit_time, a.start_time, a.end_time, "
+    "a.rank_exit_codes, a.first_failed_rank "
     "FROM attempts a JOIN work_units w ON a.work_unit_id = w.id "
     "WHERE w.experiment_uid = :uid AND w.idx >= :lo AND w.idx <= :hi "
     "ORDER BY a.work_unit_id, a.number"
@@ -72,7 +73,7 @@ def _json(value: Any) -> Any:
 
 def _attempt(a: Any) -> dict[str, Any]:
     (_wid, number, job_id, array_index, phase, state, exit_code, reason, message, restarts,
-     submit_time, start_time, end_time) = a  # fmt: skip
+     submit_time, start_time, end_time, rank_codes, first_failed) = a  # fmt: skip
     out: dict[str, Any] = {"attempt": number}
     if job_id is not None:
         out["jobId"] = job_id
@@ -94,6 +95,12 @@ def _attempt(a: Any) -> dict[str, Any]:
         out["startTime"] = rfc3339(start_time)
     if end_time is not None:
         out["endTime"] = rfc3339(end_time)
+    if isinstance(rank_codes, str):  # SQLite hands JSON over as text
+        rank_codes = json.loads(rank_codes)
+    if rank_codes is not None:
+        out["rankExitCodes"] = rank_codes
+    if first_failed is not None:
+        out["firstFailedRank"] = first_failed
     return out
 
 

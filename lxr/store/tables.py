@@ -199,6 +199,12 @@ class AttemptRow(Base):
     last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
     cancel_requested_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     final: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: a work unit of several ranks: the exit code of each (None: the rank wrote none)
+    rank_exit_codes: Mapped[list[int | None] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
+    #: the rank that ended non-zero first
+    first_failed_rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class EventRow(Base):

@@ -234,6 +234,15 @@ def logs(
     stderr: Annotated[
         bool, typer.Option("--stderr", help="Show standard error instead of output.")
     ] = False,
+    rank: Annotated[
+        int | None,
+        typer.Option(
+            "--rank",
+            min=0,
+            help="A work unit of several ranks (nodes, tasksPerNode): this rank's output "
+            "(without it: the launcher's own lines, such as which rank failed first).",
+        ),
+    ] = None,
     prefix: Annotated[
         bool | None,
         typer.Option(
@@ -248,6 +257,7 @@ def logs(
     Examples:
       lxr logs workunit quickstart-3 -f
       lxr logs experiment quickstart --wu 3 --tail 20
+      lxr logs experiment ddp --wu 0 --rank 3
       lxr logs -l experiment=quickstart --previous
     """
     import anyio
@@ -297,7 +307,7 @@ def logs(
 
     async def show(src: LogSource) -> None:
         driver = driver_for(src.cluster)
-        paths = driver.log_paths(src.tag, src.array_index)
+        paths = driver.log_paths(src.tag, src.array_index, rank)
         path = paths.stderr if stderr else paths.stdout
         writer = _Writer(f"[workunit/{src.name}] " if several else None)
         try:

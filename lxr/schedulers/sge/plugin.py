@@ -26,6 +26,11 @@ class SGEResources(OptionsModel):
 
     queue: str | None = Field(default=None, description="queue (-q); default: partition")
     project: str | None = Field(default=None, description="project (-P)")
+    parallel_environment: str | None = Field(
+        default=None,
+        description="the parallel environment of this work unit's slots (-pe NAME N); default: "
+        "the cluster's spec.sge.parallelEnvironment",
+    )
 
 
 PLUGIN = SchedulerPlugin(
@@ -38,4 +43,12 @@ PLUGIN = SchedulerPlugin(
     # the spellings before these fields moved into the sge sections: still read
     legacy_cluster_fields=("gpuResource", "parallelEnvironment"),
     legacy_resource_fields=("queue", "project"),
+    # ranks are slots of a parallel environment (-pe NAME SLOTS), started over $PE_HOSTFILE;
+    # h_vmem is per slot already
+    features=frozenset({"nodes", "tasksPerNode", "memoryPerCpu"}),
+    refusals={
+        "components": "Grid Engine has no heterogeneous jobs, so components cannot be "
+        "co-scheduled in one job (use a Slurm cluster, or one experiment per component)",
+        "gpusPerTask": "Grid Engine requests GPUs per slot (-l gpu=N): use gpus",
+    },
 )

@@ -26,7 +26,7 @@ from lxr.schedulers.batch import (
     job_id_from,
     missing_tasks,
 )
-from lxr.schedulers.jobscript import job_files, render_template
+from lxr.schedulers.jobscript import gang_layout, job_files, render_template
 from lxr.schedulers.slurm.parse import (
     INTENT_LOOKBACK,
     SACCT_FIELDS,
@@ -120,6 +120,7 @@ class SlurmDriver(BatchDriver):
             ntasks=len(job.tasks),
             job_dir=shlex.quote(job_dir),
             byid_dir=shlex.quote(self.byid_dir()),
+            gang=gang_layout(job.resources),
         )
         files = job_files(
             job,

@@ -11,4 +11,6 @@ PLUGIN = SchedulerPlugin(
     driver="lxr.schedulers.slurm.driver:SlurmDriver",
     poll_interval=2.0,
     description="Slurm",
+    # several nodes and tasks per work unit (srun in one allocation), heterogeneous jobs
+    features=frozenset({"nodes", "tasksPerNode", "gpusPerTask", "memoryPerCpu", "components"}),
 )

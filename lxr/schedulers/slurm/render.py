@@ -34,10 +34,19 @@ def sbatch_options(job: ArrayJob, job_dir: str) -> list[str]:
         "--open-mode=append",
         "--requeue" if job.scheduler_requeue else "--no-requeue",
     ]
+    if res.gang:
+        # one allocation for every rank: the job script starts them with srun
+        opts.append(f"--nodes={res.nodes or 1}")
+        opts.append(f"--ntasks-per-node={res.tasks_per_node or 1}")
     if res.cpus is not None:
         opts.append(f"--cpus-per-task={res.cpus}")
     if res.memory is not None:
         opts.append(f"--mem={parse_memory_mib(res.memory)}M")
+    if res.memory_per_cpu is not None:
+        opts.append(f"--mem-per-cpu={parse_memory_mib(res.memory_per_cpu)}M")
+    if res.gpus_per_task:
+        gpus = f"{res.gpu_type}:{res.gpus_per_task}" if res.gpu_type else str(res.gpus_per_task)
+        opts.append(f"--gpus-per-task={gpus}")
     if res.gpus:
         gres = f"gpu:{res.gpu_type}:{res.gpus}" if res.gpu_type else f"gpu:{res.gpus}"
         opts.append(f"--gres={gres}")

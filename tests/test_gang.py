@@ -1,0 +1,214 @@
+"""Work units of several ranks (nodes x tasksPerNode), daemon-free: the resources model, what
+each scheduler refuses, the Slurm job script (srun, rendezvous), the rank launcher's records,
+reading the ranks' exit codes, and the planner recording them in the attempt."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import anyio
+import pytest
+from pydantic import ValidationError
+
+from lxr.api.capabilities import unsupported
+from lxr.api.resources import Executable, Experiment, ExperimentSpec, FailureReason, Resources
+from lxr.reconciler.actions import UpdateStatus
+from lxr.reconciler.cycle import observe_query
+from lxr.reconciler.planner import plan_experiment
+from lxr.schedulers.base import ArrayJob, ObserveQuery, TaskObservation, TaskPhase, TaskSpec
+from lxr.schedulers.jobscript import render_template
+from lxr.schedulers.slurm.driver import SlurmDriver
+from lxr.schedulers.slurm.render import sbatch_options
+from lxr.schedulers.transport import LocalTransport
+from lxr.store import Invalid, Store
+from tests.test_planner import NOW, attempt, exp, only, snap, task, wu
+
+GANG = Resources(nodes=2, tasks_per_node=2, cpus=1)
+
+
+def test_resources_of_several_ranks() -> None:
+    res = Resources.model_validate(
+        {"nodes": 3, "tasksPerNode": 4, "gpusPerTask": 1, "memoryPerCpu": "2Gi", "cpus": 2}
+    )
+    assert (res.nodes, res.tasks_per_node, res.gpus_per_task) == (3, 4, 1)
+    assert res.ranks == 12 and res.gang
+    assert Resources().ranks == 1 and not Resources().gang
+    assert Resources(nodes=1, tasks_per_node=1).ranks == 1
+    with pytest.raises(ValidationError, match="memory .per node. or memoryPerCpu"):
+        Resources.model_validate({"memory": "1Gi", "memoryPerCpu": "1Gi"})
+    with pytest.raises(ValidationError):
+        Resources.model_validate({"nodes": 0})
+    with pytest.raises(ValidationError, match="not a memory quantity"):
+        Resources.model_validate({"memoryPerCpu": "lots"})
+    # the experiment's memory per CPU wins over the cluster's default memory per node
+    merged = Resources.model_validate({"memoryPerCpu": "1Gi"}).merged_over(
+        Resources(memory="256Mi", cpus=1)
+    )
+    assert (merged.memory, merged.memory_per_cpu, merged.cpus) == (None, "1Gi", 1)
+    merged = Resources(memory="2Gi").merged_over(Resources.model_validate({"memoryPerCpu": "1Gi"}))
+    assert (merged.memory, merged.memory_per_cpu) == ("2Gi", None)
+
+
+def test_each_scheduler_says_what_it_cannot_run() -> None:
+    assert unsupported("slurm", GANG, components=2) == []
+    assert unsupported("slurm", Resources(gpus_per_task=2, memory_per_cpu="1Gi")) == []
+    local = unsupported("local", GANG)
+    assert local == [
+        "spec.resources.nodes: 2: not possible on a local cluster: the local cluster is this "
+        "one machine",
+        "spec.resources.tasksPerNode: 2: not possible on a local cluster: the local scheduler "
+        "starts one process per work unit (use a Slurm or Grid Engine cluster for several ranks)",
+    ]
+    assert unsupported("sge", GANG) == []
+    (sge,) = unsupported("sge", Resources(), components=2)
+    assert sge.startswith("spec.components (2 components): not possible on a sge cluster: ")
+    assert "Grid Engine has no heterogeneous jobs" in sge
+    (gpus,) = unsupported("sge", Resources(gpus_per_task=1))
+    assert "gpusPerTask: 1" in gpus and "use gpus" in gpus
+
+
+def test_apply_refuses_several_nodes_on_the_local_cluster(store: Store) -> None:
+    doc = {
+        "metadata": {"name": "ddp-local"},
+        "spec": {"executable": {"command": ["true"]}, "resources": {"nodes": 2}},
+    }
+    with pytest.raises(Invalid, match="spec.resources.nodes: 2: not possible on a local"):
+        store.apply(Experiment.model_validate(doc))
+    with pytest.raises(Exception, match="ddp-local"):
+        store.get_experiment("ddp-local")  # nothing was written
+
+
+def _job(resources: Resources, n: int = 1) -> ArrayJob:
+    tasks = [TaskSpec(i, ["python3", "train.py"], work_unit=i) for i in range(n)]
+    return ArrayJob("tag1", "ddp", "uid", tasks, resources)
+
+
+def test_sbatch_options_of_several_ranks() -> None:
+    opts = sbatch_options(_job(Resources(nodes=2, tasks_per_node=2, cpus=3)), "/s/jobs/tag1")
+    assert "--nodes=2" in opts and "--ntasks-per-node=2" in opts and "--cpus-per-task=3" in opts
+    opts = sbatch_options(
+        _job(Resources(tasks_per_node=4, gpus_per_task=1, gpu_type="a100", memory_per_cpu="1Gi")),
+        "/s",
+    )
+    assert {"--nodes=1", "--ntasks-per-node=4", "--gpus-per-task=a100:1"} <= set(opts)
+    assert "--mem-per-cpu=1024M" in opts and not any(o.startswith("--mem=") for o in opts)
+    # a plain task keeps its lines exactly as before
+    plain = sbatch_options(_job(Resources(cpus=2, memory="1Gi")), "/s")
+    assert not any(o.startswith(("--nodes", "--ntasks")) for o in plain)
+
+
+def test_the_slurm_job_script_starts_every_rank_with_srun() -> None:
+    driver = SlurmDriver("c", LocalTransport(), "/st")
+    files, argv = driver.render(_job(GANG, n=3))
+    script = files["/st/jobs/tag1/job.sbatch"].decode()
+    assert argv == ["sbatch", "--parsable", "--array=0-2", "/st/jobs/tag1/job.sbatch"]
+    assert "srun --kill-on-bad-exit=1 --nodes=2 --ntasks=4" in script
+    assert "--ntasks-per-node=2 --cpus-per-task=1" in script
+    assert "export WORLD_SIZE=4 LOCAL_WORLD_SIZE=2" in script
+    assert "RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID NODE_RANK=$SLURM_NODEID" in script
+    assert 'MASTER_PORT=$(lxr_master_port "$SLURM_JOB_ID")' in script
+    assert '/st/jobs/tag1/logs/"$SLURM_ARRAY_TASK_ID".rank%t.out' in script
+    assert "exec bash /st/jobs/tag1/run-task.sh" not in script
+    plain = SlurmDriver("c", LocalTransport(), "/st").render(_job(Resources(cpus=1)))[0]
+    text = plain["/st/jobs/tag1/job.sbatch"].decode()
+    assert (
+        "srun" not in text and 'exec bash /st/jobs/tag1/run-task.sh /st/jobs/tag1 "$SLURM' in text
+    )
+
+
+def _bash(script: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    lib = render_template("gang.sh.j2")
+    return subprocess.run(
+        ["bash", "-c", lib + "\n" + script],
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_task_exits_with_the_code_of_the_rank_that_failed_first(tmp_path: Path) -> None:
+    ranks = tmp_path / "ranks" / "0"
+    ranks.mkdir(parents=True)
+    # rank 2 failed first (exit 3); srun then ended ranks 0 and 1 (143), rank 3 wrote nothing
+    (ranks / "0").write_text("143 1700000010.5\n")
+    (ranks / "1").write_text("143 1700000010.25\n")
+    (ranks / "2").write_text("3 1700000009.75\n")
+    (ranks / ".3.tmp").write_text("0 1\n")
+    res = _bash('lxr_gang_exit 137 ranks/0 exit/0; echo "rc=$?"', tmp_path)
+    assert res.stdout.strip() == "rc=3"
+    assert "lxr: rank 2 exited 3 first" in res.stderr
+    assert (tmp_path / "exit" / "0").read_text() == "3\n"
+    # every rank succeeded: the launcher's own code
+    for r in range(3):
+        (ranks / str(r)).write_text(f"0 17000000{r}0.0\n")
+    res = _bash('lxr_gang_exit 0 ranks/0 exit/0; echo "rc=$?"', tmp_path)
+    assert res.stdout.strip() == "rc=0" and (tmp_path / "exit" / "0").read_text() == "0\n"
+    # the launcher failed before any rank started (srun refused): its code
+    res = _bash('lxr_gang_exit 1 ranks/9 exit/9; echo "rc=$?"', tmp_path)
+    assert res.stdout.strip() == "rc=1"
+
+
+def test_the_master_port_follows_the_job_id_and_skips_listening_ports(tmp_path: Path) -> None:
+    a = _bash("lxr_master_port 1187", tmp_path).stdout.strip()
+    b = _bash("lxr_master_port 1188", tmp_path).stdout.strip()
+    assert int(a) >= 21187 and int(b) >= 21188 and a != b
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        if 20000 <= port < 30000:  # only a port in lxr's range can be chosen
+            job = port - 20000
+            assert _bash(f"lxr_master_port {job}", tmp_path).stdout.strip() != str(port)
+
+
+def test_the_ranks_exit_codes_are_read_once_a_task_ended(tmp_path: Path) -> None:
+    driver = SlurmDriver("c", LocalTransport(), str(tmp_path))
+    job_dir = tmp_path / "jobs" / "tag1"
+    for idx, codes in {0: {0: "0 5.0", 1: "0 6.0"}, 1: {0: "143 9.0", 2: "7 8.0"}}.items():
+        (job_dir / "ranks" / str(idx)).mkdir(parents=True)
+        for rank, line in codes.items():
+            (job_dir / "ranks" / str(idx) / str(rank)).write_text(line + "\n")
+    (tmp_path / "byid").mkdir()
+    (tmp_path / "byid" / "31").symlink_to(job_dir)
+    tasks = {
+        ("31", 0): TaskObservation("31", 0, TaskPhase.SUCCEEDED, "COMPLETED", exit_code=0),
+        ("31", 1): TaskObservation("31", 1, TaskPhase.FAILED, "FAILED", exit_code=7),
+        ("31", 2): TaskObservation("31", 2, TaskPhase.RUNNING, "RUNNING"),
+    }
+    query = ObserveQuery({"31": frozenset({0, 1, 2})}, gangs={"31": 3})
+    anyio.run(driver.read_rank_exits, tasks, query)
+    assert tasks[("31", 0)].rank_exit_codes == (0, 0, None)
+    assert tasks[("31", 0)].first_failed_rank is None
+    assert tasks[("31", 1)].rank_exit_codes == (143, None, 7)
+    assert tasks[("31", 1)].first_failed_rank == 2  # it ended before rank 0 did
+    assert tasks[("31", 2)].rank_exit_codes is None  # still running: not read
+
+
+def test_the_observe_query_names_the_jobs_of_several_ranks() -> None:
+    spec = ExperimentSpec(executable=Executable(command=["x"]), resources=GANG)
+    record = exp(wu(0, attempt("42")), wu(1, attempt(None, index=1, sub="Intent")), spec=spec)
+    query = observe_query([record])
+    assert dict(query.gangs) == {"42": 4} and set(query.jobs) == {"42"}
+    assert dict(observe_query([exp(wu(0, attempt("42")))]).gangs) == {}
+
+
+def test_an_ended_attempt_keeps_its_ranks_exit_codes() -> None:
+    spec = ExperimentSpec(executable=Executable(command=["x"]), resources=GANG)
+    failed = task(
+        TaskPhase.FAILED,
+        reason=FailureReason.ERROR,
+        exit_code=3,
+        rank_exit_codes=(143, 3, 143, 143),
+        first_failed_rank=1,
+    )
+    actions = plan_experiment(exp(wu(0, attempt("42")), spec=spec), snap(failed), NOW)
+    (update,) = only(actions, UpdateStatus)
+    (ended,) = [a for a in update.attempts if a.final]
+    assert ended.rank_exit_codes == (143, 3, 143, 143) and ended.first_failed_rank == 1
+    (patch,) = update.work_units
+    assert patch.phase == "BackOff" and patch.failures == 1  # a rank's failure is counted
