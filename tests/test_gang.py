@@ -5,6 +5,7 @@ reading the ranks' exit codes, and the planner recording them in the attempt."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import anyio
@@ -212,3 +213,116 @@ def test_an_ended_attempt_keeps_its_ranks_exit_codes() -> None:
     assert ended.rank_exit_codes == (143, 3, 143, 143) and ended.first_failed_rank == 1
     (patch,) = update.work_units
     assert patch.phase == "BackOff" and patch.failures == 1  # a rank's failure is counted
+
+
+def test_grid_engine_asks_for_the_slots_of_every_rank() -> None:
+    from lxr.schedulers.sge.driver import SGEDriver
+
+    res = Resources.model_validate(
+        {
+            "nodes": 2,
+            "tasksPerNode": 2,
+            "cpus": 2,
+            "memory": "4Gi",
+            "sge": {"parallelEnvironment": "mpi"},
+        }
+    )
+    files, argv = SGEDriver("c", LocalTransport(), "/st").render(_job(res))
+    assert argv[argv.index("-pe") : argv.index("-pe") + 3] == ["-pe", "mpi", "8"]
+    assert "h_vmem=1024M" in argv  # 4Gi per node over its 2 ranks x 2 CPUs
+    script = files["/st/jobs/tag1/job.sge"].decode()
+    assert 'lxr_pe_ranks /st/jobs/tag1 "$SGE_TASK_ID" 4 2' in script
+    assert "export MASTER_ADDR MASTER_PORT WORLD_SIZE=4" in script
+    # without a parallel environment of its own: the cluster's
+    plain = SGEDriver("c", LocalTransport(), "/st").render(_job(Resources(tasks_per_node=3)))[1]
+    assert plain[plain.index("-pe") : plain.index("-pe") + 3] == ["-pe", "smp", "3"]
+    per_cpu = SGEDriver("c", LocalTransport(), "/st").render(
+        _job(Resources.model_validate({"tasksPerNode": 2, "memoryPerCpu": "512Mi"}))
+    )[1]
+    assert "h_vmem=512M" in per_cpu
+
+
+def _pe_job(tmp_path: Path, program: str) -> Path:
+    from lxr.schedulers.jobscript import job_files
+
+    job_dir = tmp_path / "job"
+    job = ArrayJob("t", "e", "u", [TaskSpec(1, ["bash", "-c", program])], GANG)
+    for path, data in job_files(job, str(job_dir)).items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(data)
+    (job_dir / "logs").mkdir()
+    return job_dir
+
+
+def _pe_run(tmp_path: Path, job_dir: Path, hostfile: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "pe_hostfile").write_text(hostfile)
+    script = (
+        f"export PE_HOSTFILE={tmp_path}/pe_hostfile MASTER_ADDR=h MASTER_PORT=1 WORLD_SIZE=4; "
+        f"lxr_pe_ranks {job_dir} 1 4 1; "
+        f"lxr_gang_exit $? {job_dir}/ranks/1 {job_dir}/exit/1; echo rc=$?"
+    )
+    return _bash(script, tmp_path)
+
+
+def test_the_ranks_of_a_parallel_environment_start_from_its_host_file(tmp_path: Path) -> None:
+    job_dir = _pe_job(tmp_path, 'echo "$RANK $LOCAL_RANK $NODE_RANK $LOCAL_WORLD_SIZE $WORLD_SIZE"')
+    host = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
+    res = _pe_run(tmp_path, job_dir, f"{host} 4 all.q@{host} UNDEFINED\n")
+    assert res.stdout.strip() == "rc=0", res.stderr
+    lines = [(job_dir / "logs" / f"1.rank{r}.out").read_text().split() for r in range(4)]
+    assert lines == [[str(r), str(r), "0", "4", "4"] for r in range(4)]
+    assert sorted(p.name for p in (job_dir / "ranks" / "1").iterdir()) == ["0", "1", "2", "3"]
+    assert (job_dir / "exit" / "1").read_text() == "0\n"
+
+
+def test_a_failing_rank_ends_the_other_ranks_of_the_parallel_environment(tmp_path: Path) -> None:
+    program = 'if [ "$RANK" = 1 ]; then sleep 0.5; exit 5; fi; echo $$ > "$LXR_JOB_DIR/pid.$RANK"; exec sleep 60'
+    job_dir = _pe_job(tmp_path, program)
+    host = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
+    started = time.monotonic()
+    res = _pe_run(tmp_path, job_dir, f"{host} 4 all.q@{host} UNDEFINED\n")
+    assert time.monotonic() - started < 30  # not the others' 60 s
+    assert res.stdout.strip() == "rc=5" and "rank 1 exited 5 first" in res.stderr
+    codes = {p.name: p.read_text().split()[0] for p in (job_dir / "ranks" / "1").iterdir()}
+    assert codes["1"] == "5" and {codes[r] for r in "023"} == {"143"}
+    # a host file with fewer slots than ranks is an error, not fewer ranks
+    res = _pe_run(tmp_path, _pe_job(tmp_path / "b", "true"), f"{host} 2 q UNDEFINED\n")
+    assert res.stdout.strip() == "rc=99" and "slots for 2 of 4 ranks" in res.stderr
+
+
+def test_replicas_and_the_topology_idiom_become_ranks() -> None:
+    from xmanager import xm
+
+    from lxr import xm_cluster
+    from lxr.xm_cluster.executors import executor_resources
+    from lxr.xm_cluster.requirements import requirements_to_resources
+
+    res = requirements_to_resources(xm.JobRequirements(cpu=1, ram=xm.GiB, replicas=4))
+    assert (res.nodes, res.tasks_per_node, res.cpus, res.memory) == (1, 4, 1, "4096Mi")
+    res = requirements_to_resources(xm.JobRequirements(cpu=2, replicas=4), nodes=2)
+    assert (res.nodes, res.tasks_per_node, res.ranks) == (2, 2, 4)
+    # xmanager-slurm: GPU="4x2" is 4 GPUs per task and 2 replicas
+    res = requirements_to_resources(xm_cluster.JobRequirements(CPU=8, GPU="4x2"))
+    assert (res.tasks_per_node, res.gpus_per_task, res.gpus) == (2, 4, None)
+    res = requirements_to_resources(xm.JobRequirements(a100="2x2"))
+    assert (res.tasks_per_node, res.gpus_per_task, res.gpu_type) == (2, 2, "a100")
+    with pytest.raises(ValueError, match="is 2 replicas, not replicas=3"):
+        xm_cluster.JobRequirements(GPU="4x2", replicas=3)
+    # a plain requirement is one task, as before
+    assert requirements_to_resources(xm.JobRequirements(cpu=1)).gang is False
+    ex = xm_cluster.Slurm(requirements=xm.JobRequirements(cpu=1, replicas=4), cluster="c", nodes=2)
+    _, res, _ = executor_resources(ex)
+    assert (res.nodes, res.tasks_per_node) == (2, 2)
+    ge = xm_cluster.GridEngine(
+        requirements=xm.JobRequirements(cpu=1, replicas=4),
+        parallel_environments={"mpi": 4},
+        cluster="g",
+    )
+    _, res, _ = executor_resources(ge)
+    assert res.ranks == 4 and res.cpus == 1
+    assert res.section("sge").parallel_environment == "mpi"  # type: ignore[union-attr]
+    # lxm3's meaning without replicas: one process on the environment's slots
+    _, one, _ = executor_resources(
+        xm_cluster.GridEngine(parallel_environments={"smp": 4}, cluster="g")
+    )
+    assert (one.cpus, one.gang) == (4, False)

@@ -41,11 +41,14 @@ def test_job_requirements_table(req: xm.JobRequirements, expected: dict) -> None
     )
 
 
-def test_tpus_and_replicas_are_refused() -> None:
+def test_tpus_are_refused_and_replicas_are_ranks() -> None:
     with pytest.raises(ValueError, match="TPU"):
         requirements_to_resources(xm.JobRequirements(tpu_v3="2x2"))
+    # replicas are the ranks of one work unit (issue 14): no longer refused
+    res = requirements_to_resources(xm.JobRequirements(cpu=1, replicas=2))
+    assert (res.nodes, res.tasks_per_node, res.cpus) == (1, 2, 1)
     with pytest.raises(ValueError, match="replicas"):
-        requirements_to_resources(xm.JobRequirements(cpu=1, replicas=2))
+        requirements_to_resources(xm.JobRequirements(cpu=1, replicas=3), nodes=2)
 
 
 def test_slurm_options() -> None:

@@ -115,10 +115,13 @@ class ClusterExecutor(xm.Executor):
     ``docker`` for container executables; ``container_options``: extra flags for it.
     ``modules``: environment modules to load before the task (``module load NAME``).
     ``log_directory``: a directory on the cluster that also receives each task's output
-    (``<name>-<work unit>.out``/``.err``; ``lxr logs`` keeps working).
+    (``<name>-<work unit>.out``/``.err``; ``lxr logs`` keeps working). ``nodes``: the nodes
+    the requirements' ``replicas`` are spread over (default one).
     """
 
     cluster: str | None = _kw()
+    #: the nodes a work unit's replicas are spread over (``JobRequirements(replicas=N)``)
+    nodes: int | None = _kw()
     container_runtime: str = _kw("singularity")
     container_options: Sequence[str] = _kw(factory=list)
 
@@ -149,7 +152,7 @@ class ClusterExecutor(xm.Executor):
 
     def to_resources(self) -> Resources:
         """What each task asks the scheduler for."""
-        return requirements_to_resources(self.requirements)
+        return requirements_to_resources(self.requirements, self.nodes)
 
     def requeue_policy(self) -> RequeuePolicy:
         """Who brings back preempted tasks."""
@@ -248,7 +251,7 @@ class Slurm(ClusterExecutor):
         if self.requeue:
             extra["requeue"] = ""
         return _merge(
-            requirements_to_resources(self.requirements),
+            requirements_to_resources(self.requirements, self.nodes),
             partition=self.partition,
             account=self.account,
             qos=self.qos,
@@ -268,8 +271,9 @@ class GridEngine(ClusterExecutor):
     """Run on a Grid Engine cluster: ``GridEngine(requirements, walltime=2 * xm.Hr)``.
 
     lxm3's fields, in its order: ``requirements``, ``resources`` (``-l key=value``),
-    ``parallel_environments`` (``{"smp": 4}``: ``-pe smp 4``; the name must be the cluster's
-    ``spec.sge.parallelEnvironment``), ``walltime`` (``-l h_rt``), ``queue`` (``-q``), ``reserved``
+    ``parallel_environments`` (``{"smp": 4}``: ``-pe smp 4``, one process on 4 slots; with
+    ``replicas`` in the requirements, the ranks are started on the environment's slots over
+    ``$PE_HOSTFILE``), ``walltime`` (``-l h_rt``), ``queue`` (``-q``), ``reserved``
     (``-R y``; by default when a parallel environment or a GPU is requested, as lxm3 does),
     ``log_directory``, ``merge_output`` (stderr into the output log, like ``-j y``; lxr keeps
     them apart by default so ``lxr logs --stderr`` works), ``shell`` (``/bin/bash`` only),
@@ -315,9 +319,9 @@ class GridEngine(ClusterExecutor):
 
     def to_resources(self) -> Resources:
         """Requirements plus the Grid Engine options, as lxr Resources."""
-        base = requirements_to_resources(self.requirements)
+        base = requirements_to_resources(self.requirements, self.nodes)
         cpus = None
-        if self.parallel_environments:
+        if self.parallel_environments and not base.gang:
             slots = int(next(iter(self.parallel_environments.values())))
             cpus = slots if slots > 0 else None
         raw: list[str] = []
@@ -334,7 +338,15 @@ class GridEngine(ClusterExecutor):
         return _merge(
             base,
             cpus=cpus,
-            sge={k: v for k, v in (("queue", self.queue), ("project", self.project)) if v},
+            sge={
+                k: v
+                for k, v in (
+                    ("queue", self.queue),
+                    ("project", self.project),
+                    ("parallelEnvironment", self.pe_name()),
+                )
+                if v
+            },
             account=self.account,
             time_limit_seconds=duration_seconds(self.walltime),
             extra={str(k): str(v) for k, v in self.resources.items()},

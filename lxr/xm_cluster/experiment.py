@@ -26,7 +26,8 @@ from typing import Any
 from xmanager import xm
 from xmanager.xm import async_packager
 
-from lxr.api.resources import Resources
+from lxr.api.capabilities import unsupported
+from lxr.api.resources import ClusterSpec, Resources
 from lxr.staging import StagingReport, summary_line
 from lxr.store import NotFound, Store
 from lxr.xm_cluster.accelerators import resolve_accelerator
@@ -354,8 +355,13 @@ class ClusterExperiment(xm.Experiment):
         try:
             spec = self.store.get_cluster(cluster).spec
         except NotFound:
-            return
+            if cluster != "local":
+                return
+            spec = ClusterSpec(scheduler="local")
         resolve_accelerator(resources, spec, cluster)
+        problems = unsupported(spec.scheduler, resources.merged_over(spec.defaults))
+        if problems:
+            raise ValueError(f"cluster {cluster}: " + "; ".join(problems))
 
     def _annotations(self) -> dict[str, str]:
         return self._context.as_annotations()

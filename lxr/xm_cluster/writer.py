@@ -31,7 +31,7 @@ from lxr.store import Store
 from lxr.xm_cluster.accelerators import resolve_accelerator
 from lxr.xm_cluster.commands import runtime_command, split_args, substitute
 from lxr.xm_cluster.context import ANNOTATION_TITLE
-from lxr.xm_cluster.executors import GridEngine, executor_resources
+from lxr.xm_cluster.executors import executor_resources
 from lxr.xm_cluster.packaging import ClusterExecutable, build_fileset_blob
 from lxr.xm_cluster.specs import PLACEHOLDER_RE, fileset_by_uid, resolve_path
 from lxr.xm_cluster.stagers import ClusterStagers
@@ -127,13 +127,6 @@ def build_task(
     roots = {b.name: report.path(b) for b in exe.blobs()}
     paths = {uid: report.path(b) for uid, b in {**exe.filesets, **extra}.items()}
     executor = job.executor
-    if isinstance(executor, GridEngine) and executor.pe_name():
-        pe = getattr(cluster_spec.options, "parallel_environment", None)
-        if executor.pe_name() != pe:
-            raise ValueError(
-                f"GridEngine parallel environment {executor.pe_name()!r}: cluster {cluster} "
-                f"uses {pe!r}; set spec.sge.parallelEnvironment on the Cluster"
-            )
     gpus = bool(resources.gpus)
     resources = resolve_accelerator(resources, cluster_spec, cluster)
     command, exec_env, workdir = runtime_command(

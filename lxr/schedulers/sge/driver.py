@@ -38,7 +38,7 @@ from lxr.schedulers.batch import (
     exit_observation,
     missing_tasks,
 )
-from lxr.schedulers.jobscript import job_files, render_template
+from lxr.schedulers.jobscript import gang_layout, job_files, render_template
 from lxr.schedulers.sge.parse import (
     QACCT_FIELDS,
     RERUN_DECLINED_EXIT,
@@ -161,6 +161,7 @@ class SGEDriver(BatchDriver):
             byid_dir=shlex.quote(self.byid_dir()),
             lxr_owns_retries=not job.scheduler_requeue,
             rerun_declined_exit=RERUN_DECLINED_EXIT,
+            gang=gang_layout(job.resources),
         )
         files = job_files(
             job,

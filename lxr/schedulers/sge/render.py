@@ -64,11 +64,15 @@ def qsub_options(job: ArrayJob, job_dir: str, options: SGEOptions) -> list[str]:
         "-e",
         f"{job_dir}/logs/$TASK_ID.err",
     ]
-    slots = res.cpus or 1
+    # a rank takes cpus slots; memory is per node, so per slot it is shared by a node's ranks
+    slots = res.ranks * (res.cpus or 1)
     if slots > 1:
-        opts += ["-pe", options.parallel_environment, str(slots)]
+        opts += ["-pe", own.parallel_environment or options.parallel_environment, str(slots)]
     if res.memory is not None:
-        opts += ["-l", f"h_vmem={_memory_per_slot(res.memory, slots)}"]
+        per_node = (res.tasks_per_node or 1) * (res.cpus or 1)
+        opts += ["-l", f"h_vmem={_memory_per_slot(res.memory, per_node)}"]
+    if res.memory_per_cpu is not None:  # h_vmem is per slot: a slot is a CPU
+        opts += ["-l", f"h_vmem={_memory_per_slot(res.memory_per_cpu, 1)}"]
     if res.time_limit_seconds is not None:
         opts += ["-l", f"h_rt={hms(res.time_limit_seconds)}"]
     if res.gpus:
