@@ -216,7 +216,7 @@ def test_opening_a_migrated_store_imports_no_alembic(any_store: Store) -> None:
     import subprocess
     import sys
 
-    assert any_store.schema_revision() == "0005"
+    assert any_store.schema_revision() == "0006"
     probe = (
         "import sys; from lxr.store import Store; s = Store(sys.argv[1]); "
         "print(s.schema_revision(), 'alembic' in sys.modules)"
@@ -225,7 +225,7 @@ def test_opening_a_migrated_store_imports_no_alembic(any_store: Store) -> None:
         [sys.executable, "-c", probe, any_store.url],
         capture_output=True, text=True, check=True, cwd=REPO,
     ).stdout.split()  # fmt: skip
-    assert out == ["0005", "False"]
+    assert out == ["0006", "False"]
 
 
 def test_an_empty_database_is_migrated_on_open(tmp_path: Path) -> None:
@@ -233,7 +233,7 @@ def test_an_empty_database_is_migrated_on_open(tmp_path: Path) -> None:
     try:
         assert store.schema_revision() is None
         store.migrate()
-        assert store.schema_revision() == "0005"
+        assert store.schema_revision() == "0006"
     finally:
         store.close()
 
