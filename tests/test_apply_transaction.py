@@ -60,17 +60,18 @@ def test_refused_last_document_writes_nothing(db_url: str, tmp_path: Path) -> No
     try:
         events_before = store.list_events()
         # the repro: a new experiment, a new cluster, then `a` with an immutable field changed
+        # (its command: the sweep itself may change since issue 15.3)
         both = tmp_path / "both.yaml"
         both.write_text(
             EXPERIMENT.format(name="b", values="1")
             + "---\n"
             + CLUSTER
             + "---\n"
-            + EXPERIMENT.format(name="a", values="1, 2, 3")
+            + EXPERIMENT.format(name="a", values="1, 2, 3").replace("/bin/true", "/bin/false")
         )
         result = lxr("apply", "-f", str(both), url=db_url, home=tmp_path)
         assert result.returncode == 2, result.stderr
-        assert "spec.sweep: field is immutable" in result.stderr
+        assert "spec.executable: field is immutable" in result.stderr
         assert [e.metadata.name for e in store.list_experiments()] == ["a"]
         assert [c.metadata.name for c in store.list_clusters()] == ["local"]
         assert store.list_events() == events_before
@@ -83,13 +84,13 @@ def test_apply_all_is_one_transaction(db_url: str) -> None:
     from lxr.api.resources import Cluster, ClusterSpec, Experiment, ObjectMeta
     from lxr.store import Invalid
 
-    def experiment(name: str, values: list[int]) -> Experiment:
+    def experiment(name: str, values: list[int], command: str = "/bin/true") -> Experiment:
         return Experiment.model_validate(
             {
                 "metadata": {"name": name},
                 "spec": {
                     "cluster": "extra",
-                    "executable": {"command": ["/bin/true"]},
+                    "executable": {"command": [command]},
                     "sweep": {"grid": {"x": values}},
                 },
             }
@@ -103,8 +104,8 @@ def test_apply_all_is_one_transaction(db_url: str) -> None:
             ("Cluster", "created"),
             ("Experiment", "created"),
         ]
-        with pytest.raises(Invalid, match="spec.sweep: field is immutable"):
-            store.apply_all([experiment("b", [1]), experiment("a", [1, 2])])
+        with pytest.raises(Invalid, match="spec.executable: field is immutable"):
+            store.apply_all([experiment("b", [1]), experiment("a", [1, 2], "/bin/false")])
         assert [e.metadata.name for e in store.list_experiments()] == ["a"]
     finally:
         store.close()

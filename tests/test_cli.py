@@ -141,9 +141,11 @@ def test_immutable_fields_and_generation(tmp_path: Path, state: Path) -> None:
     assert "configured" in lxr("apply", "-f", str(path), state=state, check=True).stdout
     gen = json.loads(lxr("get", "experiments", "gen", "-o", "json", state=state, check=True).stdout)
     assert gen["metadata"]["generation"] == 2
-    write(tmp_path, text.replace("lr: [0.1, 0.2]", "lr: [0.3]"))
+    # the sweep may change (issue 15.3); what each work unit runs may not
+    write(tmp_path, text + "  resources: {cpus: 2}\n")
     result = lxr("apply", "-f", str(path), state=state)
-    assert result.returncode == 2 and "spec.sweep: field is immutable" in result.stderr
+    assert result.returncode == 2 and "spec.resources: field is immutable" in result.stderr
+    assert "a new experiment is the answer" in result.stderr
     # a labels-only change does not bump the generation
     write(tmp_path, text.replace("team: cli", "team: other") + "  backoffLimitPerIndex: 5\n")
     lxr("apply", "-f", str(path), state=state, check=True)

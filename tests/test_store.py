@@ -68,8 +68,12 @@ def test_apply_create_unchanged_configured_and_generation(any_store: Store) -> N
     exp = any_store.get_experiment("e")
     assert exp.metadata.generation == 2 and exp.spec.backoff_limit_per_index == 5
     assert [w.spec.args for w in any_store.list_work_units("e")] == [{"x": 0}, {"x": 1}, {"x": 2}]
-    with pytest.raises(Invalid, match="spec.sweep: field is immutable"):
-        any_store.apply(make_experiment(n=4))
+    # a sweep edit (issue 15.3) is a new generation; what each unit runs is still immutable
+    with pytest.raises(Invalid, match="spec.resources: field is immutable"):
+        any_store.apply(make_experiment(backoffLimitPerIndex=5, resources={"cpus": 2}))
+    grown = any_store.apply(make_experiment(n=4, backoffLimitPerIndex=5))
+    assert (grown.action, grown.generation) == ("configured", 3)
+    assert grown.detail == "work units 1 added (3)"
 
 
 def test_optimistic_concurrency(any_store: Store) -> None:
@@ -216,7 +220,9 @@ def test_opening_a_migrated_store_imports_no_alembic(any_store: Store) -> None:
     import subprocess
     import sys
 
-    assert any_store.schema_revision() == "0006"
+    from lxr.store.engine import HEAD_REVISION
+
+    assert any_store.schema_revision() == HEAD_REVISION
     probe = (
         "import sys; from lxr.store import Store; s = Store(sys.argv[1]); "
         "print(s.schema_revision(), 'alembic' in sys.modules)"
@@ -225,7 +231,7 @@ def test_opening_a_migrated_store_imports_no_alembic(any_store: Store) -> None:
         [sys.executable, "-c", probe, any_store.url],
         capture_output=True, text=True, check=True, cwd=REPO,
     ).stdout.split()  # fmt: skip
-    assert out == ["0006", "False"]
+    assert out == [HEAD_REVISION, "False"]
 
 
 def test_an_empty_database_is_migrated_on_open(tmp_path: Path) -> None:
@@ -233,7 +239,9 @@ def test_an_empty_database_is_migrated_on_open(tmp_path: Path) -> None:
     try:
         assert store.schema_revision() is None
         store.migrate()
-        assert store.schema_revision() == "0006"
+        from lxr.store.engine import HEAD_REVISION
+
+        assert store.schema_revision() == HEAD_REVISION
     finally:
         store.close()
 

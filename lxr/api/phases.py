@@ -19,8 +19,11 @@ Rules:
 3. **Illegal moves raise** :class:`IllegalTransition`: an event with no row from the current
    phase (:func:`work_unit_transition`), a phase change no row allows (``check_*``). The
    allowed-transitions maps are derived from the tables, never written by hand.
-4. **Terminal is terminal.** A work unit or attempt in a terminal phase never moves again; an
-   experiment that finished moves only to ``Stopping``/``Stopped`` (being deleted).
+4. **Terminal is terminal.** A work unit or attempt in a terminal phase never moves again
+   (``lxr rerun`` re-admits a finished unit: the store writes it back in
+   :data:`WORK_UNIT_INITIAL` with a fresh budget, as at creation, its attempts kept); an
+   experiment that finished moves only to ``Stopping``/``Stopped`` (being deleted), or back to
+   work when it was given new work (a sweep edit or a rerun: a new generation).
 5. **A submission** is an intent recorded before the scheduler is called, then accepted,
    adopted by its tag, or rejected (the next plan ends its attempts with reason
    ``SubmitError``): :data:`SUBMISSION_TRANSITIONS`.
@@ -440,10 +443,11 @@ def experiment_phase(facts: ExperimentFacts) -> ExperimentPhase:
     return next(phase for _, holds, phase in EXPERIMENT_PHASE_RULES if holds(facts))
 
 
-def check_experiment(source: str, target: str) -> None:
+def check_experiment(source: str, target: str, *, reopened: bool = False) -> None:
     """Raise :class:`IllegalTransition` when a finished experiment would become active again
-    (only deletion moves it, to ``Stopping``/``Stopped``)."""
+    (only deletion moves it, to ``Stopping``/``Stopped``), unless it was ``reopened``: its
+    spec moved on since the status was written (a sweep edit or a rerun: a new generation)."""
     terminal = {p.value for p in EXPERIMENT_TERMINAL}
     leaving = {ExperimentPhase.STOPPING.value, ExperimentPhase.STOPPED.value}
-    if source in terminal and target != source and target not in leaving:
+    if source in terminal and target != source and target not in leaving and not reopened:
         raise IllegalTransition(f"experiment: {source} -> {target} is not a transition")

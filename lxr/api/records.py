@@ -60,6 +60,9 @@ class WorkUnitRecord:
     retry_reason: str | None = None
     active: AttemptRecord | None = None
     stop_requested: bool = False  # the user stopped this work unit alone (not the experiment)
+    removed: bool = False  # a sweep edit dropped it: stop it (then delete it, unless Retain)
+    #: factors (and caps) on its next attempts' resources, from failurePolicy scale rules
+    resource_scale: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

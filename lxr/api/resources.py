@@ -58,7 +58,9 @@ __all__ = [
     "FailureReason",
     "ObjectMeta",
     "RateLimit",
+    "RemovedWorkUnitPolicy",
     "RequeuePolicy",
+    "ResourceScale",
     "Resources",
     "SSHConfig",
     "Sweep",
@@ -197,12 +199,51 @@ class ExitCodeMatch(SpecModel):
     values: Annotated[list[int], Field(min_length=1)]
 
 
+class ResourceScale(SpecModel):
+    """More resources for the attempts after a failure the rule matched (Nextflow's
+    ``memory { 2.GB * task.attempt }``): each such failure multiplies the next attempt's
+    request by the factor, up to the cap."""
+
+    memory: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="factor on resources.memory (the cluster's default if unset)"
+    )
+    max_memory: str | None = Field(default=None, description="cap, e.g. 64Gi")
+    time_limit: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="factor on resources.timeLimitSeconds"
+    )
+    max_time_limit_seconds: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="cap on the scaled timeLimitSeconds"
+    )
+    cpus: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="factor on resources.cpus (rounded up)"
+    )
+    max_cpus: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("max_memory")
+    @classmethod
+    def _memory_quantity(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_memory_mib(value)
+        return value
+
+    @model_validator(mode="after")
+    def _some_factor(self) -> ResourceScale:
+        if self.memory is None and self.time_limit is None and self.cpus is None:
+            raise ValueError("scale needs memory, timeLimit or cpus")
+        return self
+
+
 class FailurePolicyRule(SpecModel):
     """A rule; a rule matches when every criterion it names matches."""
 
     action: FailurePolicyAction
     on_reasons: list[FailureReason] | None = None
     on_exit_codes: ExitCodeMatch | None = None
+    scale: ResourceScale | None = Field(
+        default=None,
+        description="retry with more resources: factors on the next attempt's request "
+        "(with Count or Ignore)",
+    )
 
     @model_validator(mode="after")
     def _some_criterion(self) -> FailurePolicyRule:
@@ -234,6 +275,13 @@ class RequeuePolicy(str, Enum):
     SCHEDULER = "Scheduler"  # the scheduler requeues; lxr records restarts and never resubmits
 
 
+class RemovedWorkUnitPolicy(str, Enum):
+    """What becomes of a work unit that a re-applied sweep no longer has."""
+
+    DELETE = "Delete"  # stopped if it runs, then deleted with its history
+    RETAIN = "Retain"  # stopped if it runs, kept with its history (it counts as Stopped)
+
+
 class ExperimentSpec(SpecModel):
     """Desired state of an experiment: what to run, where, and how hard to try."""
 
@@ -249,6 +297,11 @@ class ExperimentSpec(SpecModel):
     backoff: Backoff = Field(default_factory=Backoff)
     failure_policy: FailurePolicy = Field(default_factory=FailurePolicy)
     requeue: RequeuePolicy = RequeuePolicy.CONTROLLER
+    removed_work_unit_policy: RemovedWorkUnitPolicy = Field(
+        default=RemovedWorkUnitPolicy.DELETE,
+        description="when a re-applied sweep or workUnits no longer has a work unit: Delete "
+        "(stop it, then remove it) or Retain (stop it, keep it with its history)",
+    )
 
     @model_validator(mode="after")
     def _units_xor_sweep(self) -> ExperimentSpec:
@@ -309,6 +362,11 @@ class Attempt(StatusModel):
     )
     first_failed_rank: int | None = Field(
         default=None, description="the rank that ended non-zero first"
+    )
+    resources: dict[str, Any] | None = Field(
+        default=None,
+        description="what this attempt asked the scheduler for (cluster defaults merged in, "
+        "scaled by a failurePolicy rule)",
     )
 
 

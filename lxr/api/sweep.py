@@ -2,23 +2,66 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxr.api.resources import ArgValue, ExperimentSpec
 
-__all__ = ["DesiredWorkUnit", "count_work_units", "expand_work_units"]
+__all__ = [
+    "DesiredWorkUnit",
+    "content_digest",
+    "count_work_units",
+    "expand_work_units",
+    "identities",
+    "unit_identities",
+]
 
 
 @dataclass(frozen=True)
 class DesiredWorkUnit:
-    """One work unit as the spec asks for it; ``index`` is its position, from 0."""
+    """One work unit as the spec asks for it; ``index`` is its position, from 0.
+    ``named`` says the spec gave its name (a ``workUnits`` entry's ``name``), which is then
+    part of its identity."""
 
     index: int
     name: str
     args: dict[str, ArgValue] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    named: bool = False
+
+
+def content_digest(args: Mapping[str, Any], env: Mapping[str, Any], name: str | None) -> str:
+    """A work unit's content as a sha256 hex digest: its args and env, plus its name when the
+    spec gave one. Stored (``work_units.identity``), so it never changes for a given content:
+    ``1`` and ``1.0`` and ``true`` are different values, key order is not a difference."""
+    content: dict[str, Any] = {"args": dict(args), "env": dict(env)}
+    if name is not None:
+        content["name"] = name
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def identities(digests: Iterable[str]) -> list[str]:
+    """Each digest made unique by its occurrence: the k-th repeat of a content (``workUnits:
+    [{}, {}]``, two replicas) is ``<digest>-k``, so a sweep edit that adds a third replica
+    adds one unit and keeps the first two."""
+    seen: dict[str, int] = {}
+    out = []
+    for digest in digests:
+        k = seen.get(digest, 0)
+        seen[digest] = k + 1
+        out.append(digest if k == 0 else f"{digest}-{k}")
+    return out
+
+
+def unit_identities(units: Iterable[DesiredWorkUnit]) -> list[str]:
+    """The identities of ``units``, in their order (see :func:`identities`)."""
+    return identities(content_digest(u.args, u.env, u.name if u.named else None) for u in units)
 
 
 def count_work_units(spec: ExperimentSpec) -> int:
@@ -42,7 +85,13 @@ def expand_work_units(spec: ExperimentSpec) -> list[DesiredWorkUnit]:
     """
     if spec.work_units is not None:
         return [
-            DesiredWorkUnit(index=i, name=wu.name or str(i), args=dict(wu.args), env=dict(wu.env))
+            DesiredWorkUnit(
+                index=i,
+                name=wu.name or str(i),
+                args=dict(wu.args),
+                env=dict(wu.env),
+                named=wu.name is not None,
+            )
             for i, wu in enumerate(spec.work_units)
         ]
     if spec.sweep is None:

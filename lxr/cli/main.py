@@ -28,6 +28,7 @@ COMMANDS = (
     "delete",
     "delete_cluster",
     "stop",
+    "rerun",
     "wait",
     "logs",
     "check",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,8 @@ class WorkUnitPatch:
     next_attempt_after: float | None = None
     retry_reason: str | None = None
     clear_active: bool = False
+    #: factors (and caps) on the next attempts' resources (failurePolicy scale rules)
+    resource_scale: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class UpdateStatus:
     events: tuple[Event, ...] = ()
     handled: tuple[FailureHandled, ...] = ()
     fail_experiment: tuple[str, str] | None = None  # (reason, message)
+    #: work units a sweep edit removed that are now stopped: deleted with their attempts
+    remove: tuple[int, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(
@@ -101,6 +106,7 @@ class UpdateStatus:
             or self.adoptions
             or self.events
             or self.fail_experiment
+            or self.remove
         )
 
 
@@ -112,6 +118,9 @@ class SubmitEntry:
     index: int
     attempt: int  # the new attempt's number, from 1
     retry_reason: str | None = None
+    #: the work unit's resource scale, sorted items: entries that differ go out as separate
+    #: arrays, each with its own resources
+    scale: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

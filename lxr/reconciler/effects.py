@@ -5,8 +5,9 @@ is :func:`lxr.reconciler.policy.account`, called by the ``account`` effect. Pure
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lxr.api.phases import Effect, Event, Transition, check_attempt
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
@@ -14,7 +15,7 @@ from lxr.api.resources import FailureReason
 from lxr.reconciler.actions import AttemptPatch, FailureHandled, SubmitEntry, WorkUnitPatch
 from lxr.reconciler.actions import Event as Notice
 from lxr.reconciler.classify import Seen
-from lxr.reconciler.policy import account, backoff_seconds
+from lxr.reconciler.policy import account, backoff_seconds, next_scale
 from lxr.schedulers.base import Snapshot
 
 __all__ = ["CANCEL_REPEAT_SECONDS", "EFFECTS", "LAST_SEEN_REFRESH_SECONDS", "PlanState", "Work"]
@@ -38,6 +39,7 @@ class Work:
     retry_reason: str | None
     active: AttemptRecord | None
     clear_active: bool = False
+    resource_scale: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, wu: WorkUnitRecord) -> Work:
@@ -52,6 +54,8 @@ class Work:
             wu.next_attempt_after,
             wu.retry_reason,
             wu.active,
+            False,
+            wu.resource_scale,
         )
 
     def patch(self) -> WorkUnitPatch | None:
@@ -64,6 +68,7 @@ class Work:
             or self.next_attempt_after != wu.next_attempt_after
             or self.retry_reason != wu.retry_reason
             or self.reason is not None
+            or self.resource_scale != wu.resource_scale
         )
         if not changed:
             return None
@@ -79,6 +84,7 @@ class Work:
             next_attempt_after=self.next_attempt_after,
             retry_reason=self.retry_reason,
             clear_active=self.clear_active,
+            resource_scale=self.resource_scale,
         )
 
 
@@ -114,8 +120,13 @@ class PlanState:
         return None
 
     def stopping_for(self, wu: WorkUnitRecord) -> str | None:
-        """Why this work unit must stop: the experiment's reason, or the user stopped it."""
-        return self.stopping or ("StopRequested" if wu.stop_requested else None)
+        """Why this work unit must stop: the experiment's reason, the user stopped it, or a
+        sweep edit removed it from the spec."""
+        if self.stopping:
+            return self.stopping
+        if wu.stop_requested:
+            return "StopRequested"
+        return "RemovedFromSpec" if wu.removed else None
 
     def wu_name(self, wu: WorkUnitRecord) -> str:
         return f"{self.exp.name}/{wu.index}"
@@ -248,6 +259,8 @@ class PlanState:
         work.failures, work.disruptions = verdict.failures, verdict.disruptions
         work.exit_code = exit_code
         work.retry_reason = reason.value
+        if verdict.scale is not None:  # the next attempt asks for more (failurePolicy scale)
+            work.resource_scale = next_scale(work.resource_scale, verdict.scale)
         self.fire(work, seen._replace(event=verdict.event))
 
     def detail(self, work: Work, seen: Seen) -> str:
@@ -303,7 +316,8 @@ class PlanState:
 
     def _submit(self, work: Work, seen: Seen, row: Transition) -> None:
         wu = work.record
-        entry = SubmitEntry(wu.id, wu.index, wu.attempt_count + 1, work.retry_reason)
+        scale = tuple(sorted((work.resource_scale or {}).items()))
+        entry = SubmitEntry(wu.id, wu.index, wu.attempt_count + 1, work.retry_reason, scale)
         (self.retries if wu.attempt_count else self.fresh).append(entry)
         work.next_attempt_after = None
 

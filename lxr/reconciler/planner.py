@@ -44,6 +44,7 @@ from lxr.api.phases import (
     work_unit_transition,
 )
 from lxr.api.records import ExperimentRecord
+from lxr.api.resources import RemovedWorkUnitPolicy
 from lxr.reconciler.actions import (
     Action,
     Cancel,
@@ -86,6 +87,11 @@ __all__ = [
 
 class _ExperimentPlan(PlanState):
     """Plans one experiment against one snapshot."""
+
+    @property
+    def retain_removed(self) -> bool:
+        """Work units a sweep edit removed are kept once stopped (removedWorkUnitPolicy)."""
+        return self.exp.spec.removed_work_unit_policy is RemovedWorkUnitPolicy.RETAIN
 
     # ------------------------------------------------------------------ the machine
 
@@ -153,6 +159,22 @@ class _ExperimentPlan(PlanState):
     def actions(self, works: list[Work]) -> list[Action]:
         """The plan: one status update, then cancels, intents retried, submissions."""
         actions: list[Action] = []
+        # removed by a sweep edit and stopped now: deleted (Retain keeps them)
+        gone = [] if self.retain_removed else [
+            w for w in works if w.record.removed and w.phase in WORK_UNIT_TERMINAL
+        ]  # fmt: skip
+        if gone:
+            shown = ", ".join(str(w.record.index) for w in gone[:20])
+            self.events.append(
+                Notice(
+                    "Normal",
+                    "WorkUnitsRemoved",
+                    f"removed {len(gone)} work unit(s) no longer in the spec: {shown}",
+                    "Experiment",
+                    self.exp.name,
+                )
+            )
+        removed = {w.record.id for w in gone}
         changed = [(w, p) for w in works if (p := w.patch()) is not None]
         patches = tuple(p for _, p in changed)
         # the experiment's reason, else only work units the user stopped are being cancelled
@@ -176,6 +198,7 @@ class _ExperimentPlan(PlanState):
             events=tuple(self.events),
             handled=tuple(self.handled),
             fail_experiment=self.fail_experiment,
+            remove=tuple(sorted(removed)),
         )
         if update:
             actions.append(update)
@@ -191,9 +214,19 @@ class _ExperimentPlan(PlanState):
         if self.retries:
             actions.append(Resubmit(self.exp.uid, tuple(self.retries), *_READY))
         # last: the experiment's status (or its removal) as this plan leaves it
-        moves = [(w.record.phase, p.phase) for w, p in changed if p.phase != w.record.phase]
+        moves = [
+            (w.record.phase, p.phase)
+            for w, p in changed
+            if p.phase != w.record.phase and w.record.id not in removed
+        ]
         status = plan_status(
-            self.exp, moves, len(self.fresh), self.newly_failed, self.fail_experiment, self.now
+            self.exp,
+            moves,
+            len(self.fresh),
+            self.newly_failed,
+            self.fail_experiment,
+            self.now,
+            removed=[(w.record.phase, w.record.attempt_count == 0) for w in gone],
         )
         if status is not None:
             actions.append(status)

@@ -172,6 +172,8 @@ def plan_status(
     newly_failed: Sequence[int],
     fail_experiment: tuple[str, str] | None,
     now: float,
+    *,
+    removed: Sequence[tuple[str, bool]] = (),
 ) -> SetStatus | Finalize | None:
     """The experiment's status after this plan, or its finalizer; None when nothing changed
     (or the record carries no status inputs).
@@ -179,7 +181,8 @@ def plan_status(
     ``moves`` are the work units' phase changes this plan makes (old, new), ``submitted_first``
     how many work units get their first attempt, ``fail_experiment`` the plan's own verdict on
     the whole experiment: the counts read with the record are moved by what the plan decided,
-    so the status is the plan's, not re-read from the store.
+    so the status is the plan's, not re-read from the store. ``removed`` are the work units
+    this plan deletes (a sweep edit removed them): ``(phase as read, never submitted)``.
     """
     st = exp.status
     if st is None:
@@ -188,8 +191,10 @@ def plan_status(
     for old, new in moves:
         counts[old] = counts.get(old, 0) - 1
         counts[new] = counts.get(new, 0) + 1
+    for old, _ in removed:
+        counts[old] = counts.get(old, 0) - 1
     counts = {phase: n for phase, n in counts.items() if n > 0}
-    never = st.never_submitted - submitted_first
+    never = st.never_submitted - submitted_first - sum(u for _, u in removed)
     failed_idx = sorted({*st.failed_indexes, *newly_failed})[:FAILED_INDEXES_SHOWN]
     failed_reason, failed_message = exp.failed_reason, st.failed_message
     if failed_reason is None and fail_experiment is not None:
@@ -229,7 +234,10 @@ def plan_status(
         return None
     event = None
     if written["phase"] != phase:
-        check_experiment(written["phase"], phase)
+        # a new generation (a sweep edit, a rerun) may give a finished experiment new work
+        check_experiment(
+            written["phase"], phase, reopened=written["observed_generation"] != exp.generation
+        )
     if written["phase"] != phase and derived.finished:
         ok = next((c.message for c in derived.conditions if c.type == "Succeeded"), "")
         warn = derived.phase is ExperimentPhase.FAILED

@@ -4,7 +4,8 @@ controller. SQLAlchemy 2 over SQLite (default, WAL) or PostgreSQL, schema by Ale
 Every write is one transaction. One module per concern, each a part of :class:`Store`:
 
 - :mod:`~lxr.store.engine`: connections, transactions, migrations
-- :mod:`~lxr.store.admission`: apply, delete, stop (what users write)
+- :mod:`~lxr.store.admission`: apply, delete, stop (what users write); sweep edits in
+  :mod:`~lxr.store.unit_edits`, ``lxr rerun`` in :mod:`~lxr.store.reruns`
 - :mod:`~lxr.store.views`: what ``get`` and ``describe`` read
 - :mod:`~lxr.store.pages`: listings read page by page (100k work units), counts in SQL
 - :mod:`~lxr.store.events`: events in and out
@@ -28,6 +29,7 @@ from lxr.store.errors import Conflict, Invalid, LeaseLost, NotFound
 from lxr.store.events import EventInfo, Events
 from lxr.store.leases import LeaseInfo, Leases
 from lxr.store.pages import PagedViews
+from lxr.store.reruns import Reruns
 from lxr.store.status import ExperimentStatusWrites
 from lxr.store.views import LOCAL_CLUSTER, Views
 from lxr.store.writes import ControllerWrites
@@ -53,6 +55,7 @@ __all__ = [
 
 class Store(
     Admission,
+    Reruns,
     Views,
     PagedViews,
     Events,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from lxr.api.capabilities import unsupported
 from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_INITIAL
 from lxr.api.resources import Cluster, ClusterSpec, Experiment, ExperimentSpec
-from lxr.api.sweep import expand_work_units
+from lxr.api.sweep import expand_work_units, unit_identities
 from lxr.store.codecs import event_row
 from lxr.store.engine import StoreEngine
 from lxr.store.errors import Conflict, Invalid, NotFound
@@ -33,11 +33,15 @@ from lxr.store.queries import (
     rowcount,
 )
 from lxr.store.tables import ClusterRow, ExperimentRow, WorkUnitRow
+from lxr.store.unit_edits import plan_unit_edit, write_unit_edit
 
-__all__ = ["IMMUTABLE_SPEC_FIELDS", "Admission", "ApplyResult"]
+__all__ = ["IMMUTABLE_SPEC_FIELDS", "UNIT_SPEC_FIELDS", "Admission", "ApplyResult"]
 
-#: spec fields that define the work units; like a Kubernetes Job's template they cannot change
-IMMUTABLE_SPEC_FIELDS = ("cluster", "executable", "resources", "workUnits", "sweep")
+#: spec fields that define what every work unit runs and where; like a Kubernetes Job's
+#: template they cannot change (``workUnits`` and ``sweep`` can: a sweep edit)
+IMMUTABLE_SPEC_FIELDS = ("cluster", "executable", "resources")
+#: spec fields that list the work units: a change is reconciled unit by unit (a sweep edit)
+UNIT_SPEC_FIELDS = ("workUnits", "sweep")
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -54,12 +58,14 @@ def normal_spec(model: ExperimentSpec | ClusterSpec) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """What apply did: ``created``, ``configured`` or ``unchanged``."""
+    """What apply did: ``created``, ``configured`` or ``unchanged``; ``detail`` says what a
+    sweep edit did to the work units."""
 
     kind: str
     name: str
     action: str
     generation: int
+    detail: str = ""
 
 
 class Admission(StoreEngine):
@@ -194,6 +200,7 @@ class Admission(StoreEngine):
                                 "name": u.name,
                                 "args": u.args,
                                 "env": u.env,
+                                "identity": identity,
                                 "cluster": obj.spec.cluster,
                                 "phase": WORK_UNIT_INITIAL.value,
                                 "failures": 0,
@@ -201,7 +208,7 @@ class Admission(StoreEngine):
                                 "attempt_count": 0,
                                 "updated_at": now,
                             }
-                            for u in units
+                            for u, identity in zip(units, unit_identities(units), strict=True)
                         ],
                     )
                     s.add(
@@ -223,17 +230,27 @@ class Admission(StoreEngine):
             if row.spec_hash == digest and same_meta:
                 return ApplyResult("Experiment", name, "unchanged", row.generation)
             # read back through the model: a spec stored in an older spelling (resources.queue
-            # before resources.sge.queue) is the same spec written today's way
+            # before resources.sge.queue), or before a field with a default existed, is the
+            # same spec written today's way
             stored = ExperimentSpec.model_validate(row.spec).model_dump(mode="json", by_alias=True)
+            if stored == spec and same_meta:
+                return ApplyResult("Experiment", name, "unchanged", row.generation)
             changed = [f for f in IMMUTABLE_SPEC_FIELDS if stored.get(f) != spec.get(f)]
             if changed:
                 raise Invalid(
                     f"spec.{changed[0]}: field is immutable once the experiment exists "
                     f"(immutable: {', '.join('spec.' + f for f in IMMUTABLE_SPEC_FIELDS)}); "
-                    f"delete experiment {name} first or apply it under a new name"
+                    f"a new experiment is the answer: apply it under a new name, or delete "
+                    f"experiment {name} first"
                 )
-            generation = row.generation + (row.spec_hash != digest)
+            generation = row.generation + (stored != spec)
+            edit = None
+            if any(stored.get(f) != spec.get(f) for f in UNIT_SPEC_FIELDS):
+                edit = plan_unit_edit(s, row, obj.spec)
             if not dry_run:
+                values: dict[str, Any] = {}
+                if edit is not None:
+                    values["next_index"] = edit.next_index
                 self.compare_and_set(
                     s,
                     row.uid,
@@ -243,8 +260,25 @@ class Admission(StoreEngine):
                     generation=generation,
                     labels=obj.metadata.labels,
                     annotations=obj.metadata.annotations,
+                    **values,
                 )
-            return ApplyResult("Experiment", name, "configured", generation)
+                if edit:
+                    now = time.time()
+                    write_unit_edit(s, row, edit, now)
+                    s.add(
+                        event_row(
+                            now,
+                            "Normal",
+                            "SweepEdited",
+                            f"generation {generation}: {edit.summary()}",
+                            "Experiment",
+                            name,
+                            row.uid,
+                            row.cluster,
+                        )
+                    )
+            detail = edit.summary() if edit is not None else ""
+            return ApplyResult("Experiment", name, "configured", generation, detail)
 
     @staticmethod
     def compare_and_set(s: Session, uid: str, resource_version: int, **values: Any) -> int:

@@ -111,6 +111,9 @@ class ExperimentRow(Base):
     # set when a FailJob rule or maxFailedIndexes ends the experiment early
     failed_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     failed_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the index the next work unit added by a sweep edit gets (indexes are never reused);
+    # None: one past the largest stored
+    next_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class WorkUnitRow(Base):
@@ -146,6 +149,12 @@ class WorkUnitRow(Base):
     # a user asked this one work unit to stop (xm ``wu.stop()``): cancel it, never resubmit
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[float] = mapped_column(Float)
+    # its content (lxr.api.sweep.unit_identities): what a sweep edit matches units by
+    identity: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # no longer in the spec: stopped, then deleted (or kept, removedWorkUnitPolicy Retain)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # factors (and caps) on the resources of its next attempts, from failurePolicy scale rules
+    resource_scale: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class SubmissionRow(Base):
@@ -205,6 +214,9 @@ class AttemptRow(Base):
     )
     #: the rank that ended non-zero first
     first_failed_rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the resources this attempt asked the scheduler for (the cluster's defaults merged in,
+    # scaled by a failurePolicy rule); None for attempts recorded before 0007
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class EventRow(Base):

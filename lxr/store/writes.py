@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from lxr.api.phases import AttemptPhase, SubmissionState, SubmissionTransition, WorkUnitPhase
 from lxr.store.codecs import attempt_patch_values, event_row, work_unit_patch_values
@@ -145,6 +145,10 @@ class ControllerWrites(StoreEngine):
                     by_keys.setdefault(tuple(sorted(row)), []).append(row)
                 for group in by_keys.values():
                     update_by_id(s, WorkUnitRow, group)
+            # removed by a sweep edit and stopped by this plan: gone in the same transaction
+            for chunk in chunks(list(upd.remove), 500):
+                s.execute(delete(AttemptRow).where(AttemptRow.work_unit_id.in_(chunk)))
+                s.execute(delete(WorkUnitRow).where(WorkUnitRow.id.in_(chunk)))
             if upd.fail_experiment:
                 reason, message = upd.fail_experiment
                 s.execute(

@@ -205,7 +205,8 @@ class ClusterExperiment(xm.Experiment):
 
     def add(self, job: Any, args: Any = None, **kwargs: Any) -> Any:
         """xm's ``add``, with XManager's identities: a unit whose ``identity`` this experiment
-        already has (stored or added earlier) is adopted, not added again. With
+        already has (stored or added earlier) is adopted, not added again; a stored one that
+        ended Failed or Stopped is rerun with a fresh budget (``lxr rerun``). With
         ``args=[{...}, ...]`` (xmanager-slurm), one work unit per element, element ``k`` with
         identity ``<identity>_<k>``; the awaitable gives the list of them.
 
@@ -231,6 +232,12 @@ class ClusterExperiment(xm.Experiment):
     def _add_one(self, job: Any, args: Any, identity: str, kwargs: dict[str, Any]) -> Any:
         existing = self._by_identity(identity)
         if existing is not None:
+            # a stored unit that ended Failed or Stopped runs again (lxr rerun): relaunching
+            # a script on its experiment reruns what did not succeed, like Nextflow's -resume
+            if existing.rerun_unsuccessful():
+                from lxr.reconciler.wakeup import wake_controller
+
+                wake_controller(self.store)
             done: futures.Future[Any] = futures.Future()
             done.set_result(existing)
             return asyncio.wrap_future(done, loop=self._event_loop)

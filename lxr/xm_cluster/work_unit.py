@@ -225,6 +225,21 @@ class ClusterWorkUnit(xm.WorkUnit):
                 )
         return WorkUnitStatus(phases, "; ".join(m.strip() for m in messages))
 
+    def rerun_unsuccessful(self) -> list[tuple[str, int]]:
+        """Run again, with a fresh budget, the stored tasks of this unit that ended Failed or
+        Stopped (``lxr rerun``); returns them. What ``add`` of a stored identity does."""
+        store = self._experiment.store
+        again = []
+        for name, idx in self._refs:
+            try:
+                [unit] = store.list_work_units(name, index=idx)
+            except (NotFound, ValueError):
+                continue
+            if unit.status.phase in (WorkUnitPhase.FAILED, WorkUnitPhase.STOPPED):
+                store.rerun_work_units(name, [idx])
+                again.append((name, idx))
+        return again
+
     async def _wait_until_complete(self) -> None:
         if any(t.ref is None for t in self.tasks):
             await self._experiment._write_pending()

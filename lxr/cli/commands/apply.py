@@ -89,7 +89,8 @@ def apply(
             verb = "is" if len(item.ignored) == 1 else "are"
             warn(f"{item.source}: {', '.join(item.ignored)} {verb} written by lxr; ignored")
     for res in results:
-        suffix = " (dry run)" if dry_run else ""
+        suffix = f" ({res.detail})" if res.detail else ""
+        suffix += " (dry run)" if dry_run else ""
         out(f"{res.kind.lower()}/{res.name} {res.action}{suffix}")
     if dry_run:
         return
