@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from lxr.cli.completion import experiment_names
-from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, out
+from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, note, out
 from lxr.cli.options import experiment_ref, open_store
-from lxr.cli.waiting import wait_converged, wake_controller
+from lxr.cli.waiting import no_controller_message, wait_converged, wake_controller
 
 __all__ = ["register", "rerun"]
 
@@ -63,9 +63,11 @@ def rerun(
         return
     shown = ", ".join(str(i) for i in chosen)
     out(f"experiment/{name} work units {shown}: rerun")
-    wake_controller(store)
     if wait:
+        wake_controller(store)
         raise typer.Exit(wait_converged(store, [name], timeout))
+    if wake_controller(store) is None:
+        note(no_controller_message(store), dim=True)
 
 
 def register(app: typer.Typer) -> None:
