@@ -132,6 +132,22 @@ def describe_experiment(store: Any, name: str) -> None:
     _events(store.list_events(name, limit=25))
 
 
+#: the resources ``describe workunit`` shows per attempt, with their short names
+_ASKED = (("cpus", "cpus"), ("memory", "mem"), ("gpus", "gpus"), ("timeLimitSeconds", "time"))
+
+
+def _asked(resources: dict[str, Any] | None) -> str:
+    """``cpus=1,mem=512Mi,time=180s``: what one attempt asked for (``-`` if not recorded)."""
+    if not resources:
+        return "-"
+    parts = [
+        f"{short}={resources[key]}{'s' if key == 'timeLimitSeconds' else ''}"
+        for key, short in _ASKED
+        if resources.get(key) is not None
+    ]
+    return ",".join(parts) or "-"
+
+
 def describe_workunit(store: Any, experiment: str, index: int) -> None:
     """One work unit: its args, phase, counters and every attempt."""
     (wu,) = store.list_work_units(experiment, index=index) or [None]
@@ -168,11 +184,15 @@ def describe_workunit(store: Any, experiment: str, index: int) -> None:
             a.reason or "-",
             age(a.start_time) if a.start_time else "-",
             age(a.end_time) if a.end_time else "-",
+            _asked(a.resources),
             a.message or "",
         ]
         for a in st.attempts
     ]
-    headers = ["ATTEMPT", "JOB", "INDEX", "PHASE", "STATE", "EXIT", "REASON", "STARTED", "ENDED"]
+    headers = [
+        *("ATTEMPT", "JOB", "INDEX", "PHASE", "STATE", "EXIT", "REASON", "STARTED", "ENDED"),
+        "ASKED",  # what the attempt asked the scheduler for (a retry may ask for more)
+    ]
     _section("Attempts", [*headers, "MESSAGE"], rows)
     ranked = [a for a in st.attempts if a.rank_exit_codes is not None]
     if ranked:

@@ -15,13 +15,13 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from lxr.api.argv import task_argv
 from lxr.api.phases import SubmissionEvent, submission_transition
 from lxr.api.records import ExperimentRecord
-from lxr.api.resources import ClusterSpec, RequeuePolicy
+from lxr.api.resources import ClusterSpec, RequeuePolicy, Resources
 from lxr.reconciler.actions import (
     Action,
     Cancel,
@@ -30,8 +30,10 @@ from lxr.reconciler.actions import (
     RetryIntent,
     SetStatus,
     Submit,
+    SubmitEntry,
     UpdateStatus,
 )
+from lxr.reconciler.policy import scale_resources
 from lxr.reconciler.storecalls import StoreCalls
 from lxr.schedulers.base import ArrayJob, Driver, SubmitRejected, TaskSpec
 from lxr.store import Store, SubmissionInfo
@@ -141,30 +143,52 @@ class Actor:
             exp = desired[action.experiment_uid]
             total = 0
             size = max(1, self.driver.max_array_size)
-            for start in range(0, len(action.entries), size):
-                chunk = action.entries[start : start + size]
-                indexes = self.driver.array_indexes([e.index for e in chunk])
-                tag = _new_tag(exp.name)
-                sub_id = await db(
-                    self.store.record_intent,
-                    exp.uid,
-                    self.cluster,
-                    tag,
-                    [
-                        (e.work_unit_id, e.attempt, ai, e.retry_reason)
-                        for e, ai in zip(chunk, indexes, strict=True)
-                    ],
-                    phase=action.phase,
-                    attempt_phase=action.attempt_phase,
+            base = exp.spec.resources.merged_over(self.cluster_spec.defaults)
+            # entries whose resources a failurePolicy rule scaled go out as arrays of their own
+            by_scale: dict[tuple[tuple[str, Any], ...], list[SubmitEntry]] = {}
+            for entry in action.entries:
+                by_scale.setdefault(entry.scale, []).append(entry)
+            for scale, entries in by_scale.items():
+                asked = scale_resources(base, dict(scale)).model_dump(
+                    mode="json", by_alias=True, exclude_none=True
                 )
-                if self.crash_hook:
-                    self.crash_hook("intent-recorded")
-                total += await self._submit(await db(self.store.submission, sub_id))
-                if isinstance(action, Resubmit) and self.metrics:
-                    for e in chunk:
-                        self.metrics.resubmission(self.cluster, _metric_reason(e.retry_reason))
+                for start in range(0, len(entries), size):
+                    chunk = entries[start : start + size]
+                    total += await self._record_and_submit(exp, action, chunk, asked)
             return total
         raise TypeError(f"unknown action {action!r}")
+
+    async def _record_and_submit(
+        self,
+        exp: ExperimentRecord,
+        action: Submit,
+        chunk: Sequence[SubmitEntry],
+        asked: dict[str, Any],
+    ) -> int:
+        """Record the intent of one array (its attempts asking for ``asked``), then submit it."""
+        db = self.calls
+        indexes = self.driver.array_indexes([e.index for e in chunk])
+        tag = _new_tag(exp.name)
+        sub_id = await db(
+            self.store.record_intent,
+            exp.uid,
+            self.cluster,
+            tag,
+            [
+                (e.work_unit_id, e.attempt, ai, e.retry_reason)
+                for e, ai in zip(chunk, indexes, strict=True)
+            ],
+            phase=action.phase,
+            attempt_phase=action.attempt_phase,
+            resources=asked,
+        )
+        if self.crash_hook:
+            self.crash_hook("intent-recorded")
+        total = await self._submit(await db(self.store.submission, sub_id))
+        if isinstance(action, Resubmit) and self.metrics:
+            for e in chunk:
+                self.metrics.resubmission(self.cluster, _metric_reason(e.retry_reason))
+        return total
 
     def build_job(self, sub: SubmissionInfo) -> ArrayJob:
         """The array job a recorded submission stands for."""
@@ -192,7 +216,13 @@ class Actor:
             experiment=sub.experiment,
             experiment_uid=sub.experiment_uid,
             tasks=tasks,
-            resources=spec.resources.merged_over(self.cluster_spec.defaults),
+            # what the attempts recorded they ask for (scaled by a failurePolicy rule); intents
+            # recorded before attempts kept it ask for the spec over the cluster's defaults
+            resources=(
+                spec.resources.merged_over(self.cluster_spec.defaults)
+                if sub.resources is None
+                else Resources.model_validate(sub.resources)
+            ),
             throttle=spec.parallelism,
             scheduler_requeue=spec.requeue is RequeuePolicy.SCHEDULER,
         )

@@ -40,6 +40,8 @@ class SubmissionInfo:
     spec: ExperimentSpec
     tasks: tuple[tuple[int, int, int, dict[str, Any], dict[str, str]], ...]
     # (array index, work unit index, attempt number, args, env)
+    #: what its attempts recorded they ask for (None: recorded before attempts kept it)
+    resources: dict[str, Any] | None = None
 
 
 class DesiredState(StoreEngine):
@@ -115,6 +117,7 @@ class DesiredState(StoreEngine):
                     AttemptRow.number,
                     WorkUnitRow.args,
                     WorkUnitRow.env,
+                    AttemptRow.resources,
                 )
                 .join(WorkUnitRow, AttemptRow.work_unit_id == WorkUnitRow.id)
                 # an attempt that ended meanwhile (its unit was stopped) is not submitted again
@@ -130,5 +133,6 @@ class DesiredState(StoreEngine):
                 state=sub.state,
                 job_id=sub.job_id,
                 spec=ExperimentSpec.model_validate(exp.spec),
-                tasks=tuple((a, i, n, dict(args), dict(env)) for a, i, n, args, env in rows),
+                tasks=tuple((a, i, n, dict(args), dict(env)) for a, i, n, args, env, _ in rows),
+                resources=next((dict(r[-1]) for r in rows if r[-1] is not None), None),
             )

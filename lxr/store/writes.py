@@ -4,7 +4,7 @@ outcome, cancels sent, and the status updates the plan decided."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -30,11 +30,13 @@ class ControllerWrites(StoreEngine):
         *,
         phase: WorkUnitPhase,
         attempt_phase: AttemptPhase,
+        resources: Mapping[str, Any] | None = None,
     ) -> int:
         """Record, before anything reaches the scheduler, that ``tag`` will be submitted with
         these ``(work unit id, attempt number, array index, retry reason)``: the new attempts in
         ``attempt_phase``, each work unit pointing at its attempt (its ``attempt_count`` the
-        attempt's number) in ``phase``, as the plan decided. Returns its id."""
+        attempt's number) in ``phase``, as the plan decided; each attempt records ``resources``,
+        what the submission asks for. Returns its id."""
         now = time.time()
         with self.session() as s:
             sub = SubmissionRow(
@@ -59,6 +61,7 @@ class ControllerWrites(StoreEngine):
                         "restarts": 0,
                         "retry_reason": reason,
                         "final": False,
+                        "resources": None if resources is None else dict(resources),
                     }
                     for wu_id, number, array_index, reason in entries
                 ],
