@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["default_database_url", "make_private_dir", "make_private_file", "state_dir"]
+__all__ = [
+    "default_database_url",
+    "make_private_database",
+    "make_private_dir",
+    "make_private_file",
+    "state_dir",
+]
 
 
 def state_dir() -> Path:
@@ -43,3 +49,17 @@ def make_private_file(path: Path, *, create: bool = True) -> None:
         return
     if mode & 0o077:
         path.chmod(0o600)
+
+
+def make_private_database(db: Path) -> None:
+    """A SQLite database and its WAL files mode 0600 (SQLite gives -wal and -shm the
+    database's mode), even when they exist with looser modes; lxr's own state directory 0700
+    likewise. A directory elsewhere (``LXR_DATABASE_URL=sqlite:////some/dir/x.db``) is created
+    0700 but not re-chmodded: it may be shared."""
+    if db.parent.absolute() == state_dir().absolute():
+        make_private_dir(db.parent)
+    else:
+        db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_file(db)
+    for suffix in ("-wal", "-shm", "-journal"):
+        make_private_file(db.with_name(db.name + suffix), create=False)

@@ -61,7 +61,8 @@ def imported(state: Path, *args: str) -> list[str]:
         cwd=REPO,
         timeout=120,
     )
-    return json.loads(res.stderr.strip().splitlines()[-1])
+    # the module list is the last JSON line (a note on a missing store may follow it, at exit)
+    return json.loads([line for line in res.stderr.splitlines() if line.startswith("[")][-1])
 
 
 def _store_with_an_experiment(tmp_path: Path) -> Path:
@@ -116,3 +117,60 @@ def test_apply_imports_no_controller_driver_or_ssh(tmp_path: Path) -> None:
 def test_help_imports_no_store(tmp_path: Path) -> None:
     mods = imported(tmp_path / "state", "--help")
     assert _hits(mods, ("sqlalchemy", "pydantic", "lxr.store", "lxr.api.resources")) == []
+
+
+# the reads people run all day take the fast path: no typer, no SQLAlchemy, no pydantic, no
+# lxr models (tables and work-unit dumps are built from rows)
+FORBIDDEN_FOR_FAST_READS = (
+    *FORBIDDEN_FOR_GET,
+    "typer",
+    "click",
+    "sqlalchemy",
+    "pydantic",
+    "pydantic_core",
+    "lxr.api.resources",
+    "lxr.cli.app",
+    "lxr.store.store",
+    "lxr.store.engine",
+)
+#: how many modules such a read may import (stdlib included; 122 when this was written):
+#: one heavy library more is hundreds
+FAST_READ_MODULES = 160
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("get", "experiments"),
+        ("get", "exp", "-o", "wide"),
+        ("get", "experiments", "quickstart", "-o", "name"),
+        ("get", "workunits"),
+        ("get", "wu", "quickstart", "-o", "json"),
+        ("get", "clusters"),
+        ("get", "events", "quickstart"),
+        ("describe", "experiment", "quickstart"),
+    ],
+    ids=" ".join,
+)
+def test_everyday_reads_import_neither_typer_nor_sqlalchemy_nor_pydantic(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    state = _store_with_an_experiment(tmp_path)
+    mods = imported(state, *args)
+    assert "lxr.store.reads" in mods, "the probe ran the command"
+    assert _hits(mods, FORBIDDEN_FOR_FAST_READS) == []
+    assert len(mods) <= FAST_READ_MODULES, len(mods)
+
+
+def test_whole_experiments_are_dumped_through_their_model_without_the_orm(tmp_path: Path) -> None:
+    state = _store_with_an_experiment(tmp_path)
+    mods = imported(state, "get", "experiments", "-o", "json")
+    assert "lxr.api.resources" in mods, "-o json prints what the model holds"
+    assert _hits(mods, ("typer", "sqlalchemy", "lxr.store.store", *FORBIDDEN_FOR_GET)) == []
+
+
+def test_a_store_that_does_not_exist_is_said_without_sqlalchemy(tmp_path: Path) -> None:
+    mods = imported(tmp_path / "state", "get", "experiments")
+    assert "lxr.store.reads" in mods
+    assert _hits(mods, FORBIDDEN_FOR_FAST_READS) == []
+    assert not (tmp_path / "state").exists()

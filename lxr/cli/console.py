@@ -11,8 +11,6 @@ import sys
 from functools import cache
 from typing import TYPE_CHECKING, NoReturn
 
-import typer
-
 from lxr.redaction import redact
 
 if TYPE_CHECKING:
@@ -22,8 +20,10 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "configure_logging",
     "die",
     "error",
+    "exit_with",
     "note",
     "out",
     "rich_console",
@@ -40,6 +40,27 @@ def _paint(word: str, color: str) -> str:
     if os.environ.get("NO_COLOR") or not sys.stderr.isatty():
         return word
     return f"\x1b[{_COLORS[color]}m{word}\x1b[0m"
+
+
+def configure_logging(verbose: bool) -> None:
+    """Log lines on stderr, INFO with ``-v``, URL passwords masked (every command does this)."""
+    import logging
+
+    from lxr.redaction import install_log_redaction
+
+    # -v is about lxr: the database layer's own INFO lines (Alembic's plugin list) stay out
+    for quiet in ("alembic", "sqlalchemy"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)
+    # one line per controller cycle: only with -v (a busy local cluster cycles twice a second)
+    logging.getLogger("lxr.cycles").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    install_log_redaction()  # no database password in any log line
+    # asyncssh logs every connection and channel at INFO: only with -v (launch scripts'
+    # absl logging would show them otherwise)
+    logging.getLogger("asyncssh").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def out(line: str = "") -> None:
@@ -66,7 +87,15 @@ def note(message: str, *, dim: bool = False) -> None:
 def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     error(message)
-    raise typer.Exit(code)
+    raise exit_with(code)
+
+
+def exit_with(code: int) -> BaseException:
+    """The exception that ends a command with ``code``: typer's ``Exit`` when typer runs the
+    command (it turns that into the exit code, also for tests calling a command's body), a
+    plain ``SystemExit`` on the fast path of reads, which runs without importing typer."""
+    typer = sys.modules.get("typer")
+    return typer.Exit(code) if typer is not None else SystemExit(code)
 
 
 @cache

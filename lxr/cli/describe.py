@@ -27,11 +27,13 @@ def _text(value: Any) -> str:
 
 
 def _when(value: Any) -> str:
-    """RFC 3339 in UTC to the second, and how long ago."""
+    """RFC 3339 in UTC to the second, and how long ago (of a datetime or its JSON text)."""
     if value is None:
         return "-"
-    from datetime import timezone
+    from datetime import datetime, timezone
 
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     stamp = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"{stamp} ({age(value)} ago)"
 
@@ -66,9 +68,16 @@ def _section(title: str, headers: Sequence[str], rows: list[list[str]]) -> None:
         out("  <none>")
 
 
-def _conditions(conds: Sequence[Any]) -> None:
+def _conditions(conds: Sequence[Mapping[str, Any]]) -> None:
+    """Conditions (their JSON form) as a table."""
     rows = [
-        [c.type, c.status.value, c.reason or "-", age(c.last_transition_time), c.message or ""]
+        [
+            c["type"],
+            c["status"],
+            c.get("reason") or "-",
+            age(c.get("lastTransitionTime")),
+            c.get("message") or "",
+        ]
         for c in conds
     ]
     _section("Conditions", ["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"], rows)
@@ -82,42 +91,49 @@ def _events(events: Sequence[Any]) -> None:
 def describe_experiment(store: Any, name: str) -> None:
     """The experiment's spec summary, conditions, counts, work units needing attention and
     recent events. Counts and the units needing attention come from the database (SQL), so
-    this takes the same time for 10 or 100k work units."""
+    this takes the same time for 10 or 100k work units. ``store`` is a
+    :class:`~lxr.store.reads.Reader`: the experiment in its JSON form (the spec as stored,
+    normalized at apply), without pydantic."""
     exp = store.get_experiment(name)
-    st = exp.status
-    meta = exp.metadata
-    spec = exp.spec
+    st = exp.get("status") or {}
+    meta = exp["metadata"]
+    spec = exp["spec"]
+    executable = spec["executable"]
     rows: list[tuple[str, Any]] = [
-        ("Name", meta.name),
-        ("UID", meta.uid),
-        ("Labels", _labels(meta.labels)),
-        ("Annotations", _labels(meta.annotations)),
-        ("Created", _when(meta.creation_timestamp)),
+        ("Name", meta["name"]),
+        ("UID", meta.get("uid")),
+        ("Labels", _labels(meta.get("labels") or {})),
+        ("Annotations", _labels(meta.get("annotations") or {})),
+        ("Created", _when(meta.get("creationTimestamp"))),
     ]
-    if meta.deletion_timestamp:
-        rows.append(("Deleting since", _when(meta.deletion_timestamp)))
+    if meta.get("deletionTimestamp"):
+        rows.append(("Deleting since", _when(meta["deletionTimestamp"])))
     rows += [
-        ("Cluster", spec.cluster),
-        ("Command", shlex.join(spec.executable.command)),
-        ("Working dir", spec.executable.working_dir),
-        ("Generation", f"{meta.generation} (observed {(st and st.observed_generation) or '-'})"),
-        ("Phase", st.phase.value if st else EXPERIMENT_INITIAL.value),
+        ("Cluster", spec["cluster"]),
+        ("Command", shlex.join(executable["command"])),
+        ("Working dir", executable.get("workingDir")),
+        (
+            "Generation",
+            f"{meta.get('generation')} (observed {st.get('observedGeneration') or '-'})",
+        ),
+        ("Phase", st.get("phase") or EXPERIMENT_INITIAL.value),
         (
             "Retry policy",
-            f"backoffLimitPerIndex={spec.backoff_limit_per_index} "
-            f"disruptionLimitPerIndex={spec.disruption_limit_per_index} "
-            f"maxFailedIndexes={_dash(spec.max_failed_indexes)} "
-            f"requeue={spec.requeue.value} parallelism={spec.parallelism or '-'}",
+            f"backoffLimitPerIndex={spec.get('backoffLimitPerIndex')} "
+            f"disruptionLimitPerIndex={spec.get('disruptionLimitPerIndex')} "
+            f"maxFailedIndexes={_dash(spec.get('maxFailedIndexes'))} "
+            f"requeue={spec.get('requeue')} parallelism={spec.get('parallelism') or '-'}",
         ),
     ]
     if st:
-        rows.append(("Work units", ", ".join(f"{k}={v}" for k, v in sorted(st.work_units.items()))))
-        if st.failed_indexes:
-            rows.append(("Failed indexes", ", ".join(map(str, st.failed_indexes))))
-        rows.append(("Started", _when(st.start_time)))
-        rows.append(("Completed", _when(st.completion_time)))
+        counts = st.get("workUnits") or {}
+        rows.append(("Work units", ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))))
+        if st.get("failedIndexes"):
+            rows.append(("Failed indexes", ", ".join(map(str, st["failedIndexes"]))))
+        rows.append(("Started", _when(st.get("startTime"))))
+        rows.append(("Completed", _when(st.get("completionTime"))))
     fields(rows)
-    _conditions(st.conditions if st else [])
+    _conditions(st.get("conditions") or [])
 
     problem, total = store.work_units_needing_attention(name, limit=ATTENTION_LIMIT)
     if problem:
@@ -247,7 +263,9 @@ def describe_cluster(store: Any, name: str) -> None:
     fields(rows)
     conds = cluster.status.conditions if cluster.status is not None else []
     if conds:
-        _conditions(conds)  # Reachable: whether the controller reaches it, and why not
+        _conditions(
+            [to_dict(c) for c in conds]
+        )  # Reachable: whether the controller reaches it, and why not
     else:
         _section("Conditions", ["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"], [])
     _events(store.cluster_events(name))

@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from typer.core import TyperGroup
-
-__all__ = ["KINDS", "KindGroup", "kind_of", "names_for"]
+__all__ = ["KINDS", "kind_of", "names_for"]
 
 KINDS: dict[str, tuple[str, ...]] = {
     "Experiment": ("experiments", "experiment", "exp", "exps"),
@@ -39,17 +35,3 @@ def names_for(kind: str, words: list[str] | None) -> list[str]:
             die(f"empty {kind} name")
         out.append(word)
     return out
-
-
-class KindGroup(TyperGroup):
-    """A command group whose subcommands are kinds: any word for a kind finds its command,
-    and ``kind/name`` becomes ``kind name``."""
-
-    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
-        if args and not args[0].startswith("-"):
-            word, sep, name = args[0].partition("/")
-            kind = kind_of(word)
-            target = next((c for c in self.commands if kind and kind_of(c) == kind), None)
-            if target is not None:
-                args = [target, *([name] if sep else []), *args[1:]]
-        return super().resolve_command(ctx, args)

@@ -34,11 +34,11 @@ class NoStore:
     """An empty, read-only stand-in for :class:`~lxr.store.Store`."""
 
     def __init__(self, url: str) -> None:
-        from lxr.redaction import redact
+        from lxr.store.reads import missing_why
 
         self.url = url
         self.raised = False
-        self.why = f"no store at {redact(url)} yet: nothing has been applied (lxr apply creates it)"
+        self.why = missing_why(url)
 
     def _missing(self, what: str) -> Exception:
         from lxr.store import NotFound

@@ -1,13 +1,15 @@
-"""Options and arguments shared by several commands, and how they are parsed."""
+"""Options and arguments shared by several commands (typer's declarations), and how they are
+parsed (:mod:`lxr.cli.formats`, which runs without typer)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 
-from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, note
+from lxr.cli.console import die
+from lxr.cli.formats import FORMATS, OutputSpec, columns_of, parse_output, selector_of
+from lxr.cli.stores import open_store
 
 __all__ = [
     "FORMATS",
@@ -23,8 +25,6 @@ __all__ = [
     "parse_output",
     "selector_of",
 ]
-
-FORMATS = ("table", "wide", "yaml", "json", "name", "custom-columns=", "jsonpath=")
 
 OutputOpt = Annotated[
     str,
@@ -59,57 +59,6 @@ NoHeadersOpt = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class OutputSpec:
-    """A parsed ``-o``: the format and, for custom-columns/jsonpath, its template."""
-
-    format: str
-    template: str = ""
-
-    @property
-    def tabular(self) -> bool:
-        """Whether the output is a table with a header line."""
-        return self.format in ("table", "wide", "custom-columns")
-
-
-def parse_output(text: str) -> OutputSpec:
-    """``-o`` as given; exit 2 naming the formats when it is none of them."""
-    name, sep, template = text.partition("=")
-    if name in ("table", "wide", "yaml", "json", "name") and not sep:
-        return OutputSpec(name)
-    if name in ("custom-columns", "jsonpath") and template:
-        from lxr.cli.jsonpath import JsonPathError
-
-        try:
-            if name == "jsonpath":
-                from lxr.cli.jsonpath import parse_template
-
-                parse_template(template)
-            else:
-                columns_of(template)
-        except JsonPathError as exc:
-            die(f"-o {name}: {exc}", EXIT_USAGE)
-        return OutputSpec(name, template)
-    die(f"-o {text!r}: expected one of {', '.join(FORMATS)}", EXIT_USAGE)
-
-
-def columns_of(template: str) -> list[tuple[str, str]]:
-    """``HEADER:.path,HEADER:.path`` as pairs."""
-    from lxr.cli.jsonpath import JsonPathError, parse_path
-
-    cols = []
-    for part in template.split(","):
-        header, sep, path = part.partition(":")
-        if not sep or not header or not path:
-            raise JsonPathError(f"{part!r}: expected HEADER:.json.path")
-        path = path.strip()
-        if path.startswith("{") and path.endswith("}"):
-            path = path[1:-1]
-        parse_path(path)
-        cols.append((header, path))
-    return cols
-
-
 def experiment_ref(kind: str, name: str | None, verb: str) -> str:
     """``experiment NAME`` or ``experiment/NAME`` (any word for the kind) as the name."""
     from lxr.cli.kinds import kind_of
@@ -124,47 +73,3 @@ def experiment_ref(kind: str, name: str | None, verb: str) -> str:
     if not name:
         die(f"{verb}: which experiment? (experiment NAME)")
     return name
-
-
-def open_store(*, read_only: bool = False):  # imported lazily (`lxr --help`)
-    """The store at the configured URL, or exit 1 naming the URL when it cannot be opened.
-
-    ``read_only``: a SQLite file that does not exist is not created; the command reads an
-    empty stand-in (:class:`~lxr.cli.nostore.NoStore`) and says so once on stderr.
-    """
-    from lxr.paths import default_database_url
-
-    url = default_database_url()
-    if read_only:
-        from lxr.cli.nostore import NoStore, missing_store_url
-
-        if missing_store_url(url):
-            import atexit
-
-            store = NoStore(url)
-
-            # said once, at the end, unless an error already named the URL
-            def said_once() -> None:
-                if not store.raised:
-                    note(f"note: {store.why}")
-
-            atexit.register(said_once)
-            return store
-    from lxr.store import Store
-
-    try:
-        return Store(url)
-    except Exception as exc:
-        from lxr.redaction import redact
-
-        die(f"cannot open the database {redact(url)}: {exc}", EXIT_FAILED)
-
-
-def selector_of(texts: list[str] | None):
-    """The parsed ``-l``; exit 2 naming the part that is not a selector."""
-    from lxr.cli.selectors import SelectorError, parse_selector
-
-    try:
-        return parse_selector(texts)
-    except SelectorError as exc:
-        die(f"-l {exc}", EXIT_USAGE)

@@ -9,7 +9,7 @@ from typing import Any
 
 from lxr.cli.columns import write_table
 from lxr.cli.console import out
-from lxr.cli.options import OutputSpec, columns_of
+from lxr.cli.formats import OutputSpec, columns_of
 from lxr.cli.output import API_VERSION, TABLES, to_dict
 
 __all__ = ["print_items", "sort_items"]

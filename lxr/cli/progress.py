@@ -132,7 +132,7 @@ class Progress:
 
     def final_report(self) -> int:
         """Print each experiment's work units; 0 when all succeeded (or are gone), else 1."""
-        from lxr.cli.options import OutputSpec
+        from lxr.cli.formats import OutputSpec
         from lxr.cli.printing import print_items
 
         code = 0

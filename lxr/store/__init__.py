@@ -15,24 +15,32 @@ Every write is one transaction. One module per concern, each a part of :class:`S
 - :mod:`~lxr.store.leases`: the leader lease
 - :mod:`~lxr.store.counters`: totals for metrics
 - :mod:`~lxr.store.codecs`: rows to records and API objects, patches to rows
+
+Apart from :class:`Store`, :mod:`~lxr.store.reads` reads what ``lxr get`` and ``describe``
+show in plain SQL on the database driver, without SQLAlchemy's ORM or pydantic.
+
+This package imports its parts when a name is first used (``from lxr.store import Store``
+works as usual): ``from lxr.store.reads import Reader`` or ``from lxr.store import NotFound``
+must not cost SQLAlchemy's import time.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from lxr.paths import default_database_url, state_dir
-from lxr.store.admission import IMMUTABLE_SPEC_FIELDS, Admission, ApplyResult
-from lxr.store.clusters import ClusterStatusWrites, ForgottenExperiment
-from lxr.store.codecs import ts
-from lxr.store.counters import Counters
-from lxr.store.desired import DesiredState, SubmissionInfo
 from lxr.store.errors import Conflict, Invalid, LeaseLost, NotFound
-from lxr.store.events import EventInfo, Events
-from lxr.store.leases import LeaseInfo, Leases
-from lxr.store.pages import PagedViews
-from lxr.store.reruns import Reruns
-from lxr.store.status import ExperimentStatusWrites
-from lxr.store.views import LOCAL_CLUSTER, Views
-from lxr.store.writes import ControllerWrites
+
+if TYPE_CHECKING:
+    from lxr.store.admission import IMMUTABLE_SPEC_FIELDS, ApplyResult
+    from lxr.store.clusters import ForgottenExperiment
+    from lxr.store.codecs import ts
+    from lxr.store.desired import SubmissionInfo
+    from lxr.store.events import EventInfo
+    from lxr.store.leases import LeaseInfo
+    from lxr.store.store import Store
+    from lxr.store.views import LOCAL_CLUSTER
 
 __all__ = [
     "IMMUTABLE_SPEC_FIELDS",
@@ -52,18 +60,24 @@ __all__ = [
     "ts",
 ]
 
+# the names imported on first use, and the module that holds each
+_LAZY = {
+    "IMMUTABLE_SPEC_FIELDS": "admission",
+    "ApplyResult": "admission",
+    "ForgottenExperiment": "clusters",
+    "ts": "codecs",
+    "SubmissionInfo": "desired",
+    "EventInfo": "events",
+    "LeaseInfo": "leases",
+    "Store": "store",
+    "LOCAL_CLUSTER": "views",
+}
 
-class Store(
-    Admission,
-    Reruns,
-    Views,
-    PagedViews,
-    Events,
-    DesiredState,
-    ControllerWrites,
-    ExperimentStatusWrites,
-    ClusterStatusWrites,
-    Leases,
-    Counters,
-):
-    """Access to lxr's database. Cheap to create; one per process is enough."""
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

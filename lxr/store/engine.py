@@ -16,8 +16,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lxr.paths import default_database_url, make_private_dir, make_private_file, state_dir
+from lxr.paths import default_database_url, make_private_database
 from lxr.store.errors import LeaseLost
+from lxr.store.revision import HEAD_REVISION
 from lxr.store.tables import LeaseRow
 
 __all__ = ["HEAD_REVISION", "MIGRATIONS", "StoreEngine"]
@@ -26,8 +27,6 @@ _S = TypeVar("_S", bound="StoreEngine")
 
 #: the Alembic script directory
 MIGRATIONS = Path(__file__).parent / "migrations"
-#: its newest revision (a test checks it against the scripts): a database there needs no Alembic
-HEAD_REVISION = "0007"
 
 
 class StoreEngine:
@@ -40,7 +39,7 @@ class StoreEngine:
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
-                _private_sqlite_files(Path(parsed.database))
+                make_private_database(Path(parsed.database))
             kwargs["connect_args"] = {"timeout": 30}
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
@@ -161,17 +160,3 @@ def _sqlite_pragmas(engine: Engine) -> None:
         # take the write lock up front: a deferred transaction that upgrades to a writer can
         # fail with "database is locked" without waiting for busy_timeout
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _private_sqlite_files(db: Path) -> None:
-    """The database and its WAL files mode 0600 (SQLite gives -wal and -shm the database's
-    mode), even when they exist with looser modes; lxr's own state directory 0700 likewise.
-    A directory elsewhere (``LXR_DATABASE_URL=sqlite:////some/dir/x.db``) is created 0700
-    but not re-chmodded: it may be shared."""
-    if db.parent.absolute() == state_dir().absolute():
-        make_private_dir(db.parent)
-    else:
-        db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    make_private_file(db)
-    for suffix in ("-wal", "-shm", "-journal"):
-        make_private_file(db.with_name(db.name + suffix), create=False)

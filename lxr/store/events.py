@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from lxr.store.codecs import event_row
 from lxr.store.engine import StoreEngine
 from lxr.store.queries import experiment_uid_of
+from lxr.store.reads import EventInfo
 from lxr.store.tables import EventRow
 
 __all__ = ["EventInfo", "Events"]
-
-
-@dataclass(frozen=True)
-class EventInfo:
-    """A stored event."""
-
-    id: int
-    time: float
-    type: str
-    reason: str
-    message: str
-    kind: str
-    name: str
 
 
 class Events(StoreEngine):

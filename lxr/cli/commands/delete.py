@@ -11,7 +11,8 @@ import typer
 
 from lxr.cli.completion import experiment_names
 from lxr.cli.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, die, error, out, warn
-from lxr.cli.kinds import KindGroup, names_for
+from lxr.cli.kind_group import KindGroup
+from lxr.cli.kinds import names_for
 from lxr.cli.options import LabelOpt, open_store, selector_of
 from lxr.cli.waiting import WAIT_STOPPED, wait_converged, wake_controller
 

@@ -8,7 +8,7 @@ import typer
 
 from lxr.cli.completion import cluster_names, experiment_names, work_unit_names
 from lxr.cli.console import EXIT_FAILED, die
-from lxr.cli.kinds import KindGroup
+from lxr.cli.kind_group import KindGroup
 from lxr.cli.options import open_store
 
 __all__ = ["describe_app", "register"]
@@ -28,13 +28,9 @@ def describe_experiment_cmd(
     ],
 ) -> None:
     """Conditions, counts, work units needing attention, recent events."""
-    from lxr.cli.describe import describe_experiment
-    from lxr.store import NotFound
+    from lxr.cli.listing import describe_experiment_named
 
-    try:
-        describe_experiment(open_store(read_only=True), name)
-    except NotFound as exc:
-        die(str(exc), EXIT_FAILED)
+    describe_experiment_named(name)
 
 
 @describe_app.command("workunit")

@@ -1,0 +1,326 @@
+"""The bodies of ``lxr get`` (and ``describe experiment``): what they read and how they print,
+without typer. ``lxr.cli.commands.get`` declares their options for typer (and ``--help``);
+:mod:`lxr.cli.fastpath` calls the same functions straight from ``argv``, so a read never pays
+for the command-line library, SQLAlchemy's ORM or pydantic unless it needs whole objects.
+
+They read through a :class:`~lxr.store.reads.Reader`: rows in their JSON form, in pages for
+work units, so the first row of 100k is printed at once.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, note
+from lxr.cli.formats import OutputSpec, parse_output, selector_of
+from lxr.cli.kinds import names_for
+from lxr.cli.stores import open_reader
+
+__all__ = [
+    "describe_experiment_named",
+    "get_clusters",
+    "get_events",
+    "get_experiments",
+    "get_workunits",
+    "iter_work_units",
+    "parse_phase",
+]
+
+# the formats that print only what the table (or the name) shows: no need for whole objects
+_LIGHT = ("table", "wide", "name")
+
+
+def _needs_models(spec: OutputSpec, sort_by: str | None) -> bool:
+    """Whether the output shows whole objects (normalized by their models), not just a
+    table's columns."""
+    return spec.format not in _LIGHT or bool(sort_by)
+
+
+def _show(
+    kind: str,
+    fetch: Callable[[], Iterable[Any]],
+    spec: OutputSpec,
+    *,
+    single: bool,
+    what: str,
+    watch: bool = False,
+    no_headers: bool = False,
+    sort_by: str | None = None,
+) -> None:
+    """The body of every ``get``: print once, or (``-w``) again whenever it changes."""
+    from lxr.cli.printing import print_items
+
+    if sort_by:
+        from lxr.cli.jsonpath import JsonPathError, parse_path
+
+        try:
+            parse_path(sort_by.strip().removeprefix("{").removesuffix("}"))
+        except JsonPathError as exc:
+            die(f"--sort-by: {exc}", EXIT_USAGE)
+    if not watch:
+        n = print_items(kind, fetch(), spec, single=single, no_headers=no_headers, sort_by=sort_by)
+        if n == 0 and spec.format in ("table", "wide", "custom-columns"):
+            note(f"No {what} found.")
+        return
+    _watch(
+        lambda buf: print_items(
+            kind, fetch(), spec, single=single, no_headers=no_headers, sort_by=sort_by
+        )
+    )
+
+
+def _watch(render: Callable[[io.StringIO], int]) -> None:
+    """Print what ``render`` writes, again each time it changes (a live view on a terminal)."""
+    import contextlib
+    import sys
+
+    def text() -> str:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            render(buf)
+        return buf.getvalue()
+
+    try:
+        if not sys.stdout.isatty():
+            last = ""
+            while True:
+                now = text()
+                if now != last:
+                    sys.stdout.write(now)
+                    sys.stdout.flush()
+                    last = now
+                time.sleep(1.0)
+        from rich.live import Live
+        from rich.text import Text
+
+        from lxr.cli.console import rich_console
+
+        with Live(console=rich_console(), refresh_per_second=2, transient=False) as live:
+            while True:
+                live.update(Text(text().rstrip("\n")))
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+
+
+def get_experiments(
+    names: list[str] | None,
+    selector: list[str] | None,
+    output: str,
+    watch: bool,
+    sort_by: str | None,
+    no_headers: bool,
+) -> None:
+    """``lxr get experiments``."""
+    from lxr.store.errors import NotFound
+
+    wanted = names_for("Experiment", names)
+    sel = selector_of(selector)
+    spec = parse_output(output)
+    full = _needs_models(spec, sort_by)
+    store = open_reader()
+
+    def fetch() -> list[Any]:
+        try:
+            if wanted:
+                exps = [store.get_experiment(n, full=full) for n in wanted]
+            else:
+                exps = store.list_experiments(full=full)
+        except NotFound as exc:
+            die(str(exc), EXIT_FAILED)
+        return [e for e in exps if sel.matches(e["metadata"]["labels"])]
+
+    _show(
+        "Experiment",
+        fetch,
+        spec,
+        single=len(wanted) == 1,
+        what="experiments",
+        watch=watch,
+        no_headers=no_headers,
+        sort_by=sort_by,
+    )
+
+
+def parse_phase(phase: str | None) -> str | None:
+    """``--phase`` in any case as the phase's name; exit 2 naming the phases otherwise."""
+    if phase is None:
+        return None
+    from lxr.api.phases import WorkUnitPhase
+
+    known = {p.value.lower(): p.value for p in WorkUnitPhase}
+    if phase.lower() not in known:
+        die(f"--phase {phase!r}: expected one of {', '.join(known.values())}", EXIT_USAGE)
+    return known[phase.lower()]
+
+
+# labels a work unit has of its own; the others are its experiment's
+_UNIT_KEYS = ("index", "name")
+
+
+def _labels(exp: Any) -> Mapping[str, str]:
+    """An experiment's labels, from its JSON form (a reader's) or its model (the store's)."""
+    return exp["metadata"]["labels"] if isinstance(exp, dict) else exp.metadata.labels
+
+
+def _name(exp: Any) -> str:
+    return exp["metadata"]["name"] if isinstance(exp, dict) else exp.metadata.name
+
+
+def iter_work_units(
+    store: Any, names: list[str], selector: Any, phase: str | None
+) -> Iterator[dict[str, Any]]:
+    """The JSON form of the work units asked for, experiment by experiment, in pages.
+
+    A NAME is an experiment (all its work units) or one work unit (``EXPERIMENT-INDEX``).
+    ``-l`` keys ``index`` and ``name`` are the work unit's; ``experiment`` and the rest are
+    matched against its experiment (its labels and ``experiment=NAME``). ``store`` is a
+    reader or the full store.
+    """
+    from lxr.store.errors import NotFound
+
+    unit_sel, exp_sel = selector.split(_UNIT_KEYS)
+    targets: list[tuple[str, int | None]] = []
+    if names:
+        for name in names:
+            try:
+                store.experiment_uid(name)
+                targets.append((name, None))
+                continue
+            except NotFound:
+                pass
+            exp, _, idx = name.rpartition("-")
+            try:
+                if exp and idx.isdigit():
+                    store.experiment_uid(exp)
+                    targets.append((exp, int(idx)))
+                    continue
+            except NotFound:
+                pass
+            why = f" ({store.why})" if getattr(store, "why", "") else ""
+            die(f"no experiment or work unit named {name!r}{why}", EXIT_FAILED)
+    else:
+        for exp in store.list_experiments():
+            labels = {**_labels(exp), "experiment": _name(exp)}
+            if exp_sel.matches(labels):
+                targets.append((_name(exp), None))
+        exp_sel = type(exp_sel)()
+    for exp_name, index in targets:
+        try:
+            page = store.iter_work_units(exp_name, phase=phase, index=index)
+        except NotFound as exc:
+            die(str(exc), EXIT_FAILED)
+        for unit in page:
+            if unit_sel and not unit_sel.matches(unit["metadata"]["labels"]):
+                continue
+            if exp_sel and not exp_sel.matches(unit["metadata"]["labels"]):
+                continue
+            yield unit
+
+
+def get_workunits(
+    names: list[str] | None,
+    selector: list[str] | None,
+    phase: str | None,
+    output: str,
+    watch: bool,
+    sort_by: str | None,
+    no_headers: bool,
+) -> None:
+    """``lxr get workunits``."""
+    wanted = names_for("WorkUnit", names)
+    sel = selector_of(selector)
+    phase = parse_phase(phase)
+    spec = parse_output(output)
+    store = open_reader()
+    _show(
+        "WorkUnit",
+        lambda: iter_work_units(store, wanted, sel, phase),
+        spec,
+        single=False,
+        what="work units",
+        watch=watch,
+        no_headers=no_headers,
+        sort_by=sort_by,
+    )
+
+
+def get_clusters(
+    names: list[str] | None,
+    selector: list[str] | None,
+    output: str,
+    sort_by: str | None,
+    no_headers: bool,
+) -> None:
+    """``lxr get clusters``."""
+    from lxr.store.errors import NotFound
+
+    wanted = names_for("Cluster", names)
+    sel = selector_of(selector)
+    spec = parse_output(output)
+    full = _needs_models(spec, sort_by)
+    store = open_reader()
+
+    def fetch() -> list[Any]:
+        try:
+            clusters = [store.get_cluster(n, full=full) for n in wanted] or store.list_clusters(
+                full=full
+            )
+        except NotFound as exc:
+            die(str(exc), EXIT_FAILED)
+        return [c for c in clusters if sel.matches(c["metadata"]["labels"])]
+
+    _show(
+        "Cluster",
+        fetch,
+        spec,
+        single=len(wanted) == 1,
+        what="clusters",
+        no_headers=no_headers,
+        sort_by=sort_by,
+    )
+
+
+def get_events(
+    experiment: str | None, watch: bool, limit: int, output: str, no_headers: bool
+) -> None:
+    """``lxr get events``."""
+    from lxr.cli.output import event_dict
+    from lxr.cli.printing import print_items
+    from lxr.store.errors import NotFound
+
+    spec = parse_output(output)
+    if experiment:
+        experiment = names_for("Experiment", [experiment])[0]
+    store = open_reader()
+    try:
+        events = store.list_events(experiment, limit=limit)
+    except NotFound as exc:
+        die(str(exc), EXIT_FAILED)
+    if not events and spec.tabular and not watch:
+        note("No events found.")
+    print_items("Event", [event_dict(e) for e in events], spec, no_headers=no_headers)
+    last = events[-1].id if events else 0
+    try:
+        while watch:
+            time.sleep(1.0)
+            new = store.list_events(experiment, after_id=last, limit=1000)
+            if new:
+                print_items("Event", [event_dict(e) for e in new], spec, no_headers=True)
+                last = new[-1].id
+    except KeyboardInterrupt:
+        pass
+
+
+def describe_experiment_named(name: str) -> None:
+    """``lxr describe experiment NAME``."""
+    from lxr.cli.describe import describe_experiment
+    from lxr.store.errors import NotFound
+
+    try:
+        describe_experiment(open_reader(), name)
+    except NotFound as exc:
+        die(str(exc), EXIT_FAILED)

@@ -1,0 +1,423 @@
+"""What ``lxr get`` and ``describe`` read, in plain SQL on the database driver.
+
+A read command must start fast: the full :class:`~lxr.store.Store` costs SQLAlchemy's ORM,
+pydantic and lxr's models at every start (~0.5 s on a quiet machine), a :class:`Reader` costs
+``sqlite3``. On SQLite it talks to the file through :mod:`sqlite3`; on other databases through
+SQLAlchemy Core's connection (no ORM), with the same SQL. Rows become the JSON form of the API
+objects (:mod:`lxr.store.jsonform`); ``full=True`` passes experiments and clusters through
+their pydantic models, so ``-o json``/``yaml`` print exactly what the model holds.
+
+The schema revision is checked with one query: a database at another revision is not read
+here (:meth:`Reader.open` returns None, and the caller opens the full store, which migrates).
+A SQLite file that does not exist is never created: the reader reads nothing, and says so
+(:attr:`Reader.why`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxr.api.phases import WorkUnitPhase
+from lxr.paths import make_private_database
+from lxr.store.errors import NotFound
+from lxr.store.jsonform import (
+    ATTEMPT_COLUMNS,
+    CLUSTER_COLUMNS,
+    EXPERIMENT_COLUMNS,
+    UNIT_COLUMNS,
+    attempt_json,
+    cluster_json,
+    experiment_json,
+    unit_json,
+)
+from lxr.store.revision import HEAD_REVISION
+
+__all__ = [
+    "ATTENTION_PHASES",
+    "PAGE_SIZE",
+    "EventInfo",
+    "Reader",
+    "core_connection",
+    "missing_why",
+    "sqlite_file",
+]
+
+#: work units read per query; the first page is what a user sees first
+PAGE_SIZE = 1000
+#: phases of work units that ``describe`` lists under "needing attention"
+ATTENTION_PHASES = tuple(
+    p.value for p in (WorkUnitPhase.FAILED, WorkUnitPhase.BACKOFF, WorkUnitPhase.UNKNOWN)
+)
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """A stored event."""
+
+    id: int
+    time: float
+    type: str
+    reason: str
+    message: str
+    kind: str
+    name: str
+
+
+def _cols(columns: Sequence[str], prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{c}" for c in columns)
+
+
+_EXPERIMENTS_SQL = f"SELECT {_cols(EXPERIMENT_COLUMNS)} FROM experiments"
+_CLUSTERS_SQL = f"SELECT {_cols(CLUSTER_COLUMNS)} FROM clusters"
+_UNITS_SQL = (
+    f"SELECT {_cols(UNIT_COLUMNS)} FROM work_units "
+    "WHERE experiment_uid = :uid AND idx > :last{extra} ORDER BY idx LIMIT :limit"
+)
+# the attempts of one page of work units: one idx range of one experiment
+_PAGE_ATTEMPTS_SQL = (
+    f"SELECT {_cols(ATTEMPT_COLUMNS, 'a.')} FROM attempts a "
+    "JOIN work_units w ON a.work_unit_id = w.id "
+    "WHERE w.experiment_uid = :uid AND w.idx >= :lo AND w.idx <= :hi "
+    "ORDER BY a.work_unit_id, a.number"
+)
+_ATTENTION = (
+    "experiment_uid = :uid AND (phase IN ("
+    + ", ".join(f"'{p}'" for p in ATTENTION_PHASES)
+    + ") OR disruptions > 0)"
+)
+_EVENT_COLUMNS = "id, time, type, reason, message, kind, name"
+
+
+def missing_why(url: str) -> str:
+    """What a read says when there is no database at ``url`` yet."""
+    from lxr.redaction import redact
+
+    return f"no store at {redact(url)} yet: nothing has been applied (lxr apply creates it)"
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a plain ``sqlite:///PATH`` URL (what the reader opens with :mod:`sqlite3`),
+    else None: another database, an in-memory one, or options only SQLAlchemy reads."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("sqlite", "sqlite+pysqlite") or not rest.startswith("/"):
+        return None
+    path = rest[1:]
+    if not path or path == ":memory:" or any(c in path for c in "?#%"):
+        return None
+    return path
+
+
+class _Sqlite:
+    """One :mod:`sqlite3` connection in autocommit mode; :meth:`snapshot` is one read
+    transaction (deferred: a reader never takes the write lock)."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return self.db.execute(sql, params or {}).fetchall()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Core:
+    """The same on another database, through SQLAlchemy Core's connection."""
+
+    def __init__(self, engine: Any, *, owned: bool) -> None:
+        from sqlalchemy import text
+
+        self.engine = engine
+        self._owned = owned
+        self._text = text
+        self._conn: Any = None
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        if self._conn is not None:
+            return [tuple(r) for r in self._conn.execute(self._text(sql), params or {})]
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(self._text(sql), params or {})]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self.engine.connect() as conn:
+            self._conn = conn
+            try:
+                yield
+            finally:
+                self._conn = None
+
+    def close(self) -> None:
+        if self._owned:
+            self.engine.dispose()
+
+
+def core_connection(engine: Any) -> _Core:
+    """A reader's connection over an existing SQLAlchemy engine (the full store's)."""
+    return _Core(engine, owned=False)
+
+
+def _validated(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as its pydantic model dumps it (defaults, normal forms), for whole objects."""
+    from lxr.api.resources import Cluster, Experiment
+
+    model = Experiment if kind == "Experiment" else Cluster
+    return model.model_validate(data).model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _datetime(value: float) -> Any:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+class Reader:
+    """Read-only access for ``get`` and ``describe``; see the module's docstring."""
+
+    def __init__(self, conn: _Sqlite | _Core | None, url: str, why: str = "") -> None:
+        self._conn = conn
+        self.url = url
+        #: why nothing is there (no database yet), for messages; empty when there is one
+        self.why = why
+        #: whether a NotFound named :attr:`why` already
+        self.raised = False
+
+    @classmethod
+    def open(cls, url: str) -> Reader | None:
+        """A reader of the database at ``url``, or None when its schema is not this lxr's
+        (open the full store to migrate it). A SQLite file that does not exist gives a
+        reader of nothing."""
+        path = sqlite_file(url)
+        conn: _Sqlite | _Core
+        if path is not None:
+            db = Path(path)
+            if not db.exists():
+                return cls.missing(url)
+            make_private_database(db)
+            conn = _Sqlite(path)
+        elif url.partition(":")[0].startswith("sqlite"):
+            return None  # in memory, or options for SQLAlchemy: the full store
+        else:
+            from sqlalchemy import create_engine
+
+            conn = _Core(create_engine(url), owned=True)
+        try:
+            found = conn.rows("SELECT version_num FROM alembic_version")
+        except Exception:  # no such table (a new file), or the driver's own words: the store says
+            found = []
+        if [tuple(r) for r in found] != [(HEAD_REVISION,)]:
+            conn.close()
+            return None
+        return cls(conn, url)
+
+    @classmethod
+    def missing(cls, url: str) -> Reader:
+        """A reader of nothing: there is no database at ``url`` yet."""
+        return cls(None, url, missing_why(url))
+
+    def close(self) -> None:
+        """Release the connection."""
+        if self._conn is not None:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _missing(self, what: str) -> NotFound:
+        self.raised = True
+        return NotFound(f"{what} not found ({self.why})")
+
+    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        assert self._conn is not None
+        return self._conn.rows(sql, params)
+
+    def _experiment_row(self, name: str) -> Any:
+        if self._conn is None:
+            raise self._missing(f"experiment {name!r}")
+        found = self._rows(f"{_EXPERIMENTS_SQL} WHERE name = :name", {"name": name})
+        if not found:
+            raise NotFound(f"experiment {name!r} not found")
+        return found[0]
+
+    # ------------------------------------------------------------------ experiments
+
+    def list_experiments(self, *, full: bool = False) -> list[dict[str, Any]]:
+        """Every experiment by name, as JSON-form dicts (``full``: through the model)."""
+        if self._conn is None:
+            return []
+        return [self._experiment(r, full) for r in self._rows(f"{_EXPERIMENTS_SQL} ORDER BY name")]
+
+    def get_experiment(self, name: str, *, full: bool = False) -> dict[str, Any]:
+        """Experiment ``name``; raises :class:`NotFound`."""
+        return self._experiment(self._experiment_row(name), full)
+
+    def experiment_uid(self, name: str) -> str:
+        """The uid of experiment ``name``; raises :class:`NotFound`."""
+        return str(self._experiment_row(name)[0])
+
+    @staticmethod
+    def _experiment(row: Any, full: bool) -> dict[str, Any]:
+        if not full:
+            return experiment_json(row)
+        return _validated("Experiment", experiment_json(row, _datetime))
+
+    # ------------------------------------------------------------------ work units
+
+    def iter_work_units(
+        self,
+        experiment: str,
+        *,
+        phase: str | None = None,
+        index: int | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """The work units of ``experiment`` in index order, as JSON-form dicts, read
+        ``page_size`` at a time (keyset pages, so each page costs the same); raises
+        :class:`NotFound` at once (before the first item is asked for)."""
+        row = self._experiment_row(experiment)
+        return self._pages(row[1], row[0], phase, index, page_size)
+
+    def _pages(
+        self, name: str, uid: str, phase: str | None, index: int | None, page_size: int
+    ) -> Iterator[dict[str, Any]]:
+        assert self._conn is not None
+        extra = ""
+        params: dict[str, Any] = {"uid": uid, "limit": page_size}
+        if phase:
+            extra += " AND phase = :phase"
+            params["phase"] = phase
+        if index is not None:
+            extra += " AND idx = :index"
+            params["index"] = index
+        units_sql = _UNITS_SQL.format(extra=extra)
+        last = -1
+        while True:
+            with self._conn.snapshot():
+                rows = self._rows(units_sql, {**params, "last": last})
+                if not rows:
+                    return
+                attempts = self._attempts(
+                    _PAGE_ATTEMPTS_SQL, {"uid": uid, "lo": rows[0][1], "hi": rows[-1][1]}
+                )
+            for r in rows:
+                yield unit_json(name, uid, r, attempts.get(r[0], []))
+            if len(rows) < page_size or index is not None:
+                return
+            last = rows[-1][1]
+
+    def _attempts(self, sql: str, params: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+        out: dict[int, list[dict[str, Any]]] = {}
+        for a in self._rows(sql, params):
+            out.setdefault(a[0], []).append(attempt_json(a))
+        return out
+
+    def work_units_needing_attention(
+        self, experiment: str, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``limit`` work units that failed, back off, are unknown or were disrupted
+        (JSON form), and how many there are in all (counted in SQL)."""
+        row = self._experiment_row(experiment)
+        uid, name = row[0], row[1]
+        params = {"uid": uid, "limit": limit}
+        with self._conn.snapshot():  # type: ignore[union-attr]
+            ((total,),) = self._rows(f"SELECT count(*) FROM work_units WHERE {_ATTENTION}", params)
+            rows = self._rows(
+                f"SELECT {_cols(UNIT_COLUMNS)} FROM work_units WHERE {_ATTENTION} "
+                "ORDER BY idx LIMIT :limit",
+                params,
+            )
+            ids = {f"w{i}": r[0] for i, r in enumerate(rows)}
+            attempts = (
+                self._attempts(
+                    f"SELECT {_cols(ATTEMPT_COLUMNS)} FROM attempts WHERE work_unit_id IN "
+                    f"({', '.join(':' + k for k in ids)}) ORDER BY work_unit_id, number",
+                    ids,
+                )
+                if ids
+                else {}
+            )
+        return [unit_json(name, uid, r, attempts.get(r[0], [])) for r in rows], int(total)
+
+    # ------------------------------------------------------------------ clusters
+
+    def list_clusters(self, *, full: bool = False) -> list[dict[str, Any]]:
+        """Every cluster by name, ``local`` included, with its conditions."""
+        rows: dict[str, Any] = {"local": None}
+        statuses: dict[str, Any] = {}
+        if self._conn is not None:
+            with self._conn.snapshot():
+                rows.update((r[0], r) for r in self._rows(_CLUSTERS_SQL))
+                statuses = dict(self._rows("SELECT cluster, conditions FROM cluster_status"))
+        return [self._cluster(rows[k], statuses.get(k), full) for k in sorted(rows)]
+
+    def get_cluster(self, name: str, *, full: bool = False) -> dict[str, Any]:
+        """Cluster ``name`` (``local`` exists unless overridden); raises :class:`NotFound`."""
+        if self._conn is None:
+            if name == "local":
+                return self._cluster(None, None, full)
+            raise self._missing(f"cluster {name!r}")
+        with self._conn.snapshot():
+            found = self._rows(f"{_CLUSTERS_SQL} WHERE name = :name", {"name": name})
+            if not found and name != "local":
+                stored = self._rows("SELECT name FROM clusters WHERE name != 'local'")
+                known = ", ".join(["local", *sorted(r[0] for r in stored)])
+                raise NotFound(f"cluster {name!r} not found (known: {known})")
+            status = self._rows(
+                "SELECT conditions FROM cluster_status WHERE cluster = :name", {"name": name}
+            )
+        return self._cluster(found[0] if found else None, status[0][0] if status else None, full)
+
+    @staticmethod
+    def _cluster(row: Any, conditions: Any, full: bool) -> dict[str, Any]:
+        if not full:
+            return cluster_json(row, conditions)
+        return _validated("Cluster", cluster_json(row, conditions, _datetime))
+
+    # ------------------------------------------------------------------ events
+
+    def list_events(
+        self, experiment: str | None = None, *, after_id: int = 0, limit: int = 200
+    ) -> list[EventInfo]:
+        """Events, oldest first; with ``experiment``, only that experiment's (newest ``limit``)."""
+        if self._conn is None:
+            if experiment:
+                raise self._missing(f"experiment {experiment!r}")
+            return []
+        where = "id > :after"
+        params: dict[str, Any] = {"after": after_id, "limit": limit}
+        if experiment:
+            where += " AND experiment_uid = :uid"
+            params["uid"] = self.experiment_uid(experiment)
+        return self._events(where, params)
+
+    def cluster_events(self, name: str, limit: int = 25) -> list[EventInfo]:
+        """The newest ``limit`` events about cluster ``name``, oldest first."""
+        if self._conn is None:
+            return []
+        return self._events("kind = 'Cluster' AND name = :name", {"name": name, "limit": limit})
+
+    def _events(self, where: str, params: dict[str, Any]) -> list[EventInfo]:
+        rows = self._rows(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where} ORDER BY id DESC LIMIT :limit",
+            params,
+        )
+        return [EventInfo(*r) for r in reversed(rows)]
+
+    def experiments_on(self, cluster: str) -> list[str]:
+        """Names of the experiments that use ``cluster``, sorted."""
+        if self._conn is None:
+            return []
+        found = self._rows("SELECT name FROM experiments WHERE cluster = :c", {"c": cluster})
+        return sorted(r[0] for r in found)
