@@ -179,7 +179,14 @@ def test_what_the_fast_path_does_not_take_is_typers(line: str) -> None:
 
 
 def test_reads_from_a_store_that_does_not_exist_say_so_the_same_way(tmp_path: Path) -> None:
-    for line in ("get exp", "get wu nope", "get wu", "get clusters", "describe exp x", "get events"):
+    for line in (
+        "get exp",
+        "get wu nope",
+        "get wu",
+        "get clusters",
+        "describe exp x",
+        "get events",
+    ):
         fast = run(FAST, tmp_path / "state", *_words(line))
         slow = run(TYPER, tmp_path / "state", *_words(line))
         assert (fast.returncode, fast.stdout, fast.stderr) == (
@@ -247,6 +254,55 @@ def test_a_database_at_another_revision_is_not_read_by_the_reader(tmp_path: Path
     with sqlite3.connect(tmp_path / "x.db") as db:
         db.execute("UPDATE alembic_version SET version_num = '0001'")
     assert Reader.open(url) is None, "another revision: the full store (which migrates) reads it"
+
+
+@pytest.mark.integration
+def test_reads_on_postgresql_go_through_core_and_print_what_typer_prints(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    env_url = {"LXR_DATABASE_URL": postgres_url}
+
+    def lxr(cmd: list[str], *args: str, stdin: str | None = None):
+        env = {"XDG_STATE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        return subprocess.run(
+            [*cmd, *args],
+            capture_output=True,
+            text=True,
+            env={**env, **env_url},
+            cwd=REPO,
+            input=stdin,
+            timeout=120,
+        )
+
+    assert lxr(FAST, "apply", "-f", "-", stdin=PENDING).returncode == 0
+    for line in (
+        "get exp -o wide",
+        "get exp waits -o json",
+        "get wu waits -o json",
+        "get wu -o wide",
+        "get clusters",
+        "get clusters login -o yaml",
+        "get events waits",
+        "describe exp waits",
+        "get exp nope",
+    ):
+        fast, slow = lxr(FAST, *_words(line)), lxr(TYPER, *_words(line))
+        assert (fast.returncode, _same(fast.stdout), _same(fast.stderr)) == (
+            slow.returncode,
+            _same(slow.stdout),
+            _same(slow.stderr),
+        ), line
+    from lxr.store.reads import Reader, _Core
+
+    reader = Reader.open(postgres_url)
+    assert reader is not None and isinstance(reader._conn, _Core)
+    assert [d["spec"]["index"] for d in reader.iter_work_units("waits", page_size=3)] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    reader.close()
 
 
 def test_the_schema_revision_is_written_once() -> None:

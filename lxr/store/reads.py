@@ -213,7 +213,10 @@ class Reader:
         else:
             from sqlalchemy import create_engine
 
-            conn = _Core(create_engine(url), owned=True)
+            try:
+                conn = _Core(create_engine(url), owned=True)
+            except Exception:  # a URL it cannot read: the full store says why, redacted
+                return None
         try:
             found = conn.rows("SELECT version_num FROM alembic_version")
         except Exception:  # no such table (a new file), or the driver's own words: the store says
