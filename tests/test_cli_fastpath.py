@@ -53,7 +53,12 @@ TYPER = [sys.executable, "-c", "from lxr.cli.main import main; main(fast=False)"
 
 
 def run(cmd: list[str], state: Path, *args: str, stdin: str | None = None):
-    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    env = {
+        "XDG_STATE_HOME": str(state),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(state),
+        "LXR_NO_DAEMON": "1",
+    }
     return subprocess.run(
         [*cmd, *args], capture_output=True, text=True, env=env, cwd=REPO, input=stdin, timeout=120
     )
@@ -263,7 +268,12 @@ def test_reads_on_postgresql_go_through_core_and_print_what_typer_prints(
     env_url = {"LXR_DATABASE_URL": postgres_url}
 
     def lxr(cmd: list[str], *args: str, stdin: str | None = None):
-        env = {"XDG_STATE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        env = {
+            "XDG_STATE_HOME": str(tmp_path),
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "LXR_NO_DAEMON": "1",
+        }
         return subprocess.run(
             [*cmd, *args],
             capture_output=True,
