@@ -77,6 +77,7 @@ _ATTEMPT: _Fields = (
     ("end_time", "endTime", rfc3339),
     ("rank_exit_codes", "rankExitCodes", json_value),
     ("first_failed_rank", "firstFailedRank", None),
+    ("resources", "resources", json_value),
 )
 #: a work unit's status, in ``WorkUnitStatus``'s field order (``attempts`` comes last)
 _UNIT_STATUS: _Fields = (
@@ -128,8 +129,10 @@ CLUSTER_COLUMNS = (
 
 def _fields(fields: _Fields, values: Sequence[Any], out: dict[str, Any]) -> dict[str, Any]:
     for (_, key, conv), value in zip(fields, values, strict=True):
+        if value is not None and conv is not None:
+            value = conv(value)  # a JSON column may hold null
         if value is not None:
-            out[key] = value if conv is None else conv(value)
+            out[key] = value
     return out
 
 
