@@ -523,3 +523,141 @@ def test_env_from_a_file_and_a_command_resolved_on_the_cluster(slurm: Slurm) -> 
     # nor in the job files lxr wrote on the cluster
     found = ssh(slurm.env, f"grep -rl {tokens[0]} ~/.lxr/staging/jobs || true").strip()
     assert found == ""
+
+
+# ---------------------------------------------------------------------------- scaled retry
+
+
+def test_a_timed_out_task_is_retried_with_a_scaled_time_limit(slurm: Slurm) -> None:
+    """A task that runs past its 1-minute limit ends Timeout; the failurePolicy rule scales the
+    retry's limit 3x: the second sbatch asks for --time 3 minutes, the attempt records it, and
+    the same task, 100 s long, now succeeds (issue 15.5)."""
+    name = slurm.apply(
+        "scaledtime",
+        ["bash", "-c", "sleep 100"],
+        1,
+        resources={"timeLimitSeconds": 60},
+        backoff={"initialSeconds": 1, "jitter": 0},
+        backoffLimitPerIndex=1,
+        failurePolicy={
+            "rules": [{"action": "Count", "onReasons": ["Timeout"], "scale": {"timeLimit": 3}}]
+        },
+    )
+    converge(slurm.store, [name], timeout=420, interval=1.0)
+    [unit] = slurm.units(name)
+    attempts = attempts_of(unit)
+    assert unit.status.phase.value == "Succeeded", unit.status
+    assert [(a.reason, a.exit_code) for a in attempts][0][0] == "Timeout"
+    assert attempts[1].reason == "Completed" and attempts[1].exit_code == 0
+    assert [(a.resources or {}).get("timeLimitSeconds") for a in attempts] == [60, 180]
+    assert len(slurm.sbatches()) == 2  # the retry is an array of its own
+    tags = [slurm.store.find_attempt(name, 0, n)[1] for n in (1, 2)]
+    scripts = [ssh(slurm.env, f"cat .lxr/staging/jobs/{tag}/job.sbatch") for tag in tags]
+    assert "#SBATCH --time=0-00:01:00\n" in scripts[0]
+    assert "#SBATCH --time=0-00:03:00\n" in scripts[1]
+    limits = [
+        ssh(slurm.env, f"sacct -X -n -P -o Timelimit -j {a.job_id}").split()[0] for a in attempts
+    ]
+    assert limits == ["00:01:00", "00:03:00"]  # what Slurm itself was asked for
+
+
+# ---------------------------------------------------------------------------- sweep edits, rerun
+
+#: each task appends "<work unit> <attempt> start|end" to ~/<marks file> on the cluster
+MARKING = (
+    'echo "$LXR_WORK_UNIT $LXR_ATTEMPT start" >> ~/"$MARKS"; sleep "${SLEEP:-0}"; '
+    '[ "${0#--i=}" != "${FAIL_I:--1}" ] || [ "$LXR_ATTEMPT" -gt 1 ] || exit 3; '
+    'echo "$LXR_WORK_UNIT $LXR_ATTEMPT end" >> ~/"$MARKS"'
+)
+
+
+def _sweep(slurm: Slurm, what: str, points: list[int], **env: str) -> tuple[str, str]:
+    name = slurm.name(what)
+    marks = f"marks-{name}"
+    slurm.store.apply(
+        Experiment.model_validate(
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "cluster": CLUSTER,
+                    "executable": {
+                        "command": ["bash", "-c", MARKING],
+                        "env": {"MARKS": marks, **env},
+                    },
+                    "sweep": {"grid": {"i": points}},
+                    "backoffLimitPerIndex": 0,
+                },
+            }
+        )
+    )
+    return name, marks
+
+
+def _marks(slurm: Slurm, marks: str) -> list[tuple[str, str, str]]:
+    text = ssh(slurm.env, f"cat ~/{marks} 2>/dev/null", check=False)
+    return [tuple(line.split()) for line in text.splitlines() if line.strip()]  # type: ignore[misc]
+
+
+def test_a_grown_sweep_runs_exactly_the_new_points_on_slurm(slurm: Slurm) -> None:
+    name, marks = _sweep(slurm, "grow", [0, 1, 2])
+    try:
+        converge(slurm.store, [name], timeout=180, interval=0.5)
+        assert len([m for m in _marks(slurm, marks) if m[2] == "start"]) == 3
+        _sweep(slurm, "grow", [0, 1, 2, 3, 4])
+        converge(slurm.store, [name], timeout=180, interval=0.5)
+        runs = [m for m in _marks(slurm, marks) if m[2] == "start"]
+        assert len(runs) == 5 and sorted(runs[3:]) == [("3", "1", "start"), ("4", "1", "start")]
+        assert len(slurm.sbatches()) == 2 and "--array=3-4" in slurm.sbatches()[1]
+        assert [wu.status.phase.value for wu in slurm.units(name)] == ["Succeeded"] * 5
+        _sweep(slurm, "grow", [0, 1, 2, 3, 4])  # unchanged: nothing runs
+        converge(slurm.store, [name], timeout=60, interval=0.5)
+        assert len(slurm.sbatches()) == 2 and len(_marks(slurm, marks)) == 10
+    finally:
+        ssh(slurm.env, f"rm -f ~/{marks}", check=False)
+
+
+def test_removing_a_point_of_a_running_sweep_cancels_that_task_alone_on_slurm(
+    slurm: Slurm,
+) -> None:
+    name, marks = _sweep(slurm, "shrink", [0, 1, 2], SLEEP="25")
+    try:
+        run_until(
+            slurm.store,
+            lambda: [wu.status.phase.value for wu in slurm.units(name)] == ["Running"] * 3,
+            timeout=120,
+        )
+        _sweep(slurm, "shrink", [0, 2], SLEEP="25")
+        converge(slurm.store, [name], timeout=180, interval=0.5)
+        assert [(wu.spec.index, wu.status.phase.value) for wu in slurm.units(name)] == [
+            (0, "Succeeded"),
+            (2, "Succeeded"),
+        ]
+        ended = sorted(m[0] for m in _marks(slurm, marks) if m[2] == "end")
+        assert ended == ["0", "2"]  # unit 1 was cancelled mid-sleep
+        [job_id] = {a.job_id for wu in slurm.units(name) for a in attempts_of(wu)}
+        scancels = [c for c in slurm.commands if "scancel" in c]
+        assert scancels and all(f"{job_id}_1" in c for c in scancels)
+        assert not any(f"{job_id}_0" in c or f"{job_id}_2" in c for c in scancels)
+    finally:
+        ssh(slurm.env, f"rm -f ~/{marks}", check=False)
+
+
+def test_rerun_failed_reruns_exactly_the_failed_units_on_slurm(slurm: Slurm) -> None:
+    name, marks = _sweep(slurm, "rerun", [0, 1, 2], FAIL_I="1")
+    try:
+        converge(slurm.store, [name], timeout=180, interval=0.5)
+        assert [wu.status.phase.value for wu in slurm.units(name)] == [
+            "Succeeded",
+            "Failed",
+            "Succeeded",
+        ]
+        assert slurm.store.rerun_work_units(name, failed=True) == [1]
+        converge(slurm.store, [name], timeout=180, interval=0.5)
+        assert [wu.status.phase.value for wu in slurm.units(name)] == ["Succeeded"] * 3
+        starts = sorted((m[0], m[1]) for m in _marks(slurm, marks) if m[2] == "start")
+        assert starts == [("0", "1"), ("1", "1"), ("1", "2"), ("2", "1")]
+        assert len(slurm.sbatches()) == 2 and "--array=1" in slurm.sbatches()[1]
+        [rerun] = [wu for wu in slurm.units(name) if wu.spec.index == 1]
+        assert [a.exit_code for a in attempts_of(rerun)] == [3, 0]
+    finally:
+        ssh(slurm.env, f"rm -f ~/{marks}", check=False)
