@@ -17,7 +17,7 @@
 # the packages first (with UV_OFFLINE=1 inside; .ci/run's `apt-get update` only warns there).
 # Needs root, debootstrap (installed if missing) and util-linux's unshare. Prints the time of
 # each phase; the last line is "pristine-root: PASSED in N s" or names the failed phase.
-# --keep: leave ROOT in place afterwards (it is ~3 GiB), for a look inside with chroot.
+# --keep: leave ROOT in place afterwards (it is ~3 GiB), for a look inside (chroot ROOT).
 # Knobs: LXR_PRISTINE_MIRROR (default http://deb.debian.org/debian).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -93,12 +93,20 @@ in_root() {
   unshare --pid --fork --mount --uts --ipc "${net[@]}" -- /bin/bash -euo pipefail -c '
     root=$1; name=$2; shift 2
     mount --make-rprivate /
+    mount --bind "$root" "$root"   # a mount point of its own, for pivot_root below
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
     mount -t tmpfs -o mode=1777 shm "$root/dev/shm"   # PostgreSQL: not the host shm
     mount -t sysfs sysfs "$root/sys" 2>/dev/null || mount --rbind /sys "$root/sys"
     hostname "$name"
-    exec chroot "$root" /usr/bin/env -i "$@"
+    # pivot_root, not chroot: the kernel refuses new user namespaces to a chrooted process,
+    # and rootless podman (containers of the cluster user) needs them
+    cd "$root"
+    mkdir -p .host
+    pivot_root . .host
+    cd /
+    umount -l /.host
+    exec /usr/bin/env -i "$@"
   ' in_root "$ROOT" "$NAME" "${env[@]}" /bin/bash -Eeuo pipefail -c "$2"
 }
 
