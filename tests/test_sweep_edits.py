@@ -112,8 +112,9 @@ def test_removing_a_point_of_a_running_sweep_cancels_that_unit_alone(
     exp = store.get_experiment("shrink")
     assert exp.status is not None and exp.status.phase.value == "Succeeded"
     assert exp.status.work_units == {"Succeeded": 2, "total": 2}
-    reasons = [e.reason for e in store.list_events("shrink")]
-    assert "WorkUnitsRemoved" in reasons and "Cancelling" in reasons
+    events = {e.reason: e.message for e in store.list_events("shrink")}
+    assert events["Cancelling"] == "cancelling 1 task(s): RemovedFromSpec"
+    assert events["WorkUnitsRemoved"] == "removed 1 work unit(s) no longer in the spec: 1"
 
 
 def test_retain_keeps_a_removed_unit_stopped_with_its_history(store: Store, tmp_path: Path) -> None:

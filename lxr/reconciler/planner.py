@@ -109,6 +109,17 @@ class _ExperimentPlan(PlanState):
 
     # ------------------------------------------------------------------ experiment
 
+    def units_stopping(self, works: list[Work]) -> str:
+        """Why the work units whose tasks this plan cancels stop: ``StopRequested``,
+        ``RemovedFromSpec`` or both."""
+        cancelled = set(self.cancel_ids)
+        whys = {
+            self.stopping_for(w.record)
+            for w in works
+            if w.record.active is not None and w.record.active.id in cancelled
+        }
+        return ", ".join(sorted(w for w in whys if w)) or "StopRequested"
+
     def check_failed_indexes(self) -> None:
         """More failed work units than ``maxFailedIndexes``: the experiment fails."""
         limit = self.exp.spec.max_failed_indexes
@@ -177,8 +188,9 @@ class _ExperimentPlan(PlanState):
         removed = {w.record.id for w in gone}
         changed = [(w, p) for w in works if (p := w.patch()) is not None]
         patches = tuple(p for _, p in changed)
-        # the experiment's reason, else only work units the user stopped are being cancelled
-        stopping = self.stopping or "StopRequested"
+        # the experiment's reason, else why the units being cancelled stop (the user stopped
+        # them, a sweep edit removed them)
+        stopping = self.stopping or self.units_stopping(works)
         if self.cancel:
             self.events.append(
                 Notice(
