@@ -7,14 +7,14 @@ function; adding a command is a new module plus one line in ``COMMANDS``.
 from __future__ import annotations
 
 import importlib
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from lxr import __version__
 from lxr.cli.console import configure_logging, out
 
-__all__ = ["COMMANDS", "app"]
+__all__ = ["COMMANDS", "app", "command"]
 
 # the order of `lxr --help`; a group's subcommands may come from several modules
 COMMANDS = (
@@ -105,3 +105,13 @@ def _root(
 
 for _name in COMMANDS:
     importlib.import_module(f"lxr.cli.commands.{_name}").register(app)
+
+
+def command() -> Any:
+    """The click command typer builds from :data:`app`, its help in plain metavars
+    (:mod:`lxr.cli.helptext`): what ``lxr`` runs."""
+    import typer.main
+
+    from lxr.cli.helptext import plain_metavars
+
+    return plain_metavars(typer.main.get_command(app))

@@ -37,7 +37,7 @@ def _typer_main() -> None:
     from typer import Abort
     from typer._click.exceptions import ClickException
 
-    from lxr.cli.app import app
+    from lxr.cli.app import command
     from lxr.cli.console import error
 
     if "_LXR_COMPLETE" in os.environ:
@@ -47,7 +47,7 @@ def _typer_main() -> None:
 
         completion_init()
     try:
-        code = app(prog_name="lxr", standalone_mode=False)
+        code = command()(prog_name="lxr", standalone_mode=False)
     except ClickException as exc:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""

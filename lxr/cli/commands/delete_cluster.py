@@ -47,7 +47,7 @@ def delete_cluster_cmd(
         bool, typer.Option("--ignore-not-found", help="A name that does not exist is not an error.")
     ] = False,
 ) -> None:
-    """Delete clusters. Refused while experiments use one (delete them first); ``local``
+    """Delete clusters. Refused while experiments use one (delete them first); local
     always exists."""
     group = (ctx.obj or {}) if ctx is not None else {}
     ignore_not_found = ignore_not_found or group.get("ignore_not_found", False)
