@@ -322,3 +322,27 @@ def test_the_schema_revision_is_written_once() -> None:
         "a new migration bumps HEAD_REVISION in lxr/store/revision.py (the engine imports it): "
         "reads compare the database's revision with that one"
     )
+
+
+@pytest.mark.parametrize("cmd", [FAST, TYPER], ids=["fast", "typer"])
+def test_a_reader_that_goes_away_ends_the_listing_quietly(tmp_path: Path, cmd: list[str]) -> None:
+    big = PENDING.split("---")[0].replace("waits", "big").replace("[1, 2]", "list(range(2000))")
+    big = big.replace("list(range(2000))", "[" + ", ".join(map(str, range(2000))) + "]")
+    assert run(FAST, tmp_path, "apply", "-f", "-", stdin=big).returncode == 0
+    line = " ".join(f"'{c}'" for c in cmd)
+    for args, lines in (("get wu big", 1), ("get wu big -o json", 3), ("describe exp big", 2)):
+        res = subprocess.run(
+            ["bash", "-c", f"{line} {args} | head -n {lines}"],
+            capture_output=True,
+            text=True,
+            env={
+                "XDG_STATE_HOME": str(tmp_path),
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(tmp_path),
+                "LXR_NO_DAEMON": "1",
+            },
+            cwd=REPO,
+            timeout=120,
+        )
+        assert res.returncode == 0 and len(res.stdout.splitlines()) == lines, res
+        assert res.stderr == "", (args, res.stderr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from lxr.cli.app import COMMANDS, app
@@ -27,9 +27,21 @@ def main(*, fast: bool = True) -> None:
     if fast and "_LXR_COMPLETE" not in os.environ:
         from lxr.cli.fastpath import dispatch
 
-        if dispatch(sys.argv[1:]):
+        try:
+            handled = dispatch(sys.argv[1:])
+        except BrokenPipeError:
+            _reader_left()
+        if handled:
             sys.exit(0)
     _typer_main()
+
+
+def _reader_left() -> NoReturn:
+    """The reader of stdout went away (``lxr get wu NAME | head``): stop quietly with exit 1,
+    as typer's commands do, without a traceback or a failing flush at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
 
 
 def _typer_main() -> None:
