@@ -11,6 +11,7 @@ import pytest
 
 import lxr.reconciler.planner as planner
 from lxr.api import phase_docs, phases
+from lxr.api.dependencies import Dependency
 from lxr.api.phases import (
     SUBMISSION_TRANSITIONS,
     WORK_UNIT_TRANSITIONS,
@@ -32,7 +33,7 @@ from lxr.api.phases import (
     submission_transition,
     work_unit_transition,
 )
-from lxr.api.records import ExperimentRecord
+from lxr.api.records import ExperimentRecord, UpstreamRecord, UpstreamUnit
 from lxr.api.resources import FailurePolicy, FailurePolicyRule, FailureReason
 from lxr.reconciler.actions import Cancel, Resubmit, RetryIntent, Submit, UpdateStatus
 from lxr.reconciler.planner import LOST_AFTER_SECONDS, plan_experiment
@@ -75,6 +76,14 @@ def _experiment_failing(p: str) -> tuple[ExperimentRecord, Snapshot]:
             task(TaskPhase.FAILED, 1, reason=FailureReason.ERROR, exit_code=9),
         ),
     )
+
+
+def _waiting_on(upstream: str, p: str) -> tuple[ExperimentRecord, Snapshot]:
+    """Unit 0, never submitted, depends on unit 0 of ``train``, which is in ``upstream``."""
+    dep = Dependency(experiment="train", match="SameIndex")
+    spec = SPEC.model_copy(update={"depends_on": [dep]})
+    train = UpstreamRecord("train", "local", (UpstreamUnit(0, "0", upstream),))
+    return exp(wu(0, phase=p), spec=spec, upstream={"train": train}), snap()
 
 
 def _intent(**kw: object) -> object:
@@ -157,6 +166,9 @@ SCENARIOS: dict[Event, Callable[[str], tuple[ExperimentRecord, Snapshot]]] = {
         snap(),
     ),
     Event.READY: lambda p: (exp(wu(0, phase=p)), snap()),
+    Event.DEPENDENCY_PENDING: lambda p: _waiting_on("Running", p),
+    Event.DEPENDENCY_MET: lambda p: _waiting_on("Succeeded", p),
+    Event.DEPENDENCY_FAILED: lambda p: _waiting_on("Failed", p),
 }  # fmt: skip
 
 
@@ -224,6 +236,12 @@ def _effect_holds(effect: Effect, w: Walk, row: Transition) -> bool:
             for a in w.actions
             if isinstance(a, Submit)
         ),
+        Effect.WAIT: lambda: w.unit().reason == "DependencyNotMet",
+        Effect.NOTE_DEPENDENCY: lambda: any(
+            e.reason in ("DependencyMet", "DependencyFailed") and e.name == "exp/0"
+            for e in u.events
+        ),
+        Effect.DEPENDENCY_FAILED: lambda: w.unit().reason == "DependencyFailed",
     }  # fmt: skip
     return checks[effect]()
 
@@ -264,6 +282,9 @@ EXPECTED: dict[Event, str | None] = {
     Event.STOP_WANTED: "Stopped",
     Event.BACKOFF_PENDING: "BackOff",
     Event.READY: "Pending",
+    Event.DEPENDENCY_PENDING: "Waiting",
+    Event.DEPENDENCY_MET: "Pending",
+    Event.DEPENDENCY_FAILED: "Stopped",
 }
 
 

@@ -83,6 +83,7 @@ class WorkUnitPhase(str, Enum):
     """A work unit's phase."""
 
     PENDING = "Pending"  # waiting to be submitted, or submitted and not yet seen in the queue
+    WAITING = "Waiting"  # not submitted: a dependency (spec.dependsOn) is not met yet
     QUEUED = "Queued"
     RUNNING = "Running"
     BACKOFF = "BackOff"  # a counted failure; the next attempt waits for nextAttemptAfter
@@ -200,6 +201,10 @@ class Event(str, Enum):
     STOP_WANTED = "StopWanted"
     BACKOFF_PENDING = "BackoffPending"
     READY = "Ready"
+    # a work unit never submitted whose dependencies (spec.dependsOn) say
+    DEPENDENCY_PENDING = "DependencyPending"
+    DEPENDENCY_MET = "DependencyMet"
+    DEPENDENCY_FAILED = "DependencyFailed"
 
 
 class Effect(str, Enum):
@@ -219,6 +224,9 @@ class Effect(str, Enum):
     FAIL_INDEX = "fail-index"  # the work unit failed for good
     FAIL_EXPERIMENT = "fail-experiment"  # the whole experiment fails
     SUBMIT = "submit"  # start a new attempt (first attempts and retries, one array each)
+    WAIT = "wait"  # the unmet dependencies become the work unit's message
+    NOTE_DEPENDENCY = "note-dependency"  # an event: met (reason DependenciesMet), or cannot be
+    DEPENDENCY_FAILED = "dependency-failed"  # reason DependencyFailed, the upstream outcome
 
 
 E, X = Event, Effect
@@ -239,6 +247,8 @@ class Transition:
 
 
 _row = Transition
+#: the phases of a work unit that has never been submitted
+_NOT_SUBMITTED = frozenset({WP.PENDING, WP.WAITING})
 
 #: the work-unit state machine, every row of it
 WORK_UNIT_TRANSITIONS: tuple[Transition, ...] = (
@@ -298,6 +308,14 @@ WORK_UNIT_TRANSITIONS: tuple[Transition, ...] = (
          "nextAttemptAfter is still ahead"),
     _row(WORK_UNIT_ACTIVE, E.READY, WP.PENDING, AP.PENDING, (X.SUBMIT,),
          "submitted: first attempts as one array, retries as another"),
+    # -- never submitted, with dependencies
+    _row(_NOT_SUBMITTED, E.DEPENDENCY_PENDING, WP.WAITING, None, (X.WAIT,),
+         "a dependency is not met yet: the message names it"),
+    _row(_NOT_SUBMITTED, E.DEPENDENCY_MET, WP.PENDING, AP.PENDING, (X.NOTE_DEPENDENCY, X.SUBMIT),
+         "every dependency is met: submitted this cycle, with the other ready units"),
+    _row(_NOT_SUBMITTED, E.DEPENDENCY_FAILED, WP.STOPPED, None,
+         (X.DEPENDENCY_FAILED, X.NOTE_DEPENDENCY),
+         "an upstream outcome is final and not the one asked for (reason DependencyFailed)"),
 )  # fmt: skip
 
 _BY_KEY: dict[tuple[WorkUnitPhase, Event], Transition] = {}

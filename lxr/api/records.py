@@ -17,6 +17,8 @@ __all__ = [
     "AttemptRecord",
     "ExperimentRecord",
     "StatusRecord",
+    "UpstreamRecord",
+    "UpstreamUnit",
     "WorkUnitRecord",
 ]
 
@@ -63,6 +65,7 @@ class WorkUnitRecord:
     removed: bool = False  # a sweep edit dropped it: stop it (then delete it, unless Retain)
     #: factors (and caps) on its next attempts' resources, from failurePolicy scale rules
     resource_scale: Mapping[str, Any] | None = None
+    message: str | None = None  # as last written (a waiting unit's unmet dependencies)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,26 @@ class StatusRecord:
     failed_message: str | None
     conditions: tuple[Condition, ...]
     written: Mapping[str, Any]  # phase, counts, failed_indexes, observed_generation, start/end
+
+
+@dataclass(frozen=True)
+class UpstreamUnit:
+    """A work unit of an experiment others depend on: where it stands (terminal is final)."""
+
+    index: int
+    name: str
+    phase: str
+    started: bool = False  # an attempt of it started running (or it ended)
+    args: Mapping[str, Any] | None = None  # read only for a SameArgs dependency
+
+
+@dataclass(frozen=True)
+class UpstreamRecord:
+    """An experiment named in a ``dependsOn``, read for the dependents' plan (on any cluster)."""
+
+    name: str
+    cluster: str
+    units: tuple[UpstreamUnit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,3 +116,8 @@ class ExperimentRecord:
     work_units: tuple[WorkUnitRecord, ...] = field(default_factory=tuple)
     #: the status inputs; without them (a plan of the work units alone) no status is planned
     status: StatusRecord | None = None
+    #: experiments named by dependencies of work units not yet submitted (None: no such
+    #: experiment); empty when none waits
+    upstream: Mapping[str, UpstreamRecord | None] = field(default_factory=dict)
+    #: index -> args of the work units not yet submitted, read only for a SameArgs dependency
+    waiting_args: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)

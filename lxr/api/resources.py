@@ -23,6 +23,14 @@ from lxr.api.cluster import (
     Resources,
     SSHConfig,
 )
+from lxr.api.dependencies import (
+    Dependency,
+    DependencyCondition,
+    DependencyMatch,
+    WorkUnitDependencies,
+    WorkUnitDependency,
+    dependency_condition,
+)
 from lxr.api.model import (
     API_VERSION,
     Condition,
@@ -45,6 +53,9 @@ __all__ = [
     "ClusterStatus",
     "Condition",
     "ConditionStatus",
+    "Dependency",
+    "DependencyCondition",
+    "DependencyMatch",
     "EnvSource",
     "Executable",
     "ExitCodeMatch",
@@ -65,6 +76,8 @@ __all__ = [
     "SSHConfig",
     "Sweep",
     "WorkUnit",
+    "WorkUnitDependencies",
+    "WorkUnitDependency",
     "WorkUnitPhase",
     "WorkUnitSpec",
     "WorkUnitStatus",
@@ -148,11 +161,21 @@ class WorkUnitTemplate(SpecModel):
     name: str | None = None
     args: dict[str, ArgValue] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
+    depends_on: WorkUnitDependencies | None = Field(
+        default=None,
+        description="named work units of other experiments this one waits for (needs a name)",
+    )
 
     @field_validator("env")
     @classmethod
     def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
         return Executable._env_names(env)
+
+    @model_validator(mode="after")
+    def _named_if_waiting(self) -> WorkUnitTemplate:
+        if self.depends_on is not None and self.name is None:
+            raise ValueError("a work unit with dependsOn needs a name")
+        return self
 
 
 class Sweep(SpecModel):
@@ -302,6 +325,11 @@ class ExperimentSpec(SpecModel):
         description="when a re-applied sweep or workUnits no longer has a work unit: Delete "
         "(stop it, then remove it) or Retain (stop it, keep it with its history)",
     )
+    depends_on: list[Dependency] = Field(
+        default_factory=list,
+        description="experiments whose work units must end first (all of them); "
+        "a work unit waits in phase Waiting",
+    )
 
     @model_validator(mode="after")
     def _units_xor_sweep(self) -> ExperimentSpec:
@@ -389,6 +417,18 @@ class WorkUnitStatus(StatusModel):
     disruptions: int = 0
     next_attempt_after: datetime | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="DependenciesMet: False while the work unit waits (the message names "
+        "the unmet dependencies) or when they can no longer be met",
+    )
+
+    @model_validator(mode="after")
+    def _dependency_condition(self) -> WorkUnitStatus:
+        found = dependency_condition(self.phase.value, self.reason, self.message)
+        if found and not any(c.type == found["type"] for c in self.conditions):
+            self.conditions.append(Condition.model_validate(found))
+        return self
 
 
 class WorkUnit(StatusModel):

@@ -5,11 +5,12 @@ Nothing prints ``None``: an absent value is ``<none>`` (or ``-`` for a time).
 
 from __future__ import annotations
 
+import itertools
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lxr.api.phases import EXPERIMENT_INITIAL
+from lxr.api.phases import EXPERIMENT_INITIAL, WorkUnitPhase
 from lxr.cli.columns import write_table
 from lxr.cli.console import out
 from lxr.cli.output import TABLES, age, args_text, event_dict, to_dict
@@ -88,6 +89,11 @@ def _events(events: Sequence[Any]) -> None:
     _section("Events", table.headers(False), list(table.rows(map(event_dict, events), False)))
 
 
+def _dependency(dep: Mapping[str, Any]) -> str:
+    """``train (Succeeded, SameIndex)``."""
+    return f"{dep['experiment']} ({dep.get('condition')}, {dep.get('match')})"
+
+
 def describe_experiment(store: Any, name: str) -> None:
     """The experiment's spec summary, conditions, counts, work units needing attention and
     recent events. Counts and the units needing attention come from the database (SQL), so
@@ -125,6 +131,8 @@ def describe_experiment(store: Any, name: str) -> None:
             f"requeue={spec.get('requeue')} parallelism={spec.get('parallelism') or '-'}",
         ),
     ]
+    if spec.get("dependsOn"):
+        rows.append(("Depends on", ", ".join(_dependency(d) for d in spec["dependsOn"])))
     if st:
         counts = st.get("workUnits") or {}
         rows.append(("Work units", ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))))
@@ -135,6 +143,19 @@ def describe_experiment(store: Any, name: str) -> None:
     fields(rows)
     _conditions(st.get("conditions") or [])
 
+    total = (st.get("workUnits") or {}).get(WorkUnitPhase.WAITING.value, 0)
+    if total:
+        units = store.iter_work_units(
+            name, phase=WorkUnitPhase.WAITING.value, page_size=ATTENTION_LIMIT
+        )
+        waiting = list(itertools.islice(units, ATTENTION_LIMIT))
+        _section(
+            "Waiting work units",
+            ["NAME", "WAITING FOR"],
+            [[u["metadata"]["name"], u["status"].get("message") or ""] for u in waiting],
+        )
+        if total > len(waiting):
+            out(f"  ... and {total - len(waiting)} more")
     problem, total = store.work_units_needing_attention(name, limit=ATTENTION_LIMIT)
     if problem:
         table = TABLES["WorkUnit"]

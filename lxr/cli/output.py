@@ -186,6 +186,13 @@ def _job(st: Mapping[str, Any]) -> str:
     return f"{last['jobId']}[{index}]" if index is not None else last["jobId"]
 
 
+def _reason(st: Mapping[str, Any]) -> str:
+    """The reason, or for a waiting work unit what it waits for (its message)."""
+    if st.get("phase") == "Waiting" and st.get("message"):
+        return str(st["message"])
+    return st.get("reason") or ""
+
+
 def _wu_row(d: Mapping[str, Any], wide: bool = False) -> list[str]:
     st = d["status"]
     args = args_text(d["spec"].get("args") or {})
@@ -195,7 +202,7 @@ def _wu_row(d: Mapping[str, Any], wide: bool = False) -> list[str]:
         str(len(st.get("attempts") or [])),
         _job(st),
         "-" if st.get("exitCode") is None else str(st["exitCode"]),
-        st.get("reason") or "",
+        _reason(st),
         args if wide else shorten_middle(args, ARGS_WIDTH),
     ]
     if wide:

@@ -103,22 +103,27 @@ def _reconcile_here(store, until, timeout: float | None, follow: bool = False) -
 
 
 def reconcile_until_submitted(store, names: list[str], timeout: float | None) -> int:
-    """Run the reconciler here until every work unit of ``names`` reached the scheduler."""
+    """Run the reconciler here until every work unit of ``names`` reached the scheduler, or
+    waits for a dependency (the controller submits it when that is met)."""
 
     def submitted() -> bool:
         for name in names:
             st = store.get_experiment(name).status
             conds = {c.type: c.status.value for c in (st.conditions if st else [])}
             if conds.get("Submitted") != "True" and conds.get("Finished") != "True":
-                return False
+                return store.not_yet_submitted(names) == 0
         return True
 
     if not _reconcile_here(store, submitted, timeout) and not submitted():
         error("timed out before every work unit was submitted")
         return EXIT_FAILED
+    waiting = sum(
+        (store.get_experiment(n).status.work_units or {}).get("Waiting", 0) for n in names
+    )
+    what = f"submitted, {waiting} waiting for dependencies" if waiting else "submitted"
     note(
-        "submitted; no controller is running: start one with `lxr controller run` to "
-        "follow the work units (retries, preemption), or launch with --wait",
+        f"{what}; no controller is running: start one with `lxr controller run` to "
+        "follow the work units (retries, preemption, dependencies), or launch with --wait",
         dim=True,
     )
     return EXIT_OK

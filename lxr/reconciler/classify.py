@@ -4,19 +4,29 @@
 An attempt in flight: rejected by the scheduler, an intent not (yet) confirmed, adopted by its
 tag, or its task as the snapshot reports it (queued, running, succeeded, failed, cancelled by
 someone else, ended after lxr cancelled it, unreported, gone, lost). A work unit with nothing in
-flight: it must stop, waits out its backoff, or is ready to be submitted.
+flight: it must stop, waits out its backoff, waits for its dependencies (met, not yet, or
+never), or is ready to be submitted.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from lxr.api.dependencies import FAILED_REASON
 from lxr.api.phases import Event, SubmissionState, TaskPhase
 from lxr.api.records import AttemptRecord, WorkUnitRecord
 from lxr.api.resources import FailureReason
+from lxr.reconciler.dependencies import Verdict, VerdictKind
 from lxr.schedulers.base import Snapshot, TaskObservation
 
-__all__ = ["LOST_AFTER_SECONDS", "TASK_EVENTS", "Seen", "classify_attempt", "classify_idle"]
+__all__ = [
+    "LOST_AFTER_SECONDS",
+    "TASK_EVENTS",
+    "Seen",
+    "classify_attempt",
+    "classify_dependencies",
+    "classify_idle",
+]
 
 LOST_AFTER_SECONDS = 120.0
 
@@ -92,12 +102,36 @@ def classify_attempt(
 
 
 def classify_idle(
-    wu: WorkUnitRecord, next_attempt_after: float | None, why: str | None, now: float
+    wu: WorkUnitRecord,
+    next_attempt_after: float | None,
+    why: str | None,
+    now: float,
+    dependencies: Verdict | None = None,
 ) -> Seen:
-    """A work unit with no attempt in flight: stop it, let it wait out its backoff, or submit."""
-    del wu  # a dependency check would read it (the record is the classifier's input)
+    """A work unit with no attempt in flight: stop it, let it wait out its backoff, or submit.
+    ``dependencies``: the verdict on a unit not yet submitted that has some (None: it has
+    none): it waits, is submitted, or stops (``DependencyFailed``)."""
+    del wu  # the record is the classifier's input; the verdict was made from it
     if why:
         return Seen(Event.STOP_WANTED, reason=why, why=why)
+    if dependencies is not None:
+        return classify_dependencies(dependencies)
     if next_attempt_after is not None and next_attempt_after > now:
         return Seen(Event.BACKOFF_PENDING)
     return Seen(Event.READY)
+
+
+#: a dependency verdict -> the event of a work unit not yet submitted
+DEPENDENCY_EVENTS: dict[VerdictKind, Event] = {
+    VerdictKind.MET: Event.DEPENDENCY_MET,
+    VerdictKind.WAITING: Event.DEPENDENCY_PENDING,
+    VerdictKind.FAILED: Event.DEPENDENCY_FAILED,
+}
+
+
+def classify_dependencies(verdict: Verdict) -> Seen:
+    """A never-submitted unit's dependencies: met (submit it), not yet (it waits, the message
+    says for what), or never (it stops with reason ``DependencyFailed``)."""
+    event = DEPENDENCY_EVENTS[verdict.kind]
+    reason = FAILED_REASON if verdict.kind is VerdictKind.FAILED else None
+    return Seen(event, reason=reason, message=verdict.message or None)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lxr.api.dependencies import FAILED_REASON, MET_REASON, WAITING_REASON
 from lxr.api.phases import Effect, Event, Transition, check_attempt
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
 from lxr.api.resources import FailureReason
@@ -18,9 +19,18 @@ from lxr.reconciler.classify import Seen
 from lxr.reconciler.policy import account, backoff_seconds, next_scale
 from lxr.schedulers.base import Snapshot
 
-__all__ = ["CANCEL_REPEAT_SECONDS", "EFFECTS", "LAST_SEEN_REFRESH_SECONDS", "PlanState", "Work"]
+__all__ = [
+    "CANCEL_REPEAT_SECONDS",
+    "DEPENDENCY_EVENTS_PER_UNIT",
+    "EFFECTS",
+    "LAST_SEEN_REFRESH_SECONDS",
+    "PlanState",
+    "Work",
+]
 
 CANCEL_REPEAT_SECONDS = 30.0
+#: more work units than this meeting (or failing) their dependencies in one plan: one event
+DEPENDENCY_EVENTS_PER_UNIT = 20
 LAST_SEEN_REFRESH_SECONDS = 60.0
 
 
@@ -109,6 +119,8 @@ class PlanState:
         self.fail_experiment: tuple[str, str] | None = None
         self.fresh: list[SubmitEntry] = []
         self.retries: list[SubmitEntry] = []
+        #: work units whose dependencies were met / failed this plan: (index, message)
+        self.dependency_notes: dict[Event, list[tuple[int, str]]] = {}
 
     @property
     def stopping(self) -> str | None:
@@ -314,6 +326,42 @@ class PlanState:
             detail = self.detail(work, seen)
             self.fail_experiment = ("FailJobRule", f"work unit {work.record.index}: {detail}")
 
+    def _wait(self, work: Work, seen: Seen, row: Transition) -> None:
+        """The unmet dependencies become the message (written when they change)."""
+        wu = work.record
+        if wu.phase != row.target or wu.message != seen.message:
+            work.reason, work.message = WAITING_REASON, seen.message
+
+    def _note_dependency(self, work: Work, seen: Seen, row: Transition) -> None:
+        if row.event is Event.DEPENDENCY_MET:  # the reason says so until the attempt ends
+            work.reason, work.message = MET_REASON, None
+        notes = self.dependency_notes.setdefault(row.event, [])
+        notes.append((work.record.index, seen.message or ""))
+
+    def _dependency_failed(self, work: Work, seen: Seen, row: Transition) -> None:
+        work.reason, work.message = FAILED_REASON, seen.message
+        work.next_attempt_after = None
+
+    def dependency_events(self) -> list[Notice]:
+        """One event per work unit whose dependencies were met or failed this plan; past
+        :data:`DEPENDENCY_EVENTS_PER_UNIT` units, one event for the experiment."""
+        out: list[Notice] = []
+        for event, notes in self.dependency_notes.items():
+            met = event is Event.DEPENDENCY_MET
+            kind = "Normal" if met else "Warning"
+            if len(notes) <= DEPENDENCY_EVENTS_PER_UNIT:
+                for index, message in notes:
+                    text = "dependencies met: submitting" if met else f"stopped: {message}"
+                    name = f"{self.exp.name}/{index}"
+                    out.append(Notice(kind, event.value, text, "WorkUnit", name))
+                continue
+            shown = ", ".join(str(i) for i, _ in notes[:20]) + (" ..." if len(notes) > 20 else "")
+            what = "submitting" if met else f"stopped ({notes[0][1]}, ...)"
+            text = f"{len(notes)} work units' dependencies {'met' if met else 'failed'}: {what}"
+            out.append(Notice(kind, event.value, f"{text}; indexes {shown}", "Experiment",
+                              self.exp.name))  # fmt: skip
+        return out
+
     def _submit(self, work: Work, seen: Seen, row: Transition) -> None:
         wu = work.record
         scale = tuple(sorted((work.resource_scale or {}).items()))
@@ -337,6 +385,9 @@ EFFECTS: dict[Effect, Callable[[PlanState, Work, Seen, Transition], None]] = {
     Effect.FAIL_INDEX: PlanState._fail_index,
     Effect.FAIL_EXPERIMENT: PlanState._fail_experiment,
     Effect.SUBMIT: PlanState._submit,
+    Effect.WAIT: PlanState._wait,
+    Effect.NOTE_DEPENDENCY: PlanState._note_dependency,
+    Effect.DEPENDENCY_FAILED: PlanState._dependency_failed,
 }
 
 #: budget verdicts whose reason is the limit that was spent, with the message's ending

@@ -14,7 +14,8 @@ Each active work unit of an experiment goes through three small stages:
 Then, for the experiment as a whole: more failed work units than ``maxFailedIndexes`` fail it
 (``MaxFailedIndexesExceeded``); a failing experiment cancels what is still in flight now
 (``ExperimentFailing``); work units with nothing in flight are classified (stop, wait out the
-backoff, or submit: first attempts as one ``Submit`` array, retries as one ``Resubmit``).
+backoff, wait for a dependency, or submit: first attempts, those whose dependencies were met
+this cycle among them, as one ``Submit`` array, retries as one ``Resubmit``).
 Last, the experiment's status (phase, conditions, counts) is derived from the counts the
 record was read with, moved by this plan's decisions (:func:`~lxr.reconciler.status.plan_status`):
 one ``SetStatus`` when it changed, or ``Finalize`` (remove it) once a deleted experiment has no
@@ -61,6 +62,7 @@ from lxr.reconciler.classify import (
     classify_attempt,
     classify_idle,
 )
+from lxr.reconciler.dependencies import DependencyIndex, needs_upstream
 from lxr.reconciler.effects import (
     CANCEL_REPEAT_SECONDS,
     EFFECTS,
@@ -160,11 +162,17 @@ class _ExperimentPlan(PlanState):
                     if job_id is not None:
                         self.fire(work, Seen(Event.EXPERIMENT_FAILING, att, job_id=job_id))
 
+        deps = DependencyIndex(self.exp) if needs_upstream(self.exp) else None
         for work in works:
             if work.phase in WORK_UNIT_TERMINAL or work.active is not None:
                 continue
             why = self.stopping_for(work.record)
-            self.fire(work, classify_idle(work.record, work.next_attempt_after, why, self.now))
+            verdict = None
+            if deps is not None and not why and deps.has_dependencies(work.record):
+                verdict = deps.verdict(work.record)
+            seen = classify_idle(work.record, work.next_attempt_after, why, self.now, verdict)
+            self.fire(work, seen)
+        self.events.extend(self.dependency_events())
         return self.actions(works)
 
     def actions(self, works: list[Work]) -> list[Action]:

@@ -14,6 +14,8 @@ Every write is one transaction. One module per concern, each a part of :class:`S
 - :mod:`~lxr.store.clusters`: cluster conditions (``Reachable``), deleting clusters
 - :mod:`~lxr.store.leases`: the leader lease
 - :mod:`~lxr.store.counters`: totals for metrics
+- :mod:`~lxr.store.dependencies`: upstream work units for the plan, apply's dependency checks,
+  dependents and waiting work units
 - :mod:`~lxr.store.codecs`: rows to records and API objects, patches to rows
 
 Apart from :class:`Store`, :mod:`~lxr.store.reads` reads what ``lxr get`` and ``describe``

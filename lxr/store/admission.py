@@ -22,6 +22,7 @@ from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_INITIAL
 from lxr.api.resources import Cluster, ClusterSpec, Experiment, ExperimentSpec
 from lxr.api.sweep import expand_work_units, unit_identities
 from lxr.store.codecs import event_row
+from lxr.store.dependencies import check_dependencies
 from lxr.store.engine import StoreEngine
 from lxr.store.errors import Conflict, Invalid, NotFound
 from lxr.store.queries import (
@@ -39,7 +40,7 @@ __all__ = ["IMMUTABLE_SPEC_FIELDS", "UNIT_SPEC_FIELDS", "Admission", "ApplyResul
 
 #: spec fields that define what every work unit runs and where; like a Kubernetes Job's
 #: template they cannot change (``workUnits`` and ``sweep`` can: a sweep edit)
-IMMUTABLE_SPEC_FIELDS = ("cluster", "executable", "resources")
+IMMUTABLE_SPEC_FIELDS = ("cluster", "executable", "resources", "dependsOn")
 #: spec fields that list the work units: a change is reconciled unit by unit (a sweep edit)
 UNIT_SPEC_FIELDS = ("workUnits", "sweep")
 
@@ -77,12 +78,20 @@ class Admission(StoreEngine):
         *,
         dry_run: bool = False,
         pending_clusters: Sequence[str] = (),
+        pending_experiments: Mapping[str, ExperimentSpec] | None = None,
     ) -> ApplyResult:
         """Create or update ``obj``'s desired state (status and server fields are ignored).
 
         ``pending_clusters`` names clusters a dry run would create first, so an experiment on
-        one of them is not refused for naming an unknown cluster.
+        one of them is not refused for naming an unknown cluster; ``pending_experiments`` the
+        experiments applied with it, which its dependencies may name (and which take part in
+        the cycle check).
         """
+        if isinstance(obj, Experiment):
+            with self.session() as s:
+                batch = dict(pending_experiments or {})
+                batch[obj.metadata.name] = obj.spec
+                check_dependencies(s, batch)
         for _ in range(CONFLICT_RETRIES):
             try:
                 if isinstance(obj, Cluster):
@@ -99,8 +108,12 @@ class Admission(StoreEngine):
         when one is refused, none is written. Results come in the order applied."""
         ordered = sorted(objs, key=lambda o: not isinstance(o, Cluster))
         batch = [o.metadata.name for o in ordered if isinstance(o, Cluster)]
+        exps = {o.metadata.name: o.spec for o in ordered if isinstance(o, Experiment)}
         with self.transaction():
-            return [self.apply(o, dry_run=dry_run, pending_clusters=batch) for o in ordered]
+            return [
+                self.apply(o, dry_run=dry_run, pending_clusters=batch, pending_experiments=exps)
+                for o in ordered
+            ]
 
     def _apply_cluster(self, obj: Cluster, dry_run: bool) -> ApplyResult:
         spec = normal_spec(obj.spec)

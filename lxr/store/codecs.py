@@ -237,7 +237,7 @@ class _ViewCodec:
 
 
 _ATTEMPT_VIEW = _ViewCodec(Attempt, {"attempt": "number", "index": "array_index"})
-_WORK_UNIT_STATUS_VIEW = _ViewCodec(WorkUnitStatus, {}, skip=("attempts",))
+_WORK_UNIT_STATUS_VIEW = _ViewCodec(WorkUnitStatus, {}, skip=("attempts", "conditions"))
 _EXPERIMENT_STATUS_VIEW = _ViewCodec(
     ExperimentStatus,
     {"work_units": "counts"},

@@ -3,12 +3,13 @@ frozen records (the planner's input), and a recorded submission to (re)submit.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lxr.api.dependencies import upstream_experiments
 from lxr.api.phases import WorkUnitPhase
 from lxr.api.records import FAILED_INDEXES_SHOWN, ExperimentRecord, StatusRecord
 from lxr.api.resources import ExperimentSpec
@@ -18,6 +19,7 @@ from lxr.store.codecs import (
     experiment_record,
     status_record,
 )
+from lxr.store.dependencies import upstream_inputs
 from lxr.store.engine import StoreEngine
 from lxr.store.errors import NotFound
 from lxr.store.queries import TERMINAL, unfinished_experiment
@@ -54,7 +56,9 @@ class DesiredState(StoreEngine):
             return sorted(s.scalars(q))
 
     def load_desired(self, cluster: str) -> list[ExperimentRecord]:
-        """Active experiments on ``cluster`` with their non-terminal work units."""
+        """Active experiments on ``cluster`` with their non-terminal work units, and, for those
+        with dependencies and work units not yet submitted, their upstream experiments' work
+        units (whatever cluster those run on)."""
         out: list[ExperimentRecord] = []
         w = WorkUnitRow
         # one query of plain tuples per experiment: ORM objects cost ~5x more at 100k rows
@@ -78,7 +82,11 @@ class DesiredState(StoreEngine):
                 status = self._status_inputs(s, exp)
                 failed_count = status.counts.get(WorkUnitPhase.FAILED, 0)
                 units = tuple(unit(r[:n], None if r[n] is None else attempt(r[n:])) for r in rows)
-                out.append(experiment_record(exp, failed_count, units, status))
+                record = experiment_record(exp, failed_count, units, status)
+                if upstream_experiments(record.spec):
+                    upstream, args = upstream_inputs(s, exp.uid, record.spec, units)
+                    record = replace(record, upstream=upstream, waiting_args=args)
+                out.append(record)
         return out
 
     @staticmethod

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from lxr.api.dependency_reasons import dependency_condition
+
 __all__ = [
     "API_VERSION",
     "ATTEMPT_COLUMNS",
@@ -152,6 +154,8 @@ def unit_json(
         labels["name"] = name
     status = _fields(_UNIT_STATUS, row[5:], {})
     status["attempts"] = attempts
+    found = dependency_condition(status["phase"], status.get("reason"), status.get("message"))
+    status["conditions"] = [found] if found else []
     return {
         "apiVersion": API_VERSION,
         "kind": "WorkUnit",

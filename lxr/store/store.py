@@ -5,6 +5,7 @@ from __future__ import annotations
 from lxr.store.admission import Admission
 from lxr.store.clusters import ClusterStatusWrites
 from lxr.store.counters import Counters
+from lxr.store.dependencies import DependencyViews
 from lxr.store.desired import DesiredState
 from lxr.store.events import Events
 from lxr.store.leases import Leases
@@ -29,5 +30,6 @@ class Store(
     ClusterStatusWrites,
     Leases,
     Counters,
+    DependencyViews,
 ):
     """Access to lxr's database. Cheap to create; one per process is enough."""

@@ -38,6 +38,7 @@ from lxr.xm_cluster.context import (
     ANNOTATION_TAGS,
     ExperimentContext,
 )
+from lxr.xm_cluster.dependencies import JobDependency, per_element
 from lxr.xm_cluster.launch_controller import start_controller, stop_controller
 from lxr.xm_cluster.packaging import package_batch, reset_build_cache
 from lxr.xm_cluster.stagers import ClusterStagers
@@ -122,6 +123,7 @@ class ClusterExperiment(xm.Experiment):
         self._controller: subprocess.Popen[bytes] | None = None
         self._stop_requests: set[tuple[str, int]] = set()
         self._entered = False
+        self._next_dependency: JobDependency | None = None  # for the unit add() makes
 
     # ---------------------------------------------------------------- identity
 
@@ -183,6 +185,7 @@ class ClusterExperiment(xm.Experiment):
                         return _done(wu)
             wu_id = max(self._work_units, default=0) + 1
             wu = ClusterWorkUnit(self, self._create_task, args, role, wu_id, identity)
+            wu.dependency = self._next_dependency
             self._work_units[wu_id] = wu
         return _done(wu)
 
@@ -210,6 +213,10 @@ class ClusterExperiment(xm.Experiment):
         ``args=[{...}, ...]`` (xmanager-slurm), one work unit per element, element ``k`` with
         identity ``<identity>_<k>``; the awaitable gives the list of them.
 
+        ``dependency=`` (xmanager-slurm's): ``wu.after_completed()`` and the like, combined
+        with ``&``/``|``; with ``args=[...]``, one dependency for every unit or a list of one
+        per element.
+
         Outside a ``with`` block (an experiment from :func:`get_experiment`), each call is its
         own block: the units are written when it returns.
         """
@@ -217,9 +224,11 @@ class ClusterExperiment(xm.Experiment):
             with self:
                 return self.add(job, args, **kwargs)
         identity = kwargs.pop("identity", "") or ""
+        dependency = kwargs.pop("dependency", None)
         if isinstance(args, Sequence) and not isinstance(args, str | bytes | Mapping):
+            deps = per_element(dependency, len(args))
             futs = [
-                self._add_one(job, a, f"{identity}_{k}" if identity else "", kwargs)
+                self._add_one(job, a, f"{identity}_{k}" if identity else "", kwargs, deps[k])
                 for k, a in enumerate(args)
             ]
 
@@ -227,9 +236,16 @@ class ClusterExperiment(xm.Experiment):
                 return [await f for f in futs]
 
             return asyncio.wrap_future(self._create_task(gather()), loop=self._event_loop)
-        return self._add_one(job, args, identity, kwargs)
+        return self._add_one(job, args, identity, kwargs, per_element(dependency, None)[0])
 
-    def _add_one(self, job: Any, args: Any, identity: str, kwargs: dict[str, Any]) -> Any:
+    def _add_one(
+        self,
+        job: Any,
+        args: Any,
+        identity: str,
+        kwargs: dict[str, Any],
+        dependency: JobDependency | None = None,
+    ) -> Any:
         existing = self._by_identity(identity)
         if existing is not None:
             # a stored unit that ended Failed or Stopped runs again (lxr rerun): relaunching
@@ -241,7 +257,11 @@ class ClusterExperiment(xm.Experiment):
             done: futures.Future[Any] = futures.Future()
             done.set_result(existing)
             return asyncio.wrap_future(done, loop=self._event_loop)
-        return super().add(job, args, identity=identity, **kwargs)
+        self._next_dependency = dependency
+        try:
+            return super().add(job, args, identity=identity, **kwargs)
+        finally:
+            self._next_dependency = None
 
     def _by_identity(self, identity: str) -> ClusterWorkUnit | None:
         if not identity:

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from xmanager import xm
 
+from lxr.api.dependencies import DependencyCondition
 from lxr.api.phases import WORK_UNIT_ACTIVE, WorkUnitPhase
 from lxr.store import NotFound
 from lxr.xm_cluster.array_job import ArrayJob
+from lxr.xm_cluster.dependencies import JobDependency, after, combine_all
 from lxr.xm_cluster.executors import executor_resources
 from lxr.xm_cluster.packaging import ClusterExecutable
 
@@ -95,11 +97,46 @@ class ClusterWorkUnit(xm.WorkUnit):
         self.tasks: list[Task] = []
         self._refs: list[tuple[str, int]] = []  # rehydrated from the store
         self._stopped_before_write = False
+        #: what its tasks wait for (``experiment.add(..., dependency=...)``), if anything
+        self.dependency: JobDependency | None = None
 
     @property
     def work_unit_id(self) -> int:
         """1, 2, ... in the order units were added."""
         return self._work_unit_id
+
+    # ---------------------------------------------------------------- dependencies
+
+    def after_started(self, *, time: Any = None) -> JobDependency:
+        """A dependency met once every task of this unit started running (or ended)."""
+        return after(self, DependencyCondition.STARTED, time)
+
+    def after_finished(self) -> JobDependency:
+        """A dependency met once every task of this unit ended, however."""
+        return after(self, DependencyCondition.FINISHED)
+
+    def after_completed(self) -> JobDependency:
+        """A dependency met once every task of this unit succeeded; it fails (the dependent
+        ends ``Stopped``, reason ``DependencyFailed``) when one ends for good otherwise."""
+        return after(self, DependencyCondition.SUCCEEDED)
+
+    def after_failed(self) -> JobDependency:
+        """A dependency met once every task of this unit ended without success."""
+        return after(self, DependencyCondition.FAILED)
+
+    def add(
+        self,
+        job: Any,
+        args: Mapping[str, Any] | None = None,
+        *,
+        dependency: JobDependency | None = None,
+        identity: str = "",
+    ) -> Any:
+        """XManager's ``add``; ``dependency`` (xmanager-slurm's) holds the jobs back until it
+        is met (with one given to ``experiment.add`` too, both must be)."""
+        if dependency is not None:
+            self.dependency = combine_all([self.dependency, dependency])
+        return super().add(job, args, identity=identity)
 
     @property
     def experiment_unit_name(self) -> str:

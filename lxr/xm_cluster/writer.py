@@ -31,6 +31,7 @@ from lxr.store import Store
 from lxr.xm_cluster.accelerators import resolve_accelerator
 from lxr.xm_cluster.commands import runtime_command, split_args, substitute
 from lxr.xm_cluster.context import ANNOTATION_TITLE
+from lxr.xm_cluster.dependencies import resolve_dependency
 from lxr.xm_cluster.executors import executor_resources
 from lxr.xm_cluster.packaging import ClusterExecutable, build_fileset_blob
 from lxr.xm_cluster.specs import PLACEHOLDER_RE, fileset_by_uid, resolve_path
@@ -43,11 +44,13 @@ __all__ = [
     "LABEL_EXPERIMENT_ID",
     "REJECTED_IS_FINAL",
     "Built",
+    "add_dependencies",
     "artifacts_needed",
     "build_task",
     "group_tasks",
     "lxr_experiment",
     "slug",
+    "task_label",
     "write_tasks",
 ]
 
@@ -166,6 +169,44 @@ def build_task(
     )
 
 
+def task_label(task: Task) -> str:
+    """The lxr work unit's name of a task: its xm work unit id, ``.<n>`` when it has several."""
+    wu = task.work_unit
+    label = str(wu.work_unit_id)
+    return label + (f".{task.number}" if len(wu.tasks) > 1 else "")
+
+
+def add_dependencies(
+    store: Store, experiments: Sequence[tuple[Experiment, Sequence[Built]]]
+) -> None:
+    """Each task's xm dependency as its lxr work unit's ``dependsOn``, naming the upstream
+    tasks' lxr work units: those written now, before, or stored (a reattached unit)."""
+    planned = {
+        id(b.task): (exp.metadata.name, task_label(b.task))
+        for exp, members in experiments
+        for b in members
+    }
+
+    def names(wu: Any) -> list[tuple[str, str]]:
+        found = []
+        for t in wu.tasks:
+            if id(t) in planned:
+                found.append(planned[id(t)])
+            elif t.ref is not None:
+                found.append((t.ref[0], task_label(t)))
+        for name, idx in wu._refs:  # rehydrated: the name is the stored unit's
+            [unit] = store.list_work_units(name, index=idx)
+            found.append((name, unit.metadata["labels"].get("name", str(idx))))
+        return found
+
+    for exp, members in experiments:
+        templates = exp.spec.work_units or []
+        for tpl, b in zip(templates, members, strict=True):
+            dep = b.task.work_unit.dependency
+            if dep is not None:
+                tpl.depends_on = resolve_dependency(dep, names)
+
+
 def group_tasks(built: Sequence[Built]) -> list[list[Built]]:
     """Tasks that can share one lxr Experiment (and so job arrays), in order."""
     groups: dict[tuple[str, str], list[Built]] = {}
@@ -189,13 +230,9 @@ def lxr_experiment(
         common = {k: v for k, v in common.items() if b.env.get(k) == v}
     units = []
     for b in members:
-        wu = b.task.work_unit
-        label = str(wu.work_unit_id)
-        if len(wu.tasks) > 1:
-            label += f".{b.task.number}"
         units.append(
             WorkUnitTemplate(
-                name=label,
+                name=task_label(b.task),
                 args=b.args,
                 env={k: v for k, v in b.env.items() if k not in common},
             )
@@ -248,10 +285,12 @@ async def write_tasks(
     specs = {c: store.get_cluster(c).spec for c in needs}
     built = [build_task(t, reports[t.cluster], extra_filesets, specs[t.cluster]) for t in ordered]
     experiments = [(make_experiment(members), members) for members in group_tasks(built)]
-    # 4. one transaction for all of them
+    add_dependencies(store, experiments)
+    # 4. one transaction for all of them (their dependencies may name one another)
+    batch = {exp.metadata.name: exp.spec for exp, _ in experiments}
     with store.transaction():
         for exp, _ in experiments:
-            store.apply(exp)
+            store.apply(exp, pending_experiments=batch)
     for exp, members in experiments:
         for idx, b in enumerate(members):
             b.task.ref = (exp.metadata.name, idx)

@@ -3,6 +3,7 @@ cancelled, then they are removed. Other kinds register a deleter in ``DELETERS``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,6 +37,14 @@ _WaitOpt = Annotated[
 _TimeoutOpt = Annotated[
     float | None, typer.Option("--timeout", help="Give up waiting after S seconds.")
 ]
+_ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Delete an experiment even when unfinished experiments depend on it (their "
+        "waiting work units stop with reason DependencyFailed).",
+    ),
+]
 _IgnoreOpt = Annotated[
     bool, typer.Option("--ignore-not-found", help="A name that does not exist is not an error.")
 ]
@@ -48,17 +57,31 @@ def delete_experiments(
     wait: bool,
     timeout: float | None,
     wait_for_cancel: bool = False,
+    force: bool = False,
 ) -> int:
     """Mark experiments for deletion, wake the controller and (``wait``) wait until gone.
     Those on a cluster the controller cannot reach are removed here, with a warning (their
-    tasks may still run), unless ``wait_for_cancel``."""
+    tasks may still run), unless ``wait_for_cancel``. One that unfinished experiments depend
+    on (others than those deleted with it) is refused, unless ``force``."""
     from lxr.cli.clusters import forget_unreachable, on_unreachable_clusters
     from lxr.store import NotFound
 
     asked, missing, clusters = [], [], {}
+    refused: dict[str, list[str]] | None = {} if force else None
     for name in names:
         try:
-            clusters[name] = store.get_experiment(name).spec.cluster
+            cluster = store.get_experiment(name).spec.cluster
+            if refused is None:  # read once the store is known to exist
+                refused = store.dependents(names)
+            if name in refused:
+                error(
+                    f"experiment {name}: {', '.join(refused[name])} depend(s) on it and "
+                    "have not finished; delete them too, or use --force (their waiting work "
+                    "units then stop with reason DependencyFailed)"
+                )
+                missing.append(name)
+                continue
+            clusters[name] = cluster
             store.delete_experiment(name)
         except NotFound as exc:
             if not ignore_not_found:
@@ -98,12 +121,18 @@ def _delete(
     ignore_not_found: _IgnoreOpt = False,
     wait: _WaitOpt = True,
     timeout: _TimeoutOpt = 300,
+    force: _ForceOpt = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         if filename is not None:
             die("-f FILE or KIND NAME: give one of them")
         # flags given before the kind hold for it too
-        ctx.obj = {"ignore_not_found": ignore_not_found, "wait": wait, "timeout": timeout}
+        ctx.obj = {
+            "ignore_not_found": ignore_not_found,
+            "wait": wait,
+            "timeout": timeout,
+            "force": force,
+        }
         return
     if filename is None:
         die("what to delete? lxr delete experiment NAME, -l SELECTOR, --all, or -f FILE")
@@ -118,6 +147,8 @@ def _delete(
     code = EXIT_OK
     for kind, names in by_kind.items():
         deleter = DELETERS.get(kind)
+        if kind == "Experiment":
+            deleter = functools.partial(delete_experiments, force=force)
         if deleter is None:
             warn(f"{filename}: cannot delete a {kind} ({', '.join(names)}) with lxr delete")
             code = EXIT_FAILED
@@ -147,12 +178,15 @@ def delete_experiment_cmd(
             "that its jobs may still run).",
         ),
     ] = False,
+    force: _ForceOpt = False,
 ) -> None:
     """Delete experiments: their running and queued tasks are cancelled, then they are
     removed. One on a cluster the controller cannot reach is removed here at once, with a
-    warning naming the jobs that may still run there, unless --wait-for-cancel."""
+    warning naming the jobs that may still run there, unless --wait-for-cancel. One that
+    unfinished experiments depend on is refused, unless deleted with them or --force."""
     group = (ctx.obj or {}) if ctx is not None else {}
     ignore_not_found = ignore_not_found or group.get("ignore_not_found", False)
+    force = force or group.get("force", False)
     wait = wait and group.get("wait", True)
     timeout = timeout if group.get("timeout", 300) == 300 else group["timeout"]
     wanted = names_for("Experiment", names)
@@ -167,7 +201,9 @@ def delete_experiment_cmd(
             out("No experiments found.")
             raise typer.Exit(EXIT_OK)
     raise typer.Exit(
-        delete_experiments(store, wanted, ignore_not_found, wait, timeout, wait_for_cancel)
+        delete_experiments(
+            store, wanted, ignore_not_found, wait, timeout, wait_for_cancel, force=force
+        )
     )
 
 

@@ -1,0 +1,1 @@
+"""Train, then evaluate (the programs of the job-dependencies example)."""
