@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from lxr.api.dependencies import (
     Dependency,
@@ -16,9 +17,13 @@ from lxr.api.dependencies import (
 )
 from lxr.api.phases import Event, IllegalTransition, WorkUnitPhase, work_unit_transition
 from lxr.api.records import UpstreamRecord, UpstreamUnit
-from lxr.api.resources import Executable, ExperimentSpec, WorkUnitTemplate
+from lxr.api.resources import Executable, Experiment, ExperimentSpec, WorkUnitTemplate
+from lxr.metrics import Metrics
 from lxr.reconciler.actions import Submit
+from lxr.reconciler.controller import Controller
 from lxr.reconciler.planner import plan_experiment
+from lxr.store import Store
+from lxr.testing import run_cycles
 from tests.test_planner import NOW, exp, only, snap, update, wu
 
 C, M = DependencyCondition, DependencyMatch
@@ -268,3 +273,30 @@ def test_the_rows_exist_and_terminal_is_terminal() -> None:
             work_unit_transition(WorkUnitPhase.STOPPED, event)
     with pytest.raises(IllegalTransition):  # a unit in flight never waits again
         work_unit_transition(WorkUnitPhase.RUNNING, Event.DEPENDENCY_PENDING)
+
+
+def test_waiting_units_are_counted_in_the_store_and_the_metrics(store: Store) -> None:
+    """A controller pass on the store: units whose upstream has not run are Waiting, in
+    ``lxr_work_units{phase="Waiting"}``; their experiment stays Pending."""
+    base = {"cluster": "local", "executable": {"command": ["sleep", "30"]}}
+    sweep = {"grid": {"i": [0, 1, 2]}}
+    upstream = {"metadata": {"name": "train"}, "spec": {**base, "sweep": sweep}}
+    down = {
+        "metadata": {"name": "eval"},
+        "spec": {**base, "sweep": sweep, "dependsOn": [{"experiment": "train"}]},
+    }
+    store.apply_all([Experiment.model_validate(upstream), Experiment.model_validate(down)])
+    metrics = Metrics(registry=CollectorRegistry())
+    ctl = Controller(store, metrics=metrics)
+    try:
+        run_cycles(store, 1, ctl)
+        phases = {u.spec.index: u.status.phase.value for u in store.list_work_units("eval")}
+        assert phases == {0: "Waiting", 1: "Waiting", 2: "Waiting"}
+        assert store.get_experiment("eval").status.phase.value == "Pending"
+        assert store.not_yet_submitted(["eval"]) == 0
+        ctl.publish_snapshot()
+        text = generate_latest(metrics.registry).decode()
+        assert 'lxr_work_units{cluster="local",phase="Waiting"} 3.0' in text
+    finally:
+        store.stop_work_units("train", [0, 1, 2])
+        run_cycles(store, 2, ctl)
