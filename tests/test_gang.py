@@ -326,3 +326,157 @@ def test_replicas_and_the_topology_idiom_become_ranks() -> None:
         xm_cluster.GridEngine(parallel_environments={"smp": 4}, cluster="g")
     )
     assert (one.cpus, one.gang) == (4, False)
+
+
+# ---------------------------------------------------------------------------- components
+
+FX = Path(__file__).parent / "fixtures" / "slurm"
+COMPONENTS = {
+    "metadata": {"name": "serve"},
+    "spec": {
+        "cluster": "dev",
+        "resources": {"cpus": 1, "partition": "multi"},
+        "components": {
+            "server": {"executable": {"command": ["python3", "server.py"]}},
+            "client": {
+                "executable": {"command": ["python3", "client.py"], "env": {"A": "1"}},
+                "resources": {"nodes": 2},
+                "args": {"rounds": 3},
+            },
+        },
+        "sweep": {"grid": {"seed": [1, 2]}},
+    },
+}
+
+
+def test_an_experiment_of_components() -> None:
+    from lxr.api.resources import component_variable
+
+    exp = Experiment.model_validate(COMPONENTS)
+    assert list(exp.spec.components or {}) == ["server", "client"]
+    assert exp.spec.main.command == ["python3", "server.py"]
+    assert exp.spec.ranks == 3  # 1 server + 2 clients
+    assert component_variable("param-server") == "LXR_COMPONENT_PARAM_SERVER_NODELIST"
+    bad = {**COMPONENTS["spec"], "executable": {"command": ["x"]}}
+    with pytest.raises(ValidationError, match="either executable or components"):
+        Experiment.model_validate({"metadata": {"name": "x"}, "spec": bad})
+    with pytest.raises(ValidationError, match="either executable or components"):
+        Experiment.model_validate({"metadata": {"name": "x"}, "spec": {}})
+    clash = {"a-b": {"executable": {"command": ["x"]}}, "a_b": {"executable": {"command": ["x"]}}}
+    with pytest.raises(ValidationError, match="differ in more than"):
+        Experiment.model_validate({"metadata": {"name": "x"}, "spec": {"components": clash}})
+    with pytest.raises(ValidationError, match="component name 'Server'"):
+        Experiment.model_validate(
+            {"metadata": {"name": "x"}, "spec": {"components": {"Server": clash["a-b"]}}}
+        )
+
+
+def test_grid_engine_refuses_components_when_applied(store: Store) -> None:
+    from lxr.api.resources import Cluster
+
+    store.apply(Cluster.model_validate({"metadata": {"name": "dev"}, "spec": {"scheduler": "sge"}}))
+    with pytest.raises(Invalid, match="spec.components .2 components.: not possible on a sge"):
+        store.apply(Experiment.model_validate(COMPONENTS))
+    store.apply(
+        Cluster.model_validate({"metadata": {"name": "dev2"}, "spec": {"scheduler": "slurm"}})
+    )
+    store.apply(
+        Experiment.model_validate({**COMPONENTS, "spec": {**COMPONENTS["spec"], "cluster": "dev2"}})
+    )
+
+
+def _het_job() -> ArrayJob:
+    from lxr.schedulers.base import JobComponent
+
+    server = [TaskSpec(5, ["python3", "server.py"], work_unit=5)]
+    client = [TaskSpec(5, ["python3", "client.py"], work_unit=5)]
+    return ArrayJob(
+        "tag1",
+        "serve",
+        "uid",
+        server,
+        Resources(cpus=1),
+        components=(
+            JobComponent("server", Resources(cpus=1, partition="multi"), server),
+            JobComponent("client", Resources(cpus=1, nodes=2, partition="multi"), client),
+        ),
+    )
+
+
+def test_components_are_one_heterogeneous_job() -> None:
+    files, argv = SlurmDriver("c", LocalTransport(), "/st").render(_het_job())
+    assert argv == ["sbatch", "--parsable", "/st/jobs/tag1/job.sbatch"]  # never an array
+    script = files["/st/jobs/tag1/job.sbatch"].decode()
+    head = [ln for ln in script.splitlines() if ln.startswith("#SBATCH")]
+    assert head.index("#SBATCH hetjob") > head.index("#SBATCH --partition=multi")
+    assert "#SBATCH --output=/st/jobs/tag1/logs/5.out" in head
+    assert head.count("#SBATCH --job-name=lxr-tag1") == 1
+    after = head[head.index("#SBATCH hetjob") + 1 :]
+    assert "#SBATCH --nodes=2" in after and "#SBATCH --ntasks-per-node=1" in after
+    assert 'export LXR_COMPONENT_SERVER_NODELIST="$SLURM_JOB_NODELIST_HET_GROUP_0"' in script
+    assert 'export LXR_COMPONENT_CLIENT_NODELIST="$SLURM_JOB_NODELIST_HET_GROUP_1"' in script
+    assert "srun --het-group=0 --kill-on-bad-exit=1 --nodes=1 --ntasks=1" in script
+    assert "srun --het-group=1 --kill-on-bad-exit=1 --nodes=2 --ntasks=2" in script
+    assert "/st/jobs/tag1/run-task.sh /st/jobs/tag1 5.client rank 1 &" in script
+    assert 'lxr_wait_first 0 "${pids[@]}"' in script
+    table = files["/st/jobs/tag1/tasks.tsv"].decode().splitlines()
+    assert [ln.split("\t")[0] for ln in table] == ["5.server", "5.client"]
+    with pytest.raises(Exception, match="one work unit"):
+        job = _het_job()
+        SlurmDriver("c", LocalTransport(), "/st").render(
+            ArrayJob(
+                "t",
+                "e",
+                "u",
+                [*job.tasks, TaskSpec(6, ["x"])],
+                job.resources,
+                components=job.components,
+            )
+        )
+
+
+def test_heterogeneous_jobs_read_from_squeue_and_sacct() -> None:
+    from lxr.schedulers.slurm.parse import het_row, observation, parse_sacct, parse_squeue
+
+    running = parse_squeue((FX / "hetjob-running.txt").read_text())
+    assert [(r.job_id, r.het_offset, r.array_index) for r in running] == [
+        ("1255", 0, None), ("1255", 1, None),
+    ]  # fmt: skip
+    assert observation(het_row(running)).phase is TaskPhase.RUNNING
+    failed = parse_squeue((FX / "hetjob-failed.txt").read_text())
+    obs = observation(het_row(failed))
+    assert (obs.phase, obs.reason, obs.exit_code) == (TaskPhase.FAILED, FailureReason.ERROR, 3)
+    acct = parse_sacct((FX / "hetjob-failed-sacct.txt").read_text())
+    assert sorted((r.job_id, r.het_offset, r.state) for r in acct) == [
+        ("1255", 0, "FAILED"), ("1255", 1, "FAILED"),
+    ]  # fmt: skip
+    done = parse_squeue((FX / "hetjob-completed.txt").read_text())
+    assert observation(het_row(done)).phase is TaskPhase.SUCCEEDED
+    # a component still running keeps the job running; a preempted one ends it as preempted
+    mixed = [failed[0], running[1]]
+    assert observation(het_row(mixed)).phase is TaskPhase.RUNNING
+    from dataclasses import replace
+
+    preempted = [replace(done[0]), replace(done[1], state="PREEMPTED")]
+    assert observation(het_row(preempted)).reason is FailureReason.PREEMPTED
+
+
+def test_the_driver_reports_a_heterogeneous_job_as_its_one_task(tmp_path: Path) -> None:
+    class Replay(LocalTransport):
+        async def run(self, argv, **kw):  # type: ignore[no-untyped-def, override]
+            from lxr.schedulers.transport import CommandResult
+
+            if argv[0] == "squeue":
+                return CommandResult(
+                    tuple(argv), 0, (FX / "hetjob-running.txt").read_text(), "", 0.0
+                )
+            return await super().run(argv, **kw)
+
+    driver = SlurmDriver("c", Replay(), str(tmp_path))
+    driver._prepared = True
+    driver.accounting = False
+    snap = anyio.run(driver.observe, ObserveQuery({"1255": frozenset({5})}))
+    assert set(snap.tasks) == {("1255", 5)} and snap.tasks[("1255", 5)].phase is TaskPhase.RUNNING
+    assert snap.tags == {"hetfail": "1255"}
+    # cancelled by its job id: it is not an array
+    assert driver.cancel_argv([], {"1255": {5}, "31": {2}}) == ["scancel", "1255", "31_2"]

@@ -225,3 +225,74 @@ def test_grid_engine_pe_of_four_slots_launches_four_ranks(
     }
     accounting = remote(dev_cluster, f"qacct -j {att.job_id} | grep -E '^(granted_pe|slots)'")
     assert "mpi" in accounting.stdout and re.search(r"slots\s+4", accounting.stdout)
+
+
+# ---------------------------------------------------------------------------- components
+
+SERVER = r"""
+import os, socket, sys
+port = int(sys.argv[1].split("=", 1)[1])
+server = socket.create_server(("", port))
+server.settimeout(60)
+conn, _ = server.accept()
+line = conn.makefile().readline().strip()
+conn.sendall(f"pong {line}\n".encode())
+print("SERVER got", line, "on", os.environ["SLURMD_NODENAME"], flush=True)
+"""
+CLIENT = r"""
+import os, socket, sys, time
+port = int(sys.argv[1].split("=", 1)[1])
+host = os.environ["LXR_COMPONENT_SERVER_NODELIST"]
+deadline = time.time() + 60
+while True:
+    try:
+        conn = socket.create_connection((host, port), timeout=5)
+        break
+    except OSError:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.2)
+conn.sendall(f"ping from {os.environ['SLURMD_NODENAME']}\n".encode())
+print("CLIENT", conn.makefile().readline().strip(), "via", host,
+      os.environ["LXR_COMPONENT_CLIENT_NODELIST"], flush=True)
+"""
+
+
+def test_a_server_and_a_client_are_one_heterogeneous_job(slurm: Slurm) -> None:
+    import secrets
+
+    from lxr.api.resources import Experiment
+
+    port = 20000 + secrets.randbelow(9000)
+    name = slurm.name("hetjob")
+    one = {"cpus": 1, "memory": "100Mi", "partition": "multi"}
+    slurm.store.apply(
+        Experiment.model_validate(
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "cluster": "dev-slurm",
+                    "resources": one,
+                    "components": {
+                        "server": {"executable": {"command": ["python3", "-c", SERVER]}},
+                        "client": {"executable": {"command": ["python3", "-c", CLIENT]}},
+                    },
+                    "workUnits": [{"args": {"port": port}}],
+                },
+            }
+        )
+    )
+    converge(slurm.store, [name], timeout=120, interval=0.5)
+    (unit,) = slurm.units(name)
+    assert unit.status.phase.value == "Succeeded", unit.status
+    (att,) = attempts_of(unit)
+    assert att.rank_exit_codes == [0, 0]
+    (sbatch,) = slurm.sbatches()
+    assert not any(a.startswith("--array") for a in sbatch)  # one job, not an array
+    parts = ssh(slurm.env, f"squeue --me -h -t all -j {att.job_id} -O JobArrayID").split()
+    assert sorted(parts) == [f"{att.job_id}+0", f"{att.job_id}+1"]
+    server = cli("logs", "experiment", name, "--wu", "0", "--component", "server")
+    client = cli("logs", "experiment", name, "--wu", "0", "--component", "client", "--rank", "0")
+    assert server.returncode == 0 and client.returncode == 0, server.stderr + client.stderr
+    assert "SERVER got ping from" in server.stdout
+    assert "CLIENT pong ping from" in client.stdout

@@ -68,6 +68,22 @@ def missing_script_paths(command: Sequence[str], working_dir: str) -> list[str]:
     return missing
 
 
+def _resolved(
+    exe: Executable, field: str, item: Loaded, remote: bool, warnings: list[str]
+) -> Executable:
+    """``exe`` with its working dir resolved; a warning per script path missing there."""
+    exe = resolve_executable(exe, item.base_dir, remote=remote)
+    if not remote:
+        assert exe.working_dir is not None
+        for arg in missing_script_paths(exe.command, exe.working_dir):
+            warnings.append(
+                f"{item.source}: {field}.command: {arg} does not exist in "
+                f"workingDir {exe.working_dir} (relative paths in command are relative "
+                "to workingDir, which defaults to the file's directory)"
+            )
+    return exe
+
+
 def resolve_loaded(
     loaded: Sequence[Loaded], cluster_spec: Callable[[str], ClusterSpec | None]
 ) -> tuple[list[Loaded], list[str]]:
@@ -88,15 +104,27 @@ def resolve_loaded(
             out.append(item)
             continue
         remote = spec.ssh is not None
-        exe = resolve_executable(obj.spec.executable, item.base_dir, remote=remote)
-        if not remote:
-            assert exe.working_dir is not None
-            for arg in missing_script_paths(exe.command, exe.working_dir):
-                warnings.append(
-                    f"{item.source}: spec.executable.command: {arg} does not exist in "
-                    f"workingDir {exe.working_dir} (relative paths in command are relative "
-                    "to workingDir, which defaults to the file's directory)"
+
+        update: dict[str, object] = {}
+        if obj.spec.executable is not None:
+            update["executable"] = _resolved(
+                obj.spec.executable, "spec.executable", item, remote, warnings
+            )
+        if obj.spec.components is not None:
+            update["components"] = {
+                name: c.model_copy(
+                    update={
+                        "executable": _resolved(
+                            c.executable,
+                            f"spec.components.{name}.executable",
+                            item,
+                            remote,
+                            warnings,
+                        )
+                    }
                 )
-        new_spec = obj.spec.model_copy(update={"executable": exe})
+                for name, c in obj.spec.components.items()
+            }
+        new_spec = obj.spec.model_copy(update=update)
         out.append(dataclasses.replace(item, obj=obj.model_copy(update={"spec": new_spec})))
     return out, warnings

@@ -51,6 +51,7 @@ __all__ = [
     "Cluster",
     "ClusterSpec",
     "ClusterStatus",
+    "Component",
     "Condition",
     "ConditionStatus",
     "Dependency",
@@ -82,6 +83,7 @@ __all__ = [
     "WorkUnitSpec",
     "WorkUnitStatus",
     "WorkUnitTemplate",
+    "component_variable",
     "parse_memory_mib",
 ]
 
@@ -305,11 +307,47 @@ class RemovedWorkUnitPolicy(str, Enum):
     RETAIN = "Retain"  # stopped if it runs, kept with its history (it counts as Stopped)
 
 
+_COMPONENT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+class Component(SpecModel):
+    """One part of a work unit that runs beside the others, co-scheduled in one job (a Slurm
+    heterogeneous job), e.g. a server and its clients. Every part sees every part's node list
+    as ``LXR_COMPONENT_<NAME>_NODELIST``."""
+
+    executable: Executable
+    resources: Resources = Field(
+        default_factory=Resources,
+        description="this part's resources, over the experiment's resources",
+    )
+    args: dict[str, ArgValue] = Field(
+        default_factory=dict, description="arguments of this part, before the work unit's"
+    )
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        return Executable._env_names(env)
+
+
+def component_variable(name: str) -> str:
+    """``LXR_COMPONENT_<NAME>_NODELIST`` for a component: upper case, ``-`` as ``_``."""
+    return f"LXR_COMPONENT_{name.upper().replace('-', '_')}_NODELIST"
+
+
 class ExperimentSpec(SpecModel):
     """Desired state of an experiment: what to run, where, and how hard to try."""
 
     cluster: str = "local"
-    executable: Executable
+    executable: Executable | None = Field(
+        default=None, description="what each work unit runs (or give components)"
+    )
+    components: dict[str, Component] | None = Field(
+        default=None,
+        description="co-scheduled parts of each work unit, by name (one heterogeneous job), "
+        "instead of executable",
+    )
     resources: Resources = Field(default_factory=Resources)
     work_units: list[WorkUnitTemplate] | None = None
     sweep: Sweep | None = None
@@ -330,6 +368,39 @@ class ExperimentSpec(SpecModel):
         description="experiments whose work units must end first (all of them); "
         "a work unit waits in phase Waiting",
     )
+
+    @model_validator(mode="after")
+    def _executable_xor_components(self) -> ExperimentSpec:
+        if (self.executable is None) == (self.components is None):
+            raise ValueError("give either executable or components")
+        if self.components is not None:
+            if not self.components:
+                raise ValueError("components is empty")
+            for name in self.components:
+                if not _COMPONENT_NAME_RE.match(name):
+                    raise ValueError(
+                        f"component name {name!r}: lower case letters, digits, - and _, "
+                        "starting with a letter"
+                    )
+            variables = [component_variable(n) for n in self.components]
+            if len(set(variables)) != len(variables):
+                raise ValueError("component names must differ in more than - and _")
+        return self
+
+    @property
+    def main(self) -> Executable:
+        """The executable (the first component's, for an experiment of components)."""
+        if self.executable is not None:
+            return self.executable
+        assert self.components
+        return next(iter(self.components.values())).executable
+
+    @property
+    def ranks(self) -> int:
+        """Processes of one work unit, over all its components."""
+        if self.components is None:
+            return self.resources.ranks
+        return sum(c.resources.merged_over(self.resources).ranks for c in self.components.values())
 
     @model_validator(mode="after")
     def _units_xor_sweep(self) -> ExperimentSpec:

@@ -104,7 +104,8 @@ def describe_experiment(store: Any, name: str) -> None:
     st = exp.get("status") or {}
     meta = exp["metadata"]
     spec = exp["spec"]
-    executable = spec["executable"]
+    # an experiment of components shows its first component's executable as its command
+    executable = spec.get("executable") or next(iter(spec["components"].values()))["executable"]
     rows: list[tuple[str, Any]] = [
         ("Name", meta["name"]),
         ("UID", meta.get("uid")),
@@ -118,6 +119,19 @@ def describe_experiment(store: Any, name: str) -> None:
         ("Cluster", spec["cluster"]),
         ("Command", shlex.join(executable["command"])),
         ("Working dir", executable.get("workingDir")),
+        *(
+            [
+                (
+                    "Components",
+                    ", ".join(
+                        f"{n}: {shlex.join(c['executable']['command'])}"
+                        for n, c in spec["components"].items()
+                    ),
+                )
+            ]
+            if spec.get("components")
+            else []
+        ),
         (
             "Generation",
             f"{meta.get('generation')} (observed {st.get('observedGeneration') or '-'})",

@@ -15,13 +15,13 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lxr.api.argv import task_argv
 from lxr.api.phases import SubmissionEvent, submission_transition
 from lxr.api.records import ExperimentRecord
-from lxr.api.resources import ClusterSpec, RequeuePolicy, Resources
+from lxr.api.resources import ClusterSpec, Executable, RequeuePolicy, Resources
 from lxr.reconciler.actions import (
     Action,
     Cancel,
@@ -35,7 +35,7 @@ from lxr.reconciler.actions import (
 )
 from lxr.reconciler.policy import scale_resources
 from lxr.reconciler.storecalls import StoreCalls
-from lxr.schedulers.base import ArrayJob, Driver, SubmitRejected, TaskSpec
+from lxr.schedulers.base import ArrayJob, Driver, JobComponent, SubmitRejected, TaskSpec
 from lxr.store import Store, SubmissionInfo
 
 if TYPE_CHECKING:
@@ -142,7 +142,8 @@ class Actor:
         if isinstance(action, Submit):  # and Resubmit
             exp = desired[action.experiment_uid]
             total = 0
-            size = max(1, self.driver.max_array_size)
+            # a heterogeneous job is never an array: one submission per work unit
+            size = 1 if exp.spec.components else max(1, self.driver.max_array_size)
             base = exp.spec.resources.merged_over(self.cluster_spec.defaults)
             # entries whose resources a failurePolicy rule scaled go out as arrays of their own
             by_scale: dict[tuple[tuple[str, Any], ...], list[SubmitEntry]] = {}
@@ -193,38 +194,55 @@ class Actor:
     def build_job(self, sub: SubmissionInfo) -> ArrayJob:
         """The array job a recorded submission stands for."""
         spec = sub.spec
-        tasks = [
-            TaskSpec(
-                array_index=array_index,
-                argv=task_argv(spec.executable.command, args),
-                env={
-                    **spec.executable.env,
-                    **env,
-                    "LXR_EXPERIMENT": sub.experiment,
-                    "LXR_WORK_UNIT": str(wu_index),
-                    "LXR_ATTEMPT": str(attempt),
-                },
-                working_dir=spec.executable.working_dir,
-                work_unit=wu_index,
-                attempt=attempt,
-                env_from=tuple(spec.executable.env_from),
+
+        def tasks_of(
+            exe: Executable, own_args: Mapping[str, Any], own_env: Mapping[str, str], **lxr: str
+        ) -> list[TaskSpec]:
+            return [
+                TaskSpec(
+                    array_index=array_index,
+                    argv=task_argv(exe.command, {**own_args, **args}),
+                    env={
+                        **exe.env,
+                        **own_env,
+                        **env,
+                        "LXR_EXPERIMENT": sub.experiment,
+                        "LXR_WORK_UNIT": str(wu_index),
+                        "LXR_ATTEMPT": str(attempt),
+                        **lxr,
+                    },
+                    working_dir=exe.working_dir,
+                    work_unit=wu_index,
+                    attempt=attempt,
+                    env_from=tuple(exe.env_from),
+                )
+                for array_index, wu_index, attempt, args, env in sub.tasks
+            ]
+
+        # what the attempts recorded they ask for (scaled by a failurePolicy rule); intents
+        # recorded before attempts kept it ask for the spec over the cluster's defaults
+        resources = (
+            spec.resources.merged_over(self.cluster_spec.defaults)
+            if sub.resources is None
+            else Resources.model_validate(sub.resources)
+        )
+        components = tuple(
+            JobComponent(
+                name,
+                c.resources.merged_over(resources),
+                tasks_of(c.executable, c.args, c.env, LXR_COMPONENT=name),
             )
-            for array_index, wu_index, attempt, args, env in sub.tasks
-        ]
+            for name, c in (spec.components or {}).items()
+        )
         return ArrayJob(
             tag=sub.tag,
             experiment=sub.experiment,
             experiment_uid=sub.experiment_uid,
-            tasks=tasks,
-            # what the attempts recorded they ask for (scaled by a failurePolicy rule); intents
-            # recorded before attempts kept it ask for the spec over the cluster's defaults
-            resources=(
-                spec.resources.merged_over(self.cluster_spec.defaults)
-                if sub.resources is None
-                else Resources.model_validate(sub.resources)
-            ),
+            tasks=components[0].tasks if components else tasks_of(spec.main, {}, {}),
+            resources=resources,
             throttle=spec.parallelism,
             scheduler_requeue=spec.requeue is RequeuePolicy.SCHEDULER,
+            components=components,
         )
 
     async def _submit(self, sub: SubmissionInfo) -> int:

@@ -18,6 +18,7 @@ from lxr.schedulers.transport import Transport
 __all__ = [
     "ArrayJob",
     "Driver",
+    "JobComponent",
     "LogPaths",
     "ObserveQuery",
     "SchedulerError",
@@ -102,8 +103,20 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class JobComponent:
+    """One co-scheduled part of every task of a job (a component of a heterogeneous job):
+    its resources and what it runs, one entry per task of the job (same array indexes)."""
+
+    name: str
+    resources: Resources
+    tasks: Sequence[TaskSpec]
+
+
+@dataclass(frozen=True)
 class ArrayJob:
-    """One job array to submit. ``tag`` is unique and recorded before submission."""
+    """One job array to submit. ``tag`` is unique and recorded before submission. With
+    ``components``, each task is those parts run side by side (``tasks`` is then the first
+    part's, and a scheduler submits one task per job)."""
 
     tag: str
     experiment: str
@@ -112,6 +125,7 @@ class ArrayJob:
     resources: Resources
     throttle: int | None = None
     scheduler_requeue: bool = False
+    components: Sequence[JobComponent] = ()
 
 
 @dataclass(frozen=True)
@@ -165,10 +179,15 @@ class Driver(abc.ABC):
         """Where a submission's files live on the cluster."""
         return f"{self.staging_dir}/jobs/{tag}"
 
-    def log_paths(self, tag: str, array_index: int, rank: int | None = None) -> LogPaths:
-        """Where the task's stdout and stderr go (``rank``: one rank's, of a task of several)."""
+    def log_paths(
+        self, tag: str, array_index: int, rank: int | None = None, component: str | None = None
+    ) -> LogPaths:
+        """Where the task's stdout and stderr go (``rank``: one rank's, of a task of several;
+        ``component``: of that part of a heterogeneous job, rank 0 unless given)."""
         base = f"{self.job_dir(tag)}/logs/{array_index}"
-        if rank is not None:
+        if component is not None:
+            base += f".{component}.rank{rank or 0}"
+        elif rank is not None:
             base += f".rank{rank}"
         return LogPaths(stdout=f"{base}.out", stderr=f"{base}.err")
 

@@ -48,9 +48,10 @@ class GangLayout:
         return self.nodes * self.tasks_per_node
 
 
-def gang_layout(resources: Resources) -> GangLayout | None:
-    """The layout of a work unit of several ranks; None for a plain task."""
-    if not resources.gang:
+def gang_layout(resources: Resources, always: bool = False) -> GangLayout | None:
+    """The layout of a work unit of several ranks; None for a plain task (unless
+    ``always``: a component of a heterogeneous job is launched as ranks even when one)."""
+    if not resources.gang and not always:
         return None
     return GangLayout(resources.nodes or 1, resources.tasks_per_node or 1, resources.cpus)
 
@@ -75,8 +76,9 @@ def _b64(items: Sequence[str]) -> str:
     return base64.b64encode(raw).decode()
 
 
-def task_table(tasks: Sequence[TaskSpec]) -> bytes:
-    """The task table for ``tasks``."""
+def task_table(tasks: Sequence[TaskSpec], suffix: str = "") -> bytes:
+    """The task table for ``tasks`` (keyed ``<index><suffix>``: a component of a
+    heterogeneous job is ``<index>.<name>``)."""
     lines = []
     for task in tasks:
         env = [f"{k}={v}" for k, v in task.env.items()]
@@ -87,7 +89,7 @@ def task_table(tasks: Sequence[TaskSpec]) -> bytes:
             kind = "file" if src.file is not None else "command"
             sources += [kind, str(int(src.optional)), str(len(words)), *words]
         lines.append(
-            f"{task.array_index}\t{_b64(task.argv)}\t{_b64(env)}\t{cwd}\t{_b64(sources)}\n"
+            f"{task.array_index}{suffix}\t{_b64(task.argv)}\t{_b64(env)}\t{cwd}\t{_b64(sources)}\n"
         )
     return "".join(lines).encode()
 
@@ -105,8 +107,13 @@ def job_files(
             for t in job.tasks
         ],
     }
+    if job.components:
+        meta["components"] = [c.name for c in job.components]
+        table = b"".join(task_table(c.tasks, f".{c.name}") for c in job.components)
+    else:
+        table = task_table(job.tasks)
     files = {
-        f"{job_dir}/{TASKS_FILE}": task_table(job.tasks),
+        f"{job_dir}/{TASKS_FILE}": table,
         f"{job_dir}/{LAUNCHER}": render_template("run-task.sh.j2").encode(),
         f"{job_dir}/job.json": (json.dumps(meta, indent=1) + "\n").encode(),
     }

@@ -40,7 +40,7 @@ __all__ = ["IMMUTABLE_SPEC_FIELDS", "UNIT_SPEC_FIELDS", "Admission", "ApplyResul
 
 #: spec fields that define what every work unit runs and where; like a Kubernetes Job's
 #: template they cannot change (``workUnits`` and ``sweep`` can: a sweep edit)
-IMMUTABLE_SPEC_FIELDS = ("cluster", "executable", "resources", "dependsOn")
+IMMUTABLE_SPEC_FIELDS = ("cluster", "executable", "components", "resources", "dependsOn")
 #: spec fields that list the work units: a change is reconciled unit by unit (a sweep edit)
 UNIT_SPEC_FIELDS = ("workUnits", "sweep")
 
@@ -158,7 +158,14 @@ class Admission(StoreEngine):
             cluster = ClusterSpec(scheduler="local")
         else:  # created by the same dry run: checked when it is applied for real
             return
-        problems = unsupported(cluster.scheduler, spec.resources.merged_over(cluster.defaults))
+        resources = spec.resources.merged_over(cluster.defaults)
+        problems = unsupported(cluster.scheduler, resources, components=len(spec.components or {}))
+        for name, c in (spec.components or {}).items():
+            problems += unsupported(
+                cluster.scheduler,
+                c.resources.merged_over(resources),
+                path=f"spec.components.{name}.resources",
+            )
         if problems:
             raise Invalid("; ".join(problems))
 

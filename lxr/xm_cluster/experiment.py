@@ -376,7 +376,7 @@ class ClusterExperiment(xm.Experiment):
             except NotFound:
                 return name
 
-    def _check_resources(self, cluster: str, resources: Resources) -> None:
+    def _check_resources(self, cluster: str, resources: Resources, components: int = 0) -> None:
         """Refuse at ``add`` what cannot be written: an accelerator the cluster's table lacks
         (a cluster not applied yet is reported when the block ends)."""
         try:
@@ -386,7 +386,9 @@ class ClusterExperiment(xm.Experiment):
                 return
             spec = ClusterSpec(scheduler="local")
         resolve_accelerator(resources, spec, cluster)
-        problems = unsupported(spec.scheduler, resources.merged_over(spec.defaults))
+        problems = unsupported(
+            spec.scheduler, resources.merged_over(spec.defaults), components=components
+        )
         if problems:
             raise ValueError(f"cluster {cluster}: " + "; ".join(problems))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from lxr.xm_cluster.packaging import ClusterExecutable
 if TYPE_CHECKING:
     from lxr.xm_cluster.experiment import ClusterExperiment
 
-__all__ = ["ClusterWorkUnit", "Task", "WorkUnitStatus"]
+__all__ = ["ClusterWorkUnit", "Task", "WorkUnitStatus", "component_name"]
 
 
 # --------------------------------------------------------------------------- status
@@ -69,11 +70,21 @@ class Task:
     number: int
     job: xm.Job
     ref: tuple[str, int] | None = None  # (lxr experiment, index) once written
+    #: a job of an xm.JobGroup of several jobs: (the group's number in its work unit, the
+    #: component's name); the group's jobs become one lxr work unit of components
+    component: tuple[int, str] | None = None
 
     @property
     def cluster(self) -> str:
         """The lxr Cluster it runs on."""
         return executor_resources(self.job.executor)[0]
+
+
+def component_name(key: str) -> str:
+    """A JobGroup's job key as a component name: lower case, ``-`` for anything else than
+    letters, digits, ``-`` and ``_``, starting with a letter."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", key.lower()).strip("-") or "job"
+    return (name if name[0].isalpha() else f"c-{name}")[:63]
 
 
 # --------------------------------------------------------------------------- work unit
@@ -93,6 +104,7 @@ class ClusterWorkUnit(xm.WorkUnit):
     ) -> None:
         super().__init__(experiment, create_task, args, role, identity=identity)
         self._experiment = experiment
+        self._groups = 0  # JobGroups of several jobs added so far
         self._work_unit_id = work_unit_id
         self.tasks: list[Task] = []
         self._refs: list[tuple[str, int]] = []  # rehydrated from the store
@@ -146,9 +158,12 @@ class ClusterWorkUnit(xm.WorkUnit):
     @property
     def refs(self) -> list[tuple[str, int]]:
         """``(lxr experiment, work-unit index)`` of each task written so far."""
-        return self._refs + [t.ref for t in self.tasks if t.ref is not None]
+        # the jobs of a JobGroup share one lxr work unit: once each
+        return list(dict.fromkeys(self._refs + [t.ref for t in self.tasks if t.ref is not None]))
 
-    def _add_job(self, job: xm.Job) -> None:
+    def _add_job(
+        self, job: xm.Job, component: tuple[int, str] | None = None, components: int = 0
+    ) -> None:
         if not isinstance(job.executable, ClusterExecutable):
             raise TypeError(
                 f"job {job.name!r}: its executable was not packaged by lxr "
@@ -156,24 +171,37 @@ class ClusterWorkUnit(xm.WorkUnit):
             )
         # fail in the script's own line, not when the with block ends
         cluster, resources, _ = executor_resources(job.executor)
-        self._experiment._check_resources(cluster, resources)
-        task = Task(self, len(self.tasks), job)
+        self._experiment._check_resources(cluster, resources, components)
+        task = Task(self, len(self.tasks), job, component=component)
         self.tasks.append(task)
         self._experiment._pending_add(task)
 
     async def _launch_job_group(
         self, job_group: xm.JobGroup, args_view: Mapping[str, Any], identity: str
     ) -> None:
-        def walk(group: xm.JobGroup) -> None:
-            for job in group.jobs.values():
+        jobs: list[tuple[str, xm.Job]] = []
+
+        def walk(group: xm.JobGroup, prefix: str) -> None:
+            for key, job in group.jobs.items():
                 if isinstance(job, xm.JobGroup):
-                    walk(job)
+                    walk(job, f"{prefix}{key}-")
                 elif isinstance(job, xm.Job):
-                    self._add_job(job)
+                    jobs.append((component_name(prefix + key), job))
                 else:
                     raise TypeError(f"unsupported job in a group: {job!r}")
 
-        walk(job_group)
+        walk(job_group, "")
+        if len(jobs) == 1:  # experiment.add(job) is a group of one: a plain work unit
+            self._add_job(jobs[0][1])
+            return
+        # several jobs: co-scheduled components of one work unit (a Slurm heterogeneous job)
+        names = [n for n, _ in jobs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"JobGroup: job names {names} repeat once made component names")
+        number = self._groups
+        self._groups += 1
+        for name, job in jobs:
+            self._add_job(job, (number, name), components=len(jobs))
 
     async def _launch_job_config(
         self, job_config: xm.JobConfig, args_view: Mapping[str, Any], identity: str

@@ -4,6 +4,7 @@ so the reconciler packs each group into job arrays."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from xmanager import xm
 
 from lxr.api.resources import (
     ClusterSpec,
+    Component,
     Executable,
     Experiment,
     ExperimentSpec,
@@ -47,6 +49,7 @@ __all__ = [
     "add_dependencies",
     "artifacts_needed",
     "build_task",
+    "fold_groups",
     "group_tasks",
     "lxr_experiment",
     "slug",
@@ -84,6 +87,43 @@ class Built:
     args: dict[str, Any]
     env: dict[str, str]
     task: Task
+    #: the jobs of an xm.JobGroup, one lxr work unit of components (this Built stands for all)
+    parts: list[Built] | None = None
+
+
+def fold_groups(built: Sequence[Built]) -> list[Built]:
+    """The jobs of each xm.JobGroup folded into one Built of ``parts`` (one lxr work unit of
+    components), in order. Work units whose groups have the same shape share an experiment:
+    the key holds each part's name and key, and the parts' keyword args when they differ
+    (the same args for every part are the work unit's)."""
+    out: list[Built] = []
+    groups: dict[tuple[int, int], Built] = {}
+    for b in built:
+        comp = b.task.component
+        if comp is None:
+            out.append(b)
+            continue
+        at = (b.task.work_unit.work_unit_id, comp[0])
+        if at in groups:
+            groups[at].parts.append(b)  # type: ignore[union-attr]
+        else:
+            groups[at] = dataclasses.replace(b, parts=[b])
+            out.append(groups[at])
+    for folded in groups.values():
+        parts = folded.parts or []
+        clusters = sorted({p.cluster for p in parts})
+        if len(clusters) > 1:
+            raise ValueError(
+                f"a JobGroup's jobs run together on one cluster, not on {', '.join(clusters)}"
+            )
+        shared = all(p.args == parts[0].args for p in parts)
+        folded.key = json.dumps(
+            [[p.task.component[1], p.key, None if shared else p.args] for p in parts],  # type: ignore[index]
+            sort_keys=True,
+        )
+        folded.args = parts[0].args if shared else {}
+        folded.env = {}
+    return out
 
 
 def slug(title: str) -> str:
@@ -224,6 +264,8 @@ def lxr_experiment(
 ) -> Experiment:
     """The lxr Experiment of one group of tasks."""
     first = members[0]
+    if first.parts:
+        return _components_experiment(name, experiment_id, annotations, members, spec_overrides)
     # env identical in every unit belongs to the executable; the rest to each unit
     common = dict(first.env)
     for b in members[1:]:
@@ -267,6 +309,55 @@ def lxr_experiment(
     )
 
 
+def _components_experiment(
+    name: str,
+    experiment_id: int,
+    annotations: Mapping[str, str],
+    members: Sequence[Built],
+    spec_overrides: Mapping[str, Any],
+) -> Experiment:
+    """The lxr Experiment of work units that are each an xm.JobGroup: one component per job."""
+    first = members[0]
+    parts = first.parts or []
+    shared = all(p.args == parts[0].args for p in parts)
+    components = {
+        p.task.component[1]: Component(  # type: ignore[index]
+            executable=Executable(
+                command=p.command,
+                env={**p.exec_env, **p.env, "XM_EXPERIMENT_ID": str(experiment_id)},
+                working_dir=p.working_dir,
+            ),
+            resources=p.resources,
+            args={} if shared else p.args,
+        )
+        for p in parts
+    }
+    overrides = dict(spec_overrides)
+    overrides.setdefault("failure_policy", REJECTED_IS_FINAL)
+    if first.parallelism is not None:
+        overrides.setdefault("parallelism", first.parallelism)
+    ids = [
+        [b.task.work_unit.work_unit_id, b.task.number, b.task.work_unit.identity] for b in members
+    ]
+    return Experiment(
+        metadata=ObjectMeta(
+            name=name,
+            labels={LABEL_EXPERIMENT_ID: str(experiment_id)},
+            annotations={**annotations, ANNOTATION_WORK_UNITS: json.dumps(ids)},
+        ),
+        spec=ExperimentSpec(
+            cluster=first.cluster,
+            components=components,
+            work_units=[
+                WorkUnitTemplate(name=str(b.task.work_unit.work_unit_id), args=b.args)
+                for b in members
+            ],
+            requeue=first.requeue,
+            **overrides,
+        ),
+    )
+
+
 async def write_tasks(
     store: Store,
     stagers: ClusterStagers,
@@ -284,7 +375,9 @@ async def write_tasks(
     # 3. resolve every task against its staged paths, group into lxr experiments
     specs = {c: store.get_cluster(c).spec for c in needs}
     built = [build_task(t, reports[t.cluster], extra_filesets, specs[t.cluster]) for t in ordered]
-    experiments = [(make_experiment(members), members) for members in group_tasks(built)]
+    experiments = [
+        (make_experiment(members), members) for members in group_tasks(fold_groups(built))
+    ]
     add_dependencies(store, experiments)
     # 4. one transaction for all of them (their dependencies may name one another)
     batch = {exp.metadata.name: exp.spec for exp, _ in experiments}
@@ -293,5 +386,6 @@ async def write_tasks(
             store.apply(exp, pending_experiments=batch)
     for exp, members in experiments:
         for idx, b in enumerate(members):
-            b.task.ref = (exp.metadata.name, idx)
+            for part in b.parts or [b]:
+                part.task.ref = (exp.metadata.name, idx)
     return [exp.metadata.name for exp, _ in experiments]

@@ -243,6 +243,14 @@ def logs(
             "(without it: the launcher's own lines, such as which rank failed first).",
         ),
     ] = None,
+    component: Annotated[
+        str | None,
+        typer.Option(
+            "--component",
+            help="A work unit of components (spec.components): that component's output "
+            "(its rank 0 unless --rank is given).",
+        ),
+    ] = None,
     prefix: Annotated[
         bool | None,
         typer.Option(
@@ -258,6 +266,7 @@ def logs(
       lxr logs workunit quickstart-3 -f
       lxr logs experiment quickstart --wu 3 --tail 20
       lxr logs experiment ddp --wu 0 --rank 3
+      lxr logs experiment serve --wu 0 --component server
       lxr logs -l experiment=quickstart --previous
     """
     import anyio
@@ -307,7 +316,7 @@ def logs(
 
     async def show(src: LogSource) -> None:
         driver = driver_for(src.cluster)
-        paths = driver.log_paths(src.tag, src.array_index, rank)
+        paths = driver.log_paths(src.tag, src.array_index, rank, component)
         path = paths.stderr if stderr else paths.stdout
         writer = _Writer(f"[workunit/{src.name}] " if several else None)
         try:

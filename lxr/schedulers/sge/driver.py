@@ -28,6 +28,7 @@ from lxr.schedulers.base import (
     ArrayJob,
     ObserveQuery,
     SchedulerError,
+    SubmitRejected,
     TaskObservation,
     TaskPhase,
 )
@@ -151,6 +152,8 @@ class SGEDriver(BatchDriver):
 
     def render(self, job: ArrayJob) -> tuple[dict[str, bytes], list[str]]:
         """The files to upload and the ``qsub`` argv for ``job``."""
+        if job.components:  # refused when applied; a job stored before is refused here
+            raise SubmitRejected("Grid Engine has no heterogeneous jobs: components cannot run")
         job_dir = self.job_dir(job.tag)
         script = render_template(
             "sge.sh.j2",

@@ -13,12 +13,19 @@ answer: the job may exist) still fails the cycle.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 
-from lxr.api.resources import ClusterSpec
-from lxr.schedulers.base import ArrayJob, ObserveQuery, SchedulerError
+from lxr.api.resources import ClusterSpec, component_variable
+from lxr.schedulers.base import (
+    ArrayJob,
+    ObserveQuery,
+    SchedulerError,
+    SubmitRejected,
+    TaskObservation,
+)
 from lxr.schedulers.batch import (
     JOB_NAME_PREFIX,
     BatchDriver,
@@ -33,6 +40,7 @@ from lxr.schedulers.slurm.parse import (
     SQUEUE_FORMAT,
     SlurmRow,
     compress_indexes,
+    het_row,
     observation,
     parse_config,
     parse_sacct,
@@ -76,6 +84,8 @@ class SlurmDriver(BatchDriver):
         self.config: dict[str, str] | None = None
         self.accounting = True
         self._max_array = 1001  # Slurm's default MaxArraySize, until the config is read
+        #: heterogeneous jobs seen: cancelled by their job id (they are not arrays)
+        self._het_jobs: set[str] = set()
 
     # ------------------------------------------------------------------ setup
 
@@ -112,6 +122,24 @@ class SlurmDriver(BatchDriver):
     def render(self, job: ArrayJob) -> tuple[dict[str, bytes], list[str]]:
         """The files to upload and the ``sbatch`` argv for ``job``."""
         job_dir = self.job_dir(job.tag)
+        if job.components and len(job.tasks) != 1:
+            raise SubmitRejected(
+                "a heterogeneous job holds one work unit (Slurm has no arrays of them)"
+            )
+        het = []
+        base = 0
+        for c in job.components:
+            layout = gang_layout(c.resources, always=True)
+            assert layout is not None
+            het.append(
+                {
+                    "name": c.name,
+                    "variable": component_variable(c.name),
+                    "gang": layout,
+                    "base": base,
+                }
+            )
+            base += layout.ranks
         script = render_template(
             "slurm.sbatch.j2",
             options=sbatch_options(job, job_dir),
@@ -121,6 +149,8 @@ class SlurmDriver(BatchDriver):
             job_dir=shlex.quote(job_dir),
             byid_dir=shlex.quote(self.byid_dir()),
             gang=gang_layout(job.resources),
+            het=het,
+            index=job.tasks[0].array_index,
         )
         files = job_files(
             job,
@@ -131,6 +161,8 @@ class SlurmDriver(BatchDriver):
                 f"{job_dir}/logs/.keep": b"",
             },
         )
+        if job.components:
+            return files, ["sbatch", "--parsable", f"{job_dir}/job.sbatch"]
         array = compress_indexes(t.array_index for t in job.tasks)
         if job.throttle:
             array += f"%{job.throttle}"
@@ -153,11 +185,19 @@ class SlurmDriver(BatchDriver):
             raise SchedulerError(res.describe())
         out = Observed()
         tasks, tags = out.tasks, out.tags
+        het: dict[str, list[SlurmRow]] = {}
         for row in parse_squeue(res.stdout, self.utc_offset):
-            if not row.name.startswith(JOB_NAME_PREFIX) or row.array_index is None:
+            if not row.name.startswith(JOB_NAME_PREFIX):
+                continue
+            if row.het_offset is not None:
+                tags[row.name[len(JOB_NAME_PREFIX) :]] = row.job_id
+                het.setdefault(row.job_id, []).append(row)
+                continue
+            if row.array_index is None:
                 continue
             tags[row.name[len(JOB_NAME_PREFIX) :]] = row.job_id
             tasks[(row.job_id, row.array_index)] = observation(row)
+        self._het_tasks(het, query, tasks)
 
         missing = missing_tasks(query.jobs, tasks)
         lost_tags = sorted(t for t in query.intents if t not in tags)
@@ -171,7 +211,14 @@ class SlurmDriver(BatchDriver):
                 )
                 found = []
             for rows in found:
+                het = {}
                 for row in rows:
+                    if row.het_offset is not None:
+                        if row.name.startswith(JOB_NAME_PREFIX):
+                            tags.setdefault(row.name[len(JOB_NAME_PREFIX) :], row.job_id)
+                        if not any(k[0] == row.job_id for k in tasks):
+                            het.setdefault(row.job_id, []).append(row)
+                        continue
                     if row.array_index is None:
                         continue
                     key = (row.job_id, row.array_index)
@@ -179,10 +226,29 @@ class SlurmDriver(BatchDriver):
                         tasks[key] = observation(row)
                     if row.name.startswith(JOB_NAME_PREFIX):
                         tags.setdefault(row.name[len(JOB_NAME_PREFIX) :], row.job_id)
+                self._het_tasks(het, query, tasks)
             missing = missing_tasks(query.jobs, tasks)
         if missing:
             tasks.update(await self.read_exit_files(missing))
         return out
+
+    def _het_tasks(
+        self,
+        het: Mapping[str, list[SlurmRow]],
+        query: ObserveQuery,
+        tasks: dict[tuple[str, int], TaskObservation],
+    ) -> None:
+        """Heterogeneous jobs (one row per component) as the one task each holds: the task
+        lxr waits on under that job id."""
+        for job_id, rows in het.items():
+            self._het_jobs.add(job_id)
+            indexes = query.jobs.get(job_id, ())
+            if len(indexes) != 1:
+                continue  # adopted this cycle: its index is known once its job id is recorded
+            (index,) = indexes
+            tasks[(job_id, index)] = dataclasses.replace(
+                observation(het_row(rows)), array_index=index
+            )
 
     async def _sacct(self, job_ids: list[str], tags: list[str]) -> list[list[SlurmRow]]:
         """Accounting rows for tasks gone from the queue (``-j``), then for unconfirmed tags
@@ -214,6 +280,9 @@ class SlurmDriver(BatchDriver):
     def cancel_argv(self, whole: Sequence[str], per_job: Mapping[str, set[int]]) -> list[str]:
         ids = list(whole)
         for job, indexes in sorted(per_job.items()):
+            if job in self._het_jobs:  # one task, every component: the job itself
+                ids.append(job)
+                continue
             ids.append(
                 f"{job}_{next(iter(indexes))}"
                 if len(indexes) == 1

@@ -30,6 +30,7 @@ __all__ = [
     "compress_indexes",
     "exit_status",
     "expand_indexes",
+    "het_row",
     "observation",
     "parse_config",
     "parse_sacct",
@@ -98,6 +99,7 @@ STATES: dict[str, tuple[TaskPhase, FailureReason | None]] = {
 }
 
 _RANGE_JOBID = re.compile(r"^(\d+)_\[([^\]]*)\]$")
+_HET_JOBID = re.compile(r"^(\d+)\+(\d+)$")
 _NOT_A_TIME = {"", "N/A", "NONE", "None", "Unknown", "(null)"}
 
 
@@ -168,6 +170,8 @@ class SlurmRow:
     start_time: float | None = None
     end_time: float | None = None
     source: str = "squeue"
+    #: a component of a heterogeneous job (``31+1``): its offset; job_id is then the het job's
+    het_offset: int | None = None
 
 
 def parse_squeue(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
@@ -181,11 +185,12 @@ def parse_squeue(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
         f = dict(zip(SQUEUE_FIELDS, fields, strict=True))
         task = f["ArrayTaskID"].strip()
         plain = not task or task == "N/A"
+        het = _HET_JOBID.match(f["JobArrayID"].strip())
         code, signal = exit_status(f["exit_code"], raw_wait_status=True)
         restarts = f["RestartCnt"].strip()
         # one row per task of an unexpanded pending range (``4-9%4``), all alike but the index
         row = SlurmRow(
-            job_id=f["JobID" if plain else "ArrayJobID"].strip(),
+            job_id=het.group(1) if het else f["JobID" if plain else "ArrayJobID"].strip(),
             array_index=None,
             state=f["State"].strip().split(" ", 1)[0],
             reason=f["Reason"].strip(),
@@ -195,6 +200,7 @@ def parse_squeue(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
             name=f["Name"].strip(),
             start_time=_parse_time(f["StartTime"], utc_offset),
             end_time=_parse_time(f["EndTime"], utc_offset),
+            het_offset=int(het.group(2)) if het else None,
         )
         if plain:
             rows.append(row)
@@ -208,7 +214,7 @@ def parse_sacct(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
     first (``-D``), so the last row of a task is its current run and ``restarts`` counts the
     rows before it. Steps (``31_3.batch``) are skipped; a plain job gets ``array_index``
     None."""
-    runs: dict[tuple[str, int | None], list[SlurmRow]] = {}
+    runs: dict[tuple[str, int | None, int | None], list[SlurmRow]] = {}
     for line in text.splitlines():
         fields = line.split("|")
         if len(fields) < len(SACCT_FIELDS):
@@ -218,8 +224,11 @@ def parse_sacct(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
         if "." in jobid or not jobid:
             continue
         ranged = _RANGE_JOBID.match(jobid)
+        het = _HET_JOBID.match(jobid)
         indexes: list[int | None]
-        if "_" not in jobid:
+        if het:
+            array_id, indexes = het.group(1), [None]
+        elif "_" not in jobid:
             array_id, indexes = jobid, [None]
         elif ranged:
             array_id, indexes = ranged.group(1), [*expand_indexes(ranged.group(2))]
@@ -229,8 +238,9 @@ def parse_sacct(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
                 continue
             indexes = [int(suffix)]
         code, signal = exit_status(f["ExitCode"], raw_wait_status=False)
+        offset = int(het.group(2)) if het else None
         for idx in indexes:
-            runs.setdefault((array_id, idx), []).append(
+            runs.setdefault((array_id, idx, offset), []).append(
                 SlurmRow(
                     job_id=array_id,
                     array_index=idx,
@@ -243,12 +253,39 @@ def parse_sacct(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
                     start_time=_parse_time(f["Start"], utc_offset),
                     end_time=_parse_time(f["End"], utc_offset),
                     source="sacct",
+                    het_offset=offset,
                 )
             )
     out = []
     for rows in runs.values():
         out.append(replace(rows[-1], restarts=len(rows) - 1))  # earlier runs = restarts
     return out
+
+
+#: how much a finished component's state says about the whole heterogeneous job: a disruption
+#: of any part (its node preempted or failed) ends the whole job as that disruption
+_SEVERITY = {FailureReason.PREEMPTED: 4, FailureReason.NODE_FAIL: 4, FailureReason.BOOT_FAIL: 4}
+
+
+def het_row(rows: Iterable[SlurmRow]) -> SlurmRow:
+    """The one row that stands for a heterogeneous job, from its components' rows: while a
+    part is still queued or running, that part (running first); once all ended, a disruption
+    of any part, else a failure, else a cancel, else success, the lowest offset first (the
+    batch script, whose exit code is the job's, runs in component 0)."""
+    rows = sorted(rows, key=lambda r: r.het_offset or 0)
+
+    def rank(row: SlurmRow) -> tuple[int, int]:
+        phase, reason = STATES.get(row.state, (TaskPhase.QUEUED, None))
+        if phase is TaskPhase.RUNNING:
+            return (10, 0)
+        if phase is TaskPhase.QUEUED:
+            return (9, 0)
+        if reason is not None:
+            return (_SEVERITY.get(reason, 3), 0)
+        return (2 if phase is TaskPhase.CANCELLED else 1, 0)
+
+    best = max(rank(r) for r in rows)
+    return next(r for r in rows if rank(r) == best)
 
 
 def observation(row: SlurmRow) -> TaskObservation:

@@ -23,18 +23,41 @@ def _time_limit(seconds: int) -> str:
 
 def sbatch_options(job: ArrayJob, job_dir: str) -> list[str]:
     """The ``#SBATCH`` lines of ``job`` (everything but ``--array``, which goes on the command
-    line: a long index list is safer there than in a script line)."""
-    res: Resources = job.resources
-    opts = [
+    line: a long index list is safer there than in a script line). A job of components is a
+    heterogeneous job: each component's resources, separated by ``hetjob`` lines."""
+    # a heterogeneous job is never an array: its one task's index is written out
+    index = str(job.tasks[0].array_index) if job.components else "%a"
+    own = [
         f"--job-name={JOB_NAME_PREFIX}{job.tag}",
         f"--comment=lxr:{job.experiment}:{job.tag}",
-        f"--output={_directive_value(f'{job_dir}/logs/%a.out')}",
-        f"--error={_directive_value(f'{job_dir}/logs/%a.err')}",
+        f"--output={_directive_value(f'{job_dir}/logs/{index}.out')}",
+        f"--error={_directive_value(f'{job_dir}/logs/{index}.err')}",
         # a requeued run appends instead of wiping the first run's output
         "--open-mode=append",
         "--requeue" if job.scheduler_requeue else "--no-requeue",
     ]
-    if res.gang:
+    if not job.components:
+        return _resource_options(own, job.resources)
+    opts: list[str] = []
+    for i, component in enumerate(job.components):
+        if i:
+            opts.append("hetjob")
+        # every component is a gang of its own ranks, so that srun --het-group has a layout
+        res = component.resources.model_copy(
+            update={
+                "nodes": component.resources.nodes or 1,
+                "tasks_per_node": component.resources.tasks_per_node or 1,
+            }
+        )
+        opts += _resource_options([] if i else own, res, gang=True)
+    return opts
+
+
+def _resource_options(own: list[str], res: Resources, gang: bool = False) -> list[str]:
+    """``own`` (lxr's name, comment and log options, kept whatever ``skipDirectives`` say),
+    then the lines that ask for ``res``."""
+    opts = list(own)
+    if res.gang or gang:
         # one allocation for every rank: the job script starts them with srun
         opts.append(f"--nodes={res.nodes or 1}")
         opts.append(f"--ntasks-per-node={res.tasks_per_node or 1}")
@@ -61,8 +84,9 @@ def sbatch_options(job: ArrayJob, job_dir: str) -> list[str]:
         opts.append(f"--{key}" if value == "" else f"--{key}={_directive_value(value)}")
     if res.skip_directives:
         # lxr's own name, comment and log options are how it finds the job and its logs
-        keep = opts[:4]
-        opts = keep + [o for o in opts[4:] if not any(s in o for s in res.skip_directives)]
+        keep = opts[: min(4, len(own))]
+        rest = opts[len(keep) :]
+        opts = keep + [o for o in rest if not any(s in o for s in res.skip_directives)]
     for line in res.directives or []:
         if "\n" in line:
             raise SubmitRejected(f"cannot put {line!r} in an #SBATCH line")
