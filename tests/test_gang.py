@@ -480,3 +480,89 @@ def test_the_driver_reports_a_heterogeneous_job_as_its_one_task(tmp_path: Path) 
     assert snap.tags == {"hetfail": "1255"}
     # cancelled by its job id: it is not an array
     assert driver.cancel_argv([], {"1255": {5}, "31": {2}}) == ["scancel", "1255", "31_2"]
+
+
+# ---------------------------------------------------------------------------- a broken gang
+
+
+def test_a_gang_running_on_after_a_rank_failed_is_cancelled_whole() -> None:
+    from lxr.reconciler import classify
+    from lxr.reconciler.actions import Cancel
+
+    spec = ExperimentSpec(executable=Executable(command=["x"]), resources=GANG)
+    failed_at = NOW - classify.GANG_GRACE_SECONDS - 1
+    running = task(
+        TaskPhase.RUNNING,
+        rank_exit_codes=(None, 3, None, None),
+        first_failed_rank=1,
+        first_failure_time=failed_at,
+    )
+    record = exp(wu(0, attempt("42", phase="Running"), phase="Running"), spec=spec)
+    actions = plan_experiment(record, snap(running), NOW)
+    (cancel,) = only(actions, Cancel)
+    assert cancel.targets == (("42", 0),)  # the whole allocation: its one task
+    updates = only(actions, UpdateStatus)
+    assert not any(p.phase != "Running" for u in updates for p in u.work_units)
+    # within the grace the launcher is still ending the others: nothing to do
+    fresh = task(
+        TaskPhase.RUNNING,
+        rank_exit_codes=(None, 3, None, None),
+        first_failed_rank=1,
+        first_failure_time=NOW - 1,
+    )
+    assert not only(plan_experiment(record, snap(fresh), NOW), Cancel)
+    # once it ended after lxr's cancel: the rank's failure, counted, with its exit code
+    ended = task(
+        TaskPhase.CANCELLED,
+        rank_exit_codes=(143, 3, 143, 143),
+        first_failed_rank=1,
+        first_failure_time=failed_at,
+    )
+    cancelled = exp(
+        wu(0, attempt("42", phase="Running", cancel_requested_at=NOW - 5), phase="Running"),
+        spec=spec,
+    )
+    (update,) = only(plan_experiment(cancelled, snap(ended), NOW), UpdateStatus)
+    (patch,) = update.work_units
+    assert (patch.phase, patch.failures, patch.exit_code) == ("BackOff", 1, 3)
+    assert patch.reason == "Error" and "rank 1 exited 3 first" in (patch.message or "")
+    (att,) = [a for a in update.attempts if a.final]
+    assert att.first_failed_rank == 1 and att.rank_exit_codes == (143, 3, 143, 143)
+
+
+def test_a_cancel_by_someone_else_is_still_a_cancel() -> None:
+    spec = ExperimentSpec(executable=Executable(command=["x"]), resources=GANG)
+    record = exp(wu(0, attempt("42", phase="Running"), phase="Running"), spec=spec)
+    ended = task(TaskPhase.CANCELLED, rank_exit_codes=(143, 143, 143, 143))
+    (update,) = only(plan_experiment(record, snap(ended), NOW), UpdateStatus)
+    (patch,) = update.work_units
+    assert patch.phase == "Failed" and patch.reason == "Cancelled"
+    # a preempted gang whose ranks died of the kill is a disruption, not the ranks' failure
+    preempted = task(
+        TaskPhase.FAILED,
+        reason=FailureReason.PREEMPTED,
+        rank_exit_codes=(143, 143, 143, 143),
+        first_failed_rank=0,
+        first_failure_time=NOW - 100,
+    )
+    cancelled = exp(
+        wu(0, attempt("42", phase="Running", cancel_requested_at=NOW - 5), phase="Running"),
+        spec=spec,
+    )
+    (update,) = only(plan_experiment(cancelled, snap(preempted), NOW), UpdateStatus)
+    (patch,) = update.work_units
+    assert patch.phase == "Pending" and patch.disruptions == 1 and patch.failures == 0
+
+
+def test_the_ranks_of_a_running_gang_are_read_too(tmp_path: Path) -> None:
+    driver = SlurmDriver("c", LocalTransport(), str(tmp_path))
+    ranks = tmp_path / "jobs" / "t" / "ranks" / "0"
+    ranks.mkdir(parents=True)
+    (ranks / "1").write_text("3 1700000000.5\n")
+    (tmp_path / "byid").mkdir()
+    (tmp_path / "byid" / "31").symlink_to(tmp_path / "jobs" / "t")
+    tasks = {("31", 0): TaskObservation("31", 0, TaskPhase.RUNNING, "RUNNING")}
+    anyio.run(driver.read_rank_exits, tasks, ObserveQuery({"31": frozenset({0})}, gangs={"31": 2}))
+    obs = tasks[("31", 0)]
+    assert (obs.rank_exit_codes, obs.first_failed_rank) == ((None, 3), 1)
+    assert obs.first_failure_time == 1700000000.5

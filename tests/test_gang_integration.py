@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -296,3 +297,53 @@ def test_a_server_and_a_client_are_one_heterogeneous_job(slurm: Slurm) -> None:
     assert server.returncode == 0 and client.returncode == 0, server.stderr + client.stderr
     assert "SERVER got ping from" in server.stdout
     assert "CLIENT pong ping from" in client.stdout
+
+
+def test_ranks_that_run_on_after_one_failed_are_ended_by_lxr(
+    dev_cluster: dict[str, str], store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The net below the launcher: on Grid Engine, ranks that ignore the launcher's SIGTERM
+    run on after rank 1 exited 3; lxr sees the failed rank and deletes the whole job, and the
+    attempt is that rank's failure."""
+    from lxr.reconciler import classify
+    from tests.test_sge_integration import CLUSTER as SGE_CLUSTER
+    from tests.test_sge_integration import cluster, remote, unique
+
+    monkeypatch.setattr(classify, "GANG_GRACE_SECONDS", 5.0)
+    store.apply(cluster(dev_cluster))
+    name = unique("sge-broken")
+    pids = f".lxr-{name}-pids"
+    program = (
+        f'echo $$ > ~/{pids}/$RANK; if [ "$RANK" = 1 ]; then sleep 1; exit 3; fi; '
+        "trap '' TERM; sleep 300 & wait $!; sleep 300"
+    )
+    remote(dev_cluster, f"mkdir -p ~/{pids}")
+    store.apply(
+        Experiment.model_validate(
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "cluster": SGE_CLUSTER,
+                    "executable": {"command": ["bash", "-c", program]},
+                    "workUnits": [{}],
+                    "backoffLimitPerIndex": 0,
+                    "resources": {"tasksPerNode": 4, "sge": {"parallelEnvironment": "mpi"}},
+                },
+            }
+        )
+    )
+    started = time.monotonic()
+    converge(store, [name], timeout=150, interval=0.5)
+    assert time.monotonic() - started < 120  # not the ranks' 300 s
+    (unit,) = store.list_work_units(name)
+    assert unit.status.phase.value == "Failed" and unit.status.failures == 1
+    (att,) = unit.status.attempts
+    assert att.first_failed_rank == 1 and att.exit_code == 3 and att.reason == "Error"
+    events = [e.reason for e in store.list_events(name)]
+    assert "Cancelling" in events or any("cancel" in e.lower() for e in events), events
+    listed = remote(dev_cluster, f"cat ~/{pids}/0 ~/{pids}/2 ~/{pids}/3").stdout.split()
+    assert len(listed) == 3
+    time.sleep(3)
+    alive = remote(dev_cluster, "ps -o pid= -p " + ",".join(listed)).stdout
+    assert alive.strip() == "", f"ranks still run: {alive}"
+    remote(dev_cluster, f"rm -rf ~/{pids}")

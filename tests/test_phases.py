@@ -36,6 +36,7 @@ from lxr.api.phases import (
 from lxr.api.records import ExperimentRecord, UpstreamRecord, UpstreamUnit
 from lxr.api.resources import FailurePolicy, FailurePolicyRule, FailureReason
 from lxr.reconciler.actions import Cancel, Resubmit, RetryIntent, Submit, UpdateStatus
+from lxr.reconciler.classify import GANG_GRACE_SECONDS
 from lxr.reconciler.planner import LOST_AFTER_SECONDS, plan_experiment
 from lxr.reconciler.policy import account
 from lxr.schedulers.base import Snapshot, TaskPhase
@@ -144,6 +145,11 @@ SCENARIOS: dict[Event, Callable[[str], tuple[ExperimentRecord, Snapshot]]] = {
     Event.TASK_LOST: lambda p: (
         exp(wu(0, attempt(last_seen=NOW - LOST_AFTER_SECONDS - 1), phase=p)),
         snap(),
+    ),
+    Event.GANG_BROKEN: lambda p: (
+        exp(wu(0, attempt(), phase=p)),
+        snap(task(TaskPhase.RUNNING, rank_exit_codes=(None, 3), first_failed_rank=1,
+                  first_failure_time=NOW - GANG_GRACE_SECONDS - 1)),
     ),
     Event.DISRUPTED: _failed(FailureReason.PREEMPTED),
     Event.RETRY_AFTER_BACKOFF: _failed(FailureReason.OUT_OF_MEMORY),
@@ -272,6 +278,7 @@ EXPECTED: dict[Event, str | None] = {
     Event.TASK_UNREPORTED_UNWANTED: "Unknown",
     Event.TASK_GONE_AFTER_CANCEL: "Stopped",
     Event.TASK_LOST: "Pending",
+    Event.GANG_BROKEN: "Running",
     Event.DISRUPTED: "Pending",
     Event.RETRY_AFTER_BACKOFF: "BackOff",
     Event.DISRUPTION_LIMIT_EXCEEDED: "Failed",

@@ -188,6 +188,8 @@ class Event(str, Enum):
     TASK_UNREPORTED_UNWANTED = "TaskUnreportedUnwanted"
     TASK_GONE_AFTER_CANCEL = "TaskGoneAfterCancel"
     TASK_LOST = "TaskLost"
+    # a task of several ranks runs on although one of its ranks exited non-zero a while ago
+    GANG_BROKEN = "GangBroken"
     # the failure budget's verdict on an ended attempt
     DISRUPTED = "Disrupted"
     RETRY_AFTER_BACKOFF = "RetryAfterBackoff"
@@ -286,6 +288,9 @@ WORK_UNIT_TRANSITIONS: tuple[Transition, ...] = (
          "lxr cancelled it and it is gone"),
     _row(WITH_ATTEMPT, E.TASK_LOST, None, AP.FAILED, (X.END_ATTEMPT, X.ACCOUNT),
          "unreported for LOST_AFTER_SECONDS (reason Lost, a disruption)"),
+    _row(WITH_ATTEMPT, E.GANG_BROKEN, WP.RUNNING, AP.RUNNING, (X.RECORD_TASK, X.CANCEL),
+         "a rank exited non-zero GANG_GRACE_SECONDS ago and the others run on: the whole "
+         "allocation is cancelled, its end counted as that rank's failure (reason Error)"),
     # -- the budget's verdict on the ended attempt
     _row(WITH_ATTEMPT, E.DISRUPTED, WP.PENDING, None, (X.RESUBMIT_NOW,),
          "a disruption within disruptionLimitPerIndex: resubmitted at once"),

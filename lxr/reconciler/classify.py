@@ -10,6 +10,7 @@ never), or is ready to be submitted.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 from lxr.api.dependencies import FAILED_REASON
@@ -20,6 +21,7 @@ from lxr.reconciler.dependencies import Verdict, VerdictKind
 from lxr.schedulers.base import Snapshot, TaskObservation
 
 __all__ = [
+    "GANG_GRACE_SECONDS",
     "LOST_AFTER_SECONDS",
     "TASK_EVENTS",
     "Seen",
@@ -29,6 +31,9 @@ __all__ = [
 ]
 
 LOST_AFTER_SECONDS = 120.0
+#: how long the ranks of a gang may run on after one exited non-zero before lxr cancels the
+#: allocation (the launcher ends them itself at once; this is the net below it)
+GANG_GRACE_SECONDS = 60.0
 
 #: a task still in the scheduler's hands -> (event, event when the work unit must stop)
 TASK_EVENTS: dict[TaskPhase, tuple[Event, Event]] = {
@@ -86,6 +91,9 @@ def classify_attempt(
         return adopted, Seen(event, att, None, job_id, why=why)
     in_flight = TASK_EVENTS.get(obs.phase)
     if in_flight is not None:
+        if not why and _gang_broken(obs, snap.time):
+            message = f"rank {obs.first_failed_rank} exited non-zero; the other ranks ran on"
+            return adopted, Seen(Event.GANG_BROKEN, att, obs, job_id, None, message)
         return adopted, Seen(in_flight[1] if why else in_flight[0], att, obs, job_id, why=why)
     if obs.phase is TaskPhase.SUCCEEDED:
         return adopted, Seen(Event.TASK_SUCCEEDED, att, obs, job_id, "Completed")
@@ -94,11 +102,48 @@ def classify_attempt(
         # (cancelled, killed by signal, failed), it is not the program's failure
         event = Event.TASK_ENDED_AFTER_CANCEL
         return adopted, Seen(event, att, obs, job_id, why, obs.message, why)
+    if _cancelled_gang(att, obs):
+        # lxr ended a broken gang: the failure is the rank's, charged to the failure budget
+        codes = obs.rank_exit_codes or ()
+        rank = obs.first_failed_rank
+        code = codes[rank] if rank is not None and rank < len(codes) else None
+        message = f"rank {rank} exited {code} first; lxr ended the ranks that ran on"
+        failed = _with_code(obs, code)
+        reason = FailureReason.ERROR.value
+        return adopted, Seen(Event.TASK_FAILED, att, failed, job_id, reason, message)
     if obs.phase is TaskPhase.CANCELLED:
         reason = FailureReason.CANCELLED.value
         return adopted, Seen(Event.TASK_CANCELLED, att, obs, job_id, reason, obs.message)
     reason = (obs.reason or FailureReason.ERROR).value
     return adopted, Seen(Event.TASK_FAILED, att, obs, job_id, reason, obs.message)
+
+
+def _gang_broken(obs: TaskObservation, now: float) -> bool:
+    """A rank of this running task failed GANG_GRACE_SECONDS ago or more."""
+    failed_at = obs.first_failure_time
+    return (
+        obs.phase is TaskPhase.RUNNING
+        and obs.first_failed_rank is not None
+        and failed_at is not None
+        and now - failed_at >= GANG_GRACE_SECONDS
+    )
+
+
+def _cancelled_gang(att: AttemptRecord, obs: TaskObservation) -> bool:
+    """lxr cancelled this task (not to stop it) because one of its ranks had failed, and it
+    ended as cancelled or killed, not by a disruption of its own."""
+    return (
+        att.cancel_requested_at is not None
+        and obs.first_failed_rank is not None
+        and (
+            obs.phase is TaskPhase.CANCELLED
+            or (obs.phase is TaskPhase.FAILED and obs.reason in (None, FailureReason.ERROR))
+        )
+    )
+
+
+def _with_code(obs: TaskObservation, code: int | None) -> TaskObservation:
+    return dataclasses.replace(obs, exit_code=code)
 
 
 def classify_idle(

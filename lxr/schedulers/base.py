@@ -48,6 +48,8 @@ class TaskObservation:
     rank_exit_codes: tuple[int | None, ...] | None = None
     #: the rank that ended non-zero first, if one did
     first_failed_rank: int | None = None
+    #: when that rank ended (the cluster's clock, UNIX seconds)
+    first_failure_time: float | None = None
 
 
 @dataclass(frozen=True)

@@ -285,13 +285,16 @@ class BatchDriver(Driver):
     async def read_rank_exits(
         self, tasks: dict[tuple[str, int], TaskObservation], query: ObserveQuery
     ) -> None:
-        """Each rank's exit code, for the tasks of several ranks that ended (the rank
+        """Each rank's exit code, for the tasks of several ranks that ended or run (the rank
         launcher writes ``ranks/<index>/<rank>``: the code and when it ended), in one command;
-        the rank that ended non-zero first is the one that failed."""
+        the rank that ended non-zero first is the one that failed. Of a running task, the
+        ranks that ended so far: one that failed while the others run on is a broken gang."""
         ended = {
             f"{self.byid_dir()}/{job}/ranks/{idx}": (job, idx)
             for (job, idx), obs in sorted(tasks.items())
-            if job in query.gangs and idx in query.jobs.get(job, ()) and obs.phase.finished
+            if job in query.gangs
+            and idx in query.jobs.get(job, ())
+            and (obs.phase.finished or obs.phase is TaskPhase.RUNNING)
         }
         if not ended:
             return
@@ -317,6 +320,7 @@ class BatchDriver(Driver):
                 tasks[key],
                 rank_exit_codes=tuple(ranks[r][0] if r in ranks else None for r in range(size)),
                 first_failed_rank=min(failed)[1] if failed else None,
+                first_failure_time=min(failed)[0] if failed else None,
             )
 
     # ------------------------------------------------------------------ cancel
