@@ -131,6 +131,8 @@ def test_retain_keeps_a_removed_unit_stopped_with_its_history(store: Store, tmp_
     )
     [removed] = [w for w in store.list_work_units("keep") if w.spec.index == 1]
     assert removed.status.reason == "RemovedFromSpec" and len(removed.status.attempts) == 1
+    with pytest.raises(Invalid, match="work unit 1 of experiment keep is no longer in its spec"):
+        store.rerun_work_units("keep", [1])
     store.delete_experiment("keep")
     converge(store, ["keep"], timeout=60)
 

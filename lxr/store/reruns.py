@@ -47,17 +47,23 @@ class Reruns(StoreEngine):
             exp = experiment_row(s, experiment)
             if exp.deletion_timestamp is not None:
                 raise Invalid(f"experiment {experiment} is being deleted")
-            found: dict[int, tuple[int, str, int]] = {}
+            found: dict[int, tuple[int, str, bool]] = {}
             for chunk in chunks(wanted, 500):
-                for wu_id, idx, phase, count in s.execute(
-                    select(w.id, w.idx, w.phase, w.attempt_count).where(
+                for wu_id, idx, phase, removed in s.execute(
+                    select(w.id, w.idx, w.phase, w.removed).where(
                         w.experiment_uid == exp.uid, w.idx.in_(chunk)
                     )
                 ):
-                    found[idx] = (wu_id, phase, count)
+                    found[idx] = (wu_id, phase, removed)
             missing = [i for i in wanted if i not in found]
             if missing:
                 raise NotFound(f"experiment {experiment} has no work unit {missing[0]}")
+            gone = [i for i in wanted if found[i][2]]
+            if gone:
+                raise Invalid(
+                    f"work unit {gone[0]} of experiment {experiment} is no longer in its spec "
+                    "(removedWorkUnitPolicy Retain kept it): put it back in the sweep first"
+                )
             active = [(i, found[i][1]) for i in wanted if found[i][1] not in TERMINAL]
             if active:
                 idx, phase = active[0]
@@ -66,12 +72,14 @@ class Reruns(StoreEngine):
                     "work units (Succeeded, Failed, Stopped) can be rerun"
                 )
             if failed:
-                for wu_id, idx, phase, count in s.execute(
-                    select(w.id, w.idx, w.phase, w.attempt_count).where(
-                        w.experiment_uid == exp.uid, w.phase == WorkUnitPhase.FAILED.value
+                for wu_id, idx, phase in s.execute(
+                    select(w.id, w.idx, w.phase).where(
+                        w.experiment_uid == exp.uid,
+                        w.phase == WorkUnitPhase.FAILED.value,
+                        w.removed.is_(False),
                     )
                 ):
-                    found[idx] = (wu_id, phase, count)
+                    found[idx] = (wu_id, phase, False)
                     wanted.append(idx)
             chosen = sorted(set(wanted))
             if not chosen:
