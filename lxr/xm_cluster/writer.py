@@ -264,21 +264,11 @@ def lxr_experiment(
 ) -> Experiment:
     """The lxr Experiment of one group of tasks."""
     first = members[0]
-    if first.parts:
-        return _components_experiment(name, experiment_id, annotations, members, spec_overrides)
-    # env identical in every unit belongs to the executable; the rest to each unit
-    common = dict(first.env)
-    for b in members[1:]:
-        common = {k: v for k, v in common.items() if b.env.get(k) == v}
-    units = []
-    for b in members:
-        units.append(
-            WorkUnitTemplate(
-                name=task_label(b.task),
-                args=b.args,
-                env={k: v for k, v in b.env.items() if k not in common},
-            )
-        )
+    what = (
+        _components(experiment_id, members)
+        if first.parts
+        else _one_executable(experiment_id, members)
+    )
     overrides = dict(spec_overrides)
     # a request the scheduler refused (an unknown gres, partition or account) is refused
     # again: the work unit fails at once with the scheduler's words instead of retrying
@@ -296,29 +286,39 @@ def lxr_experiment(
         ),
         spec=ExperimentSpec(
             cluster=first.cluster,
-            executable=Executable(
-                command=first.command,
-                env={**first.exec_env, **common, "XM_EXPERIMENT_ID": str(experiment_id)},
-                working_dir=first.working_dir,
-            ),
-            resources=first.resources,
-            work_units=units,
             requeue=first.requeue,
+            **what,
             **overrides,
         ),
     )
 
 
-def _components_experiment(
-    name: str,
-    experiment_id: int,
-    annotations: Mapping[str, str],
-    members: Sequence[Built],
-    spec_overrides: Mapping[str, Any],
-) -> Experiment:
-    """The lxr Experiment of work units that are each an xm.JobGroup: one component per job."""
+def _one_executable(experiment_id: int, members: Sequence[Built]) -> dict[str, Any]:
+    """The spec fields of tasks that run one executable: it, their resources, the units."""
     first = members[0]
-    parts = first.parts or []
+    # env identical in every unit belongs to the executable; the rest to each unit
+    common = dict(first.env)
+    for b in members[1:]:
+        common = {k: v for k, v in common.items() if b.env.get(k) == v}
+    units = [
+        WorkUnitTemplate(
+            name=task_label(b.task),
+            args=b.args,
+            env={k: v for k, v in b.env.items() if k not in common},
+        )
+        for b in members
+    ]
+    executable = Executable(
+        command=first.command,
+        env={**first.exec_env, **common, "XM_EXPERIMENT_ID": str(experiment_id)},
+        working_dir=first.working_dir,
+    )
+    return {"executable": executable, "resources": first.resources, "work_units": units}
+
+
+def _components(experiment_id: int, members: Sequence[Built]) -> dict[str, Any]:
+    """The spec fields of work units that are each an xm.JobGroup: one component per job."""
+    parts = members[0].parts or []
     shared = all(p.args == parts[0].args for p in parts)
     components = {
         p.task.component[1]: Component(  # type: ignore[index]
@@ -332,30 +332,10 @@ def _components_experiment(
         )
         for p in parts
     }
-    overrides = dict(spec_overrides)
-    overrides.setdefault("failure_policy", REJECTED_IS_FINAL)
-    if first.parallelism is not None:
-        overrides.setdefault("parallelism", first.parallelism)
-    ids = [
-        [b.task.work_unit.work_unit_id, b.task.number, b.task.work_unit.identity] for b in members
+    units = [
+        WorkUnitTemplate(name=str(b.task.work_unit.work_unit_id), args=b.args) for b in members
     ]
-    return Experiment(
-        metadata=ObjectMeta(
-            name=name,
-            labels={LABEL_EXPERIMENT_ID: str(experiment_id)},
-            annotations={**annotations, ANNOTATION_WORK_UNITS: json.dumps(ids)},
-        ),
-        spec=ExperimentSpec(
-            cluster=first.cluster,
-            components=components,
-            work_units=[
-                WorkUnitTemplate(name=str(b.task.work_unit.work_unit_id), args=b.args)
-                for b in members
-            ],
-            requeue=first.requeue,
-            **overrides,
-        ),
-    )
+    return {"components": components, "work_units": units}
 
 
 async def write_tasks(
