@@ -81,6 +81,17 @@ def dev_cluster() -> dict[str, str]:
     return env
 
 
+def dev_ssh(env: dict[str, str]) -> dict[str, object]:
+    """A Cluster's ``spec.ssh`` for the dev cluster's sshd, from :func:`dev_cluster`'s settings."""
+    return {
+        "host": env["LXR_DEV_SSH_HOST"],
+        "port": int(env["LXR_DEV_SSH_PORT"]),
+        "user": env["LXR_DEV_SSH_USER"],
+        "identityFile": env["LXR_DEV_SSH_KEY"],
+        "knownHosts": env["LXR_DEV_SSH_KNOWN_HOSTS"],
+    }
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL to the dev cluster's PostgreSQL whose ``search_path`` is a schema of this test's

@@ -3,6 +3,7 @@ from every phase it names, and illegal moves raise."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +172,10 @@ SCENARIOS: dict[Event, Callable[[str], tuple[ExperimentRecord, Snapshot]]] = {
         exp(wu(0, phase=p, failures=1, attempt_count=1, next_attempt_after=NOW + 5)),
         snap(),
     ),
+    Event.RUNTIME_MISSING: lambda p: (
+        exp(wu(0, phase=p, failures=1, attempt_count=1, next_attempt_after=NOW - 5)),
+        dataclasses.replace(snap(), missing_programs=frozenset({"true"}), looked_up_on="here"),
+    ),
     Event.READY: lambda p: (exp(wu(0, phase=p)), snap()),
     Event.DEPENDENCY_PENDING: lambda p: _waiting_on("Running", p),
     Event.DEPENDENCY_MET: lambda p: _waiting_on("Succeeded", p),
@@ -237,6 +242,8 @@ def _effect_holds(effect: Effect, w: Walk, row: Transition) -> bool:
         Effect.FAIL_INDEX: lambda: any(e.type == "Warning" and e.name == "exp/0"
                                        for e in u.events),
         Effect.FAIL_EXPERIMENT: lambda: u.fail_experiment is not None,
+        Effect.HOLD: lambda: w.unit().reason == "RuntimeMissing"
+        and any(e.reason == "RuntimeMissing" for e in u.events),
         Effect.SUBMIT: lambda: any(
             0 in [e.index for e in a.entries]
             for a in w.actions
@@ -288,6 +295,7 @@ EXPECTED: dict[Event, str | None] = {
     Event.EXPERIMENT_FAILING: None,
     Event.STOP_WANTED: "Stopped",
     Event.BACKOFF_PENDING: "BackOff",
+    Event.RUNTIME_MISSING: "Pending",
     Event.READY: "Pending",
     Event.DEPENDENCY_PENDING: "Waiting",
     Event.DEPENDENCY_MET: "Pending",

@@ -23,7 +23,7 @@ import pytest
 from lxr.api.resources import Cluster, Experiment
 from lxr.store import Store
 from lxr.testing import converge
-from tests.conftest import REPO, controller_logs, have, require, start_controller
+from tests.conftest import REPO, controller_logs, dev_ssh, have, require, start_controller
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -91,13 +91,7 @@ def cluster(env: dict[str, str]) -> Cluster:
             "metadata": {"name": CLUSTER},
             "spec": {
                 "scheduler": "sge",
-                "ssh": {
-                    "host": env["LXR_DEV_SSH_HOST"],
-                    "port": int(env["LXR_DEV_SSH_PORT"]),
-                    "user": env["LXR_DEV_SSH_USER"],
-                    "identityFile": env["LXR_DEV_SSH_KEY"],
-                    "knownHosts": env["LXR_DEV_SSH_KNOWN_HOSTS"],
-                },
+                "ssh": dev_ssh(env),
                 "rateLimit": {"commandsPerSecond": 20, "burst": 20},
             },
         }

@@ -35,7 +35,7 @@ from lxr.schedulers.slurm import SlurmDriver, compress_indexes, expand_indexes
 from lxr.schedulers.ssh import SSHTransport
 from lxr.store import Store
 from lxr.testing import converge, finished
-from tests.conftest import require
+from tests.conftest import dev_ssh, require
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,13 +61,7 @@ def ssh(env: dict[str, str], command: str, check: bool = True) -> str:
 def cluster_spec(env: dict[str, str]) -> dict:
     return {
         "scheduler": "slurm",
-        "ssh": {
-            "host": env["LXR_DEV_SSH_HOST"],
-            "port": int(env["LXR_DEV_SSH_PORT"]),
-            "user": env["LXR_DEV_SSH_USER"],
-            "identityFile": env["LXR_DEV_SSH_KEY"],
-            "knownHosts": env["LXR_DEV_SSH_KNOWN_HOSTS"],
-        },
+        "ssh": dev_ssh(env),
         "defaults": {"cpus": 1, "memory": "256Mi"},
     }
 

@@ -139,3 +139,30 @@ def test_slurm_extra_directive_without_value_is_a_bare_flag(
     assert "#SBATCH --mail-type=NONE" in directives, directives
     # sbatch refuses an option it does not know: the job ran, so Slurm accepted both
     assert job_id is not None
+
+
+def test_container_with_podman_runs_the_staged_package_inside_the_image(
+    dev_cluster: dict[str, str], store: Store
+) -> None:
+    """lxm3's ``SingularityContainer`` spelling with ``container_runtime="podman"``: the
+    package's zip, staged to the cluster and bound read-only, runs under the image's python3."""
+    _scheduler_up(dev_cluster, "podman image exists localhost/lxr-test-python:latest", "podman")
+    applied = _lxr("apply", "-f", str(EXAMPLES / "slurm" / "cluster.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    executor = xm_cluster.Slurm(cluster="dev-slurm", container_runtime="podman", time="0:05:00")
+    with xm_cluster.create_experiment(f"podman-{RUN}", store=store, quiet=True) as experiment:
+        package = xm_cluster.PythonPackage(
+            path=str(PKG), entrypoint=xm_cluster.ModuleName("sweep_demo.train")
+        )
+        spec = xm_cluster.SingularityContainer(
+            package, image_path="docker://localhost/lxr-test-python:latest"
+        )
+        [exe] = experiment.package([xm.Packageable(spec, executor_spec=executor.Spec())])
+        experiment.add(xm.Job(exe, executor, args={"seed": 7, "lr": 0.5}))
+    [exp] = store.list_experiments()
+    assert exp.spec.executable.command[3] == "podman"  # bash -c OCI_SCRIPT podman ...
+    converge(store, [exp.metadata.name], timeout=180, interval=0.5)
+    [wu] = store.list_work_units(exp.metadata.name)
+    logs = _lxr("logs", "experiment", exp.metadata.name, "--wu", "0")
+    assert wu.status.phase.value == "Succeeded", (wu.status, logs.stdout, logs.stderr)
+    assert "lr=0.5 seed=7" in logs.stdout, logs.stdout

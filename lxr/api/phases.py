@@ -202,6 +202,7 @@ class Event(str, Enum):
     # a work unit with no attempt in flight
     STOP_WANTED = "StopWanted"
     BACKOFF_PENDING = "BackoffPending"
+    RUNTIME_MISSING = "RuntimeMissing"
     READY = "Ready"
     # a work unit never submitted whose dependencies (spec.dependsOn) say
     DEPENDENCY_PENDING = "DependencyPending"
@@ -229,6 +230,7 @@ class Effect(str, Enum):
     WAIT = "wait"  # the unmet dependencies become the work unit's message
     NOTE_DEPENDENCY = "note-dependency"  # an event: met (reason DependenciesMet), or cannot be
     DEPENDENCY_FAILED = "dependency-failed"  # reason DependencyFailed, the upstream outcome
+    HOLD = "hold"  # not submitted: reason and message say what is missing (once, not each pass)
 
 
 E, X = Event, Effect
@@ -311,6 +313,8 @@ WORK_UNIT_TRANSITIONS: tuple[Transition, ...] = (
          "deleted, the experiment failed, or the user stopped this work unit"),
     _row(WORK_UNIT_ACTIVE, E.BACKOFF_PENDING, WP.BACKOFF, None, (),
          "nextAttemptAfter is still ahead"),
+    _row(WORK_UNIT_ACTIVE, E.RUNTIME_MISSING, WP.PENDING, None, (X.HOLD,),
+         "a program it needs (runtime, interpreter) is not on the cluster: not submitted"),
     _row(WORK_UNIT_ACTIVE, E.READY, WP.PENDING, AP.PENDING, (X.SUBMIT,),
          "submitted: first attempts as one array, retries as another"),
     # -- never submitted, with dependencies

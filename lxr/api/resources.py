@@ -54,6 +54,8 @@ __all__ = [
     "Component",
     "Condition",
     "ConditionStatus",
+    "Container",
+    "ContainerRuntime",
     "Dependency",
     "DependencyCondition",
     "DependencyMatch",
@@ -128,10 +130,44 @@ class EnvSource(SpecModel):
         return self
 
 
+class ContainerRuntime(str, Enum):
+    """The program that runs a container image on the cluster."""
+
+    PODMAN = "podman"
+    DOCKER = "docker"
+    SINGULARITY = "singularity"
+    APPTAINER = "apptainer"
+
+
+class Container(SpecModel):
+    """Run ``command`` inside a container image (the argv lxr makes of it is in
+    :func:`lxr.api.container.container_argv`).
+
+    Every runtime gets the task's working directory at the same path (podman/docker: bound
+    and made the working directory; Singularity/Apptainer bind it themselves) and the task's
+    environment; GPUs are passed only when the work unit's resources ask for some."""
+
+    image: Annotated[str, Field(min_length=1)] = Field(
+        description="podman/docker: an image reference (a docker:// prefix is dropped); "
+        "singularity/apptainer: a .sif path on the cluster or a URI (docker://...)"
+    )
+    runtime: ContainerRuntime = ContainerRuntime.PODMAN
+    mounts: list[Annotated[str, Field(pattern=r"^/[^:]*(:/[^:]*)?(:(ro|rw))?$")]] = Field(
+        default_factory=list,
+        description="more host paths to bind: /src, /src:/dst or /src:/dst:ro",
+    )
+    options: list[str] = Field(
+        default_factory=list, description="more flags for the runtime, put before the image"
+    )
+
+
 class Executable(SpecModel):
     """The program a work unit runs: an argv, never a shell line."""
 
     command: Annotated[list[str], Field(min_length=1)]
+    container: Container | None = Field(
+        default=None, description="run the command inside this container image"
+    )
     env: dict[str, str] = Field(
         default_factory=dict,
         description="stored and shown by get: not for secrets (use envFrom)",

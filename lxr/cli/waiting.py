@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lxr.cli.console import EXIT_FAILED, EXIT_OK, error, note, rich_console
+from lxr.cli.console import EXIT_FAILED, EXIT_OK, error, note, rich_console, warn
 
 __all__ = [
     "WAIT_STOPPED",
@@ -104,19 +104,36 @@ def _reconcile_here(store, until, timeout: float | None, follow: bool = False) -
 
 def reconcile_until_submitted(store, names: list[str], timeout: float | None) -> int:
     """Run the reconciler here until every work unit of ``names`` reached the scheduler, or
-    waits for a dependency (the controller submits it when that is met)."""
+    waits for a dependency (the controller submits it when that is met), or the controller held
+    it because a program it needs is missing (a warning naming it: the desired state is
+    written, and a controller submits it once the program is there)."""
+    held: list[str] = []
 
     def submitted() -> bool:
+        held.clear()
+        waiting = False
         for name in names:
             st = store.get_experiment(name).status
-            conds = {c.type: c.status.value for c in (st.conditions if st else [])}
-            if conds.get("Submitted") != "True" and conds.get("Finished") != "True":
-                return store.not_yet_submitted(names) == 0
-        return True
+            conds = {c.type: c for c in (st.conditions if st else [])}
+            runtime = conds.get("RuntimeReady")
+            if runtime is not None and runtime.status.value == "False":
+                held.append(
+                    f"experiment/{name}: nothing submitted: {runtime.reason}: {runtime.message}"
+                )
+            elif not any(
+                conds.get(t) is not None and conds[t].status.value == "True"
+                for t in ("Submitted", "Finished")
+            ):
+                waiting = True
+        return not waiting or store.not_yet_submitted(names) == 0
 
     if not _reconcile_here(store, submitted, timeout) and not submitted():
         error("timed out before every work unit was submitted")
         return EXIT_FAILED
+    for line in held:
+        warn(line)
+    if held:
+        return EXIT_OK
     waiting = sum(
         (store.get_experiment(n).status.work_units or {}).get("Waiting", 0) for n in names
     )

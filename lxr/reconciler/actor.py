@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lxr.api.argv import task_argv
+from lxr.api.container import container_argv
 from lxr.api.phases import SubmissionEvent, submission_transition
 from lxr.api.records import ExperimentRecord
 from lxr.api.resources import ClusterSpec, Executable, RequeuePolicy, Resources
@@ -196,12 +197,22 @@ class Actor:
         spec = sub.spec
 
         def tasks_of(
-            exe: Executable, own_args: Mapping[str, Any], own_env: Mapping[str, str], **lxr: str
+            exe: Executable,
+            own_args: Mapping[str, Any],
+            own_env: Mapping[str, str],
+            gpus: bool,
+            **lxr: str,
         ) -> list[TaskSpec]:
+            def argv(args: Mapping[str, Any]) -> list[str]:
+                command = task_argv(exe.command, {**own_args, **args})
+                if exe.container is None:
+                    return command
+                return container_argv(exe.container, command, gpus=gpus)  # inside the image
+
             return [
                 TaskSpec(
                     array_index=array_index,
-                    argv=task_argv(exe.command, {**own_args, **args}),
+                    argv=argv(args),
                     env={
                         **exe.env,
                         **own_env,
@@ -229,8 +240,8 @@ class Actor:
         components = tuple(
             JobComponent(
                 name,
-                c.resources.merged_over(resources),
-                tasks_of(c.executable, c.args, c.env, LXR_COMPONENT=name),
+                (own := c.resources.merged_over(resources)),
+                tasks_of(c.executable, c.args, c.env, bool(own.gpus), LXR_COMPONENT=name),
             )
             for name, c in (spec.components or {}).items()
         )
@@ -238,7 +249,11 @@ class Actor:
             tag=sub.tag,
             experiment=sub.experiment,
             experiment_uid=sub.experiment_uid,
-            tasks=components[0].tasks if components else tasks_of(spec.main, {}, {}),
+            tasks=(
+                components[0].tasks
+                if components
+                else tasks_of(spec.main, {}, {}, bool(resources.gpus))
+            ),
             resources=resources,
             throttle=spec.parallelism,
             scheduler_requeue=spec.requeue is RequeuePolicy.SCHEDULER,

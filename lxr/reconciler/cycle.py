@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from lxr.api.container import programs_needed_by
 from lxr.api.records import ExperimentRecord
 from lxr.reconciler.actions import Finalize, SetStatus
 from lxr.reconciler.actor import Actor
 from lxr.reconciler.planner import plan
 from lxr.schedulers.base import ObserveQuery, Snapshot
 
-__all__ = ["CycleResult", "observe_query", "run_cycle"]
+__all__ = ["CycleResult", "missing_programs", "observe_query", "run_cycle"]
 
 
 def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
@@ -35,6 +37,27 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
                 if gang:
                     gangs[att.job_id] = ranks
     return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents), gangs)
+
+
+async def missing_programs(actor: Actor, desired: Sequence[ExperimentRecord]) -> frozenset[str]:
+    """The programs that work units about to be submitted need and the cluster lacks: one
+    ``command -v`` round trip for the names not known yet (the driver caches the answers)."""
+    names: set[str] = set()
+    for exp in desired:
+        if exp.deleting or exp.failed_reason:
+            continue
+        if any(wu.active is None and not wu.stop_requested for wu in exp.work_units):
+            names.update(programs_needed_by(exp.spec))
+    if not names:
+        return frozenset()
+    return await actor.driver.programs.missing(names)
+
+
+def where(actor: Actor) -> str:
+    """Where the programs were looked up, for the RuntimeMissing message."""
+    if actor.cluster_spec.scheduler == "local":
+        return f"this machine (cluster {actor.cluster})"
+    return f"login node of cluster {actor.cluster}"
 
 
 @dataclass
@@ -77,7 +100,11 @@ async def run_cycle(actor: Actor, snapshot_times: dict[str, float]) -> CycleResu
     # still recorded before submitting, and the next observation covers the new jobs.
     idle = [e for e in desired if all(wu.active is None for wu in e.work_units)]
     busy = [e for e in desired if any(wu.active is not None for wu in e.work_units)]
-    actions = plan(idle, Snapshot(cluster, time.time(), {}), time.time()) if idle else []
+    # runtimes and interpreters first: a work unit needing a missing one is held, not submitted
+    missing = await missing_programs(actor, desired)
+    on = where(actor)
+    empty = Snapshot(cluster, time.time(), {}, missing_programs=missing, looked_up_on=on)
+    actions = plan(idle, empty, time.time()) if idle else []
     for action in actions:
         result.submitted_tasks += await actor.execute(action, by_uid)
     if busy:
@@ -85,6 +112,7 @@ async def run_cycle(actor: Actor, snapshot_times: dict[str, float]) -> CycleResu
         await actor.guard()
         snapshot = await actor.driver.observe(observe_query(busy))
         snapshot_times[cluster] = snapshot.time
+        snapshot = dataclasses.replace(snapshot, missing_programs=missing, looked_up_on=on)
         later = plan(busy, snapshot, time.time())
         for action in later:
             result.submitted_tasks += await actor.execute(action, by_uid)

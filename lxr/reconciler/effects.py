@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lxr.api.container import programs_needed_by
 from lxr.api.dependencies import FAILED_REASON, MET_REASON, WAITING_REASON
 from lxr.api.phases import Effect, Event, Transition, check_attempt
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
@@ -121,6 +122,7 @@ class PlanState:
         self.retries: list[SubmitEntry] = []
         #: work units whose dependencies were met / failed this plan: (index, message)
         self.dependency_notes: dict[Event, list[tuple[int, str]]] = {}
+        self.held: str | None = None  # why work units were not submitted (RuntimeMissing)
 
     @property
     def stopping(self) -> str | None:
@@ -139,6 +141,17 @@ class PlanState:
         if wu.stop_requested:
             return "StopRequested"
         return "RemovedFromSpec" if wu.removed else None
+
+    def runtime_missing(self) -> str | None:
+        """``podman not found on login node of cluster X`` when a program this experiment's
+        work units need is missing there (the snapshot says), else None."""
+        missing = self.snap.missing_programs
+        if not missing:
+            return None
+        names = [p for p in programs_needed_by(self.exp.spec) if p in missing]
+        if not names:
+            return None
+        return f"{', '.join(names)} not found on {self.snap.looked_up_on or self.snap.cluster}"
 
     def wu_name(self, wu: WorkUnitRecord) -> str:
         return f"{self.exp.name}/{wu.index}"
@@ -362,6 +375,25 @@ class PlanState:
                               self.exp.name))  # fmt: skip
         return out
 
+    def _hold(self, work: Work, seen: Seen, row: Transition) -> None:
+        """Not submitted. The first plan that holds it says why (reason, message, one event,
+        the experiment's RuntimeReady condition); later plans write nothing while that stands."""
+        work.next_attempt_after = None
+        if self.held is None:
+            self.held = seen.message
+            if not _condition_says(self.exp, "RuntimeReady", seen.message):
+                self.events.append(
+                    Notice(
+                        "Warning",
+                        str(seen.reason),
+                        f"{seen.message}: nothing submitted",
+                        "Experiment",
+                        self.exp.name,
+                    )
+                )
+        if not _condition_says(self.exp, "RuntimeReady", seen.message) or work.phase != "Pending":
+            work.reason, work.message = seen.reason, seen.message
+
     def _submit(self, work: Work, seen: Seen, row: Transition) -> None:
         wu = work.record
         scale = tuple(sorted((work.resource_scale or {}).items()))
@@ -388,7 +420,19 @@ EFFECTS: dict[Effect, Callable[[PlanState, Work, Seen, Transition], None]] = {
     Effect.WAIT: PlanState._wait,
     Effect.NOTE_DEPENDENCY: PlanState._note_dependency,
     Effect.DEPENDENCY_FAILED: PlanState._dependency_failed,
+    Effect.HOLD: PlanState._hold,
 }
+
+
+def _condition_says(exp: ExperimentRecord, kind: str, message: str | None) -> bool:
+    """The experiment's ``kind`` condition is already False with this message."""
+    if exp.status is None:
+        return False
+    return any(
+        c.type == kind and c.status.value == "False" and c.message == message
+        for c in exp.status.conditions
+    )
+
 
 #: budget verdicts whose reason is the limit that was spent, with the message's ending
 _FAIL_WORDING: dict[Event, tuple[str, str]] = {

@@ -163,6 +163,7 @@ class _ExperimentPlan(PlanState):
                         self.fire(work, Seen(Event.EXPERIMENT_FAILING, att, job_id=job_id))
 
         deps = DependencyIndex(self.exp) if needs_upstream(self.exp) else None
+        missing = self.runtime_missing()
         for work in works:
             if work.phase in WORK_UNIT_TERMINAL or work.active is not None:
                 continue
@@ -170,7 +171,14 @@ class _ExperimentPlan(PlanState):
             verdict = None
             if deps is not None and not why and deps.has_dependencies(work.record):
                 verdict = deps.verdict(work.record)
-            seen = classify_idle(work.record, work.next_attempt_after, why, self.now, verdict)
+            seen = classify_idle(
+                work.record,
+                work.next_attempt_after,
+                why,
+                self.now,
+                verdict,
+                runtime_missing=missing,
+            )
             self.fire(work, seen)
         self.events.extend(self.dependency_events())
         return self.actions(works)
@@ -247,6 +255,7 @@ class _ExperimentPlan(PlanState):
             self.fail_experiment,
             self.now,
             removed=[(w.record.phase, w.record.attempt_count == 0) for w in gone],
+            runtime_missing=self.held,
         )
         if status is not None:
             actions.append(status)

@@ -8,6 +8,9 @@ Conditions (``type``: meaning when ``True``):
 - ``Succeeded``: every work unit succeeded. ``False`` once that can no longer happen, with a
   message naming the failed indexes; ``Unknown`` while work is in progress.
 - ``Failed``: the experiment finished with failed work units, or failed as a whole.
+- ``RuntimeReady`` (only once it was ``False``): ``False`` with reason ``RuntimeMissing`` while
+  a program its work units need (container runtime, interpreter) is not on the cluster, so
+  nothing is submitted; ``True`` (``RuntimeFound``) once it is there.
 """
 
 from __future__ import annotations
@@ -74,10 +77,12 @@ def derive_status(
     failed_message: str | None,
     conditions: Sequence[Condition],
     now: float,
+    runtime_missing: str | None = None,
 ) -> DerivedStatus:
     """Phase and conditions from work units per phase.
 
-    ``never_submitted`` counts work units that have had no attempt yet.
+    ``never_submitted`` counts work units that have had no attempt yet; ``runtime_missing``
+    says what is missing where, when work units were held for it.
     """
     when = datetime.fromtimestamp(now, tz=timezone.utc)
     total = sum(counts.values())
@@ -162,6 +167,21 @@ def derive_status(
         ),
         when,
     )
+    if runtime_missing is not None:
+        conds = set_condition(
+            conds,
+            Condition(
+                type="RuntimeReady", status=F, reason="RuntimeMissing", message=runtime_missing
+            ),
+            when,
+        )
+    elif any(c.type == "RuntimeReady" and c.status is not T for c in conds):
+        found = "the programs its work units need are on the cluster"
+        conds = set_condition(
+            conds,
+            Condition(type="RuntimeReady", status=T, reason="RuntimeFound", message=found),
+            when,
+        )
     return DerivedStatus(phase=phase, conditions=conds, finished=finished)
 
 
@@ -174,6 +194,7 @@ def plan_status(
     now: float,
     *,
     removed: Sequence[tuple[str, bool]] = (),
+    runtime_missing: str | None = None,
 ) -> SetStatus | Finalize | None:
     """The experiment's status after this plan, or its finalizer; None when nothing changed
     (or the record carries no status inputs).
@@ -208,6 +229,7 @@ def plan_status(
         failed_message=failed_message,
         conditions=st.conditions,
         now=now,
+        runtime_missing=runtime_missing,
     )
     if exp.deleting and derived.finished:
         return Finalize(exp.uid, exp.name, exp.cluster)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from lxr.api.phases import TaskPhase
 from lxr.api.resources import ClusterSpec, EnvSource, FailureReason, Resources
+from lxr.schedulers.programs import ProgramCheck
 from lxr.schedulers.transport import Transport
 
 __all__ = [
@@ -85,6 +86,10 @@ class Snapshot:
     #: why this observation is less complete than usual (accounting unreachable: finished
     #: tasks were read from the queue and the exit-code files only), None when it is complete
     degraded: str | None = None
+    #: programs work units need (runtimes, interpreters) that ``looked_up_on`` lacks: work
+    #: units needing one are not submitted (reason RuntimeMissing)
+    missing_programs: frozenset[str] = frozenset()
+    looked_up_on: str = ""
 
     def task(self, job_id: str, array_index: int) -> TaskObservation | None:
         """The task, if the scheduler reported it."""
@@ -164,6 +169,8 @@ class Driver(abc.ABC):
         self.staging_dir = staging_dir
         #: the Cluster's spec; its scheduler options are ``spec.options``
         self.spec = spec if spec is not None else ClusterSpec(scheduler=self.scheduler)
+        #: the programs the cluster has and lacks (``command -v``, cached)
+        self.programs = ProgramCheck(transport)
 
     async def prepare(self) -> None:  # noqa: B027 - optional hook
         """Called once before first use (read limits, create the staging dir)."""

@@ -16,6 +16,7 @@ from typing import Any
 from xmanager import xm
 from xmanager.xm import utils as xm_utils
 
+from lxr.api.container import oci_argv
 from lxr.xm_cluster.packaging import ClusterExecutable
 from lxr.xm_cluster.specs import PLACEHOLDER_RE
 
@@ -158,22 +159,22 @@ def runtime_command(
     image = roots[exe.image_blob.name] if exe.image_blob is not None else exe.image
     assert image is not None
     blobs_dir = roots[exe.blob.name].rsplit("/", 1)[0]
-    runtime = exe.runtime or getattr(executor, "container_runtime", "singularity")
+    runtime: str = exe.runtime or getattr(executor, "container_runtime", None) or "singularity"
     options = executor.runtime_flags(runtime) if hasattr(executor, "runtime_flags") else []
     if runtime in _OCI_RUNTIMES:
         if exe.image_blob is not None:
             raise ValueError(f"{runtime} cannot run a .sif image: use a docker:// URI")
-        ref = image.removeprefix("docker://")
-        gpu = (
-            (["--gpus", "all"] if runtime == "docker" else ["--device", "nvidia.com/gpu=all"])
-            if gpus
-            else []
-        )
-        wd = ["-w", workdir] if workdir else []
-        # podman passes the host environment; docker takes the variables one by one
-        passenv = ["--env-host"] if runtime == "podman" else _docker_env(env)
-        wrapped = [runtime, "run", "--rm", *passenv, "-v", f"{blobs_dir}:{blobs_dir}:ro"]
-        argv = [*wrapped, *gpu, *wd, *options, ref, *command]
+        mount = ["-v", f"{blobs_dir}:{blobs_dir}:ro"]
+        if runtime == "podman":
+            # the working directory (workdir, when set, is where the task starts) and the
+            # task's environment by name: lxr.api.container.OCI_SCRIPT
+            argv = oci_argv(runtime, image, command, gpus=gpus, flags=[*mount, *options])
+        else:
+            ref = image.removeprefix("docker://")
+            gpu = ["--gpus", "all"] if gpus else []
+            wd = ["-w", workdir] if workdir else []
+            wrapped = [runtime, "run", "--rm", *_docker_env(env), *mount]
+            argv = [*wrapped, *gpu, *wd, *options, ref, *command]
     else:
         nv = ["--nv"] if gpus else []
         argv = [runtime, "exec", *nv, "--bind", blobs_dir, *options, image, *command]
