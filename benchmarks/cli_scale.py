@@ -90,13 +90,18 @@ def lxr_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "lxr.cli", *args]
 
 
+CPU: dict[str, float] = {}  # the CPU seconds (user + system) of the last run_full
+
+
 def run_full(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Seconds from spawn to exit, and peak RSS in MiB, stdout to /dev/null."""
+    """Seconds from spawn to exit, and peak RSS in MiB, stdout to /dev/null (the CPU seconds
+    in ``CPU["last"]``: on a loaded machine wall time is mostly waiting for a core)."""
     start = time.perf_counter()
     with open(os.devnull, "wb") as null:
         proc = subprocess.Popen(args, stdout=null, stderr=subprocess.PIPE, env=env, cwd=REPO)
         _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - start
+    CPU["last"] = usage.ru_utime + usage.ru_stime
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.returncode == 0, (args, err)
@@ -228,7 +233,7 @@ def main() -> None:
         took, rss = run_full(lxr_cmd("get", "workunits", NAME, "-o", fmt), env)
         add(
             f"`get workunits` -o {fmt}, whole list",
-            f"{took:.2f} s, {rss:.0f} MiB",
+            f"{took:.2f} s ({CPU['last']:.2f} s CPU), {rss:.0f} MiB",
             "≤ 3 s, ≤ 150 MiB",
         )
     took = median_of(5, lambda: first_row(lxr_cmd("get", "workunits", NAME), env))
@@ -238,7 +243,11 @@ def main() -> None:
     took = median_of(5, lambda: run_full(lxr_cmd("describe", "experiment", NAME), env)[0])
     add("`describe experiment` (median of 5)", f"{took:.3f} s", "≤ 0.5 s")
     took, rss = run_full(lxr_cmd("get", "workunits", NAME, "--sort-by", ".status.phase"), env)
-    add("`get workunits --sort-by .status.phase`, whole list", f"{took:.2f} s, {rss:.0f} MiB", "-")
+    add(
+        "`get workunits --sort-by .status.phase`, whole list (ordered in SQL)",
+        f"{took:.2f} s ({CPU['last']:.2f} s CPU), {rss:.0f} MiB",
+        "streams",
+    )
 
     tomb, gone = delete_in_process(url, NAME)
     add("`delete` of the experiment: tombstone", f"{tomb:.3f} s", "≤ 10 s to tombstone and cancel")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lxr.cli.fastpath import parse
+from lxr.store.reads import UNIT_ORDER
 from tests.conftest import REPO
 
 SWEEP = f"""\
@@ -109,6 +110,10 @@ HANDLED = [
     "get wu --phase=SUCCEEDED -o name",
     "get wu --phase bogus",
     "get wu fp --sort-by .status.phase",
+    "get wu --sort-by .status.exitCode -o name",
+    "get wu waits fp --sort-by .metadata.name",
+    "get wu --sort-by {.status.reason} -o wide",
+    "get wu --sort-by .spec.args.note",
     "get wu --sort-by {.spec.index} -o custom-columns=N:.metadata.name,I:.spec.index",
     "get wu nope",
     "get wu fp-9",
@@ -234,6 +239,13 @@ def test_the_reader_reads_what_the_store_holds(state: Path) -> None:
             assert (dumps(got), total) == (dumps(want), want_total)
         assert total == 0 and want_total == 0
         assert reader.work_units_needing_attention("fp")[1] == 1
+        # a table's listing builds only what the table shows: the same rows
+        from lxr.cli.output import TABLES
+
+        for wide in (False, True):
+            full = list(TABLES["WorkUnit"].rows(reader.iter_work_units("fp"), wide))
+            table = list(TABLES["WorkUnit"].rows(reader.iter_work_units("fp", table=True), wide))
+            assert table == full and len(full) == 3
         assert reader.list_events("fp") == store.list_events("fp")
         assert reader.cluster_events("login") == store.cluster_events("login")
         assert reader.experiments_on("local") == store.experiments_on("local")
@@ -346,3 +358,27 @@ def test_a_reader_that_goes_away_ends_the_listing_quietly(tmp_path: Path, cmd: l
         )
         assert res.returncode == 0 and len(res.stdout.splitlines()) == lines, res
         assert res.stderr == "", (args, res.stderr)
+
+
+@pytest.mark.parametrize("path", ["{.metadata.name}", *(f".{a}.{b}" for a, b in UNIT_ORDER)])
+def test_sorting_in_sql_is_the_order_of_sorting_in_memory(state: Path, path: str) -> None:
+    """--sort-by on work units streams from SQL (merged across experiments): the same order
+    as sorting every item in memory, ties in index order."""
+    from lxr.cli.listing import iter_work_units, sql_order
+    from lxr.cli.printing import sort_items
+    from lxr.cli.selectors import parse_selector
+    from lxr.store.reads import Reader
+
+    reader = Reader.open(f"sqlite:///{state / 'lxr' / 'lxr.db'}")
+    assert reader is not None
+    try:
+        assert sql_order(reader, path) is not None
+        for names in ([], ["waits", "fp"], ["fp"]):
+            got = list(iter_work_units(reader, names, parse_selector(None), None, sort_by=path))
+            plain = list(iter_work_units(reader, names, parse_selector(None), None))
+            want = sort_items(plain, path)
+            assert [u["metadata"]["name"] for u in got] == [u["metadata"]["name"] for u in want]
+            assert got == want
+    finally:
+        reader.close()
+    assert sql_order(reader, ".spec.args.note") is None, "not a column: sorted in memory"

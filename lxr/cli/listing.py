@@ -49,8 +49,10 @@ def _show(
     watch: bool = False,
     no_headers: bool = False,
     sort_by: str | None = None,
+    presorted: bool = False,
 ) -> None:
-    """The body of every ``get``: print once, or (``-w``) again whenever it changes."""
+    """The body of every ``get``: print once, or (``-w``) again whenever it changes.
+    ``presorted``: ``fetch`` gives the items in ``sort_by`` order already (from SQL)."""
     from lxr.cli.printing import print_items
 
     if sort_by:
@@ -60,6 +62,8 @@ def _show(
             parse_path(sort_by.strip().removeprefix("{").removesuffix("}"))
         except JsonPathError as exc:
             die(f"--sort-by: {exc}", EXIT_USAGE)
+        if presorted:
+            sort_by = None
     if not watch:
         n = print_items(kind, fetch(), spec, single=single, no_headers=no_headers, sort_by=sort_by)
         if n == 0 and spec.format in ("table", "wide", "custom-columns"):
@@ -170,15 +174,40 @@ def _name(exp: Any) -> str:
     return exp["metadata"]["name"] if isinstance(exp, dict) else exp.metadata.name
 
 
+def sql_order(store: Any, sort_by: str | None) -> str | None:
+    """The SQL term that orders work units as ``--sort-by`` asks, when the store can (then
+    the listing still streams), else None (the printer sorts them all in memory)."""
+    if not sort_by or not getattr(store, "orders_in_sql", False):
+        return None
+    from lxr.cli.jsonpath import JsonPathError, parse_path
+    from lxr.store.reads import UNIT_ORDER
+
+    try:
+        steps = parse_path(sort_by.strip().removeprefix("{").removesuffix("}"))
+    except JsonPathError:
+        return None  # the printer says what is wrong with it
+    if not all(kind == "field" for kind, _ in steps):
+        return None
+    return UNIT_ORDER.get(tuple(name for _, name in steps))
+
+
 def iter_work_units(
-    store: Any, names: list[str], selector: Any, phase: str | None
+    store: Any,
+    names: list[str],
+    selector: Any,
+    phase: str | None,
+    *,
+    sort_by: str | None = None,
+    table: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """The JSON form of the work units asked for, experiment by experiment, in pages.
 
     A NAME is an experiment (all its work units) or one work unit (``EXPERIMENT-INDEX``).
     ``-l`` keys ``index`` and ``name`` are the work unit's; ``experiment`` and the rest are
     matched against its experiment (its labels and ``experiment=NAME``). ``store`` is a
-    reader or the full store.
+    reader or the full store. With ``sort_by`` (:func:`sql_order` must know it), each
+    experiment's work units come ordered from SQL and are merged, so they still stream.
+    ``table`` (a reader only): the attempts hold only what a table shows.
     """
     from lxr.store.errors import NotFound
 
@@ -208,9 +237,14 @@ def iter_work_units(
             if exp_sel.matches(labels):
                 targets.append((_name(exp), None))
         exp_sel = type(exp_sel)()
-    for exp_name, index in targets:
+    order = sql_order(store, sort_by)
+    extra: dict[str, Any] = {"table": True} if table else {}
+    if order is not None:
+        extra["order_by"] = order
+
+    def units(exp_name: str, index: int | None) -> Iterator[dict[str, Any]]:
         try:
-            page = store.iter_work_units(exp_name, phase=phase, index=index)
+            page = store.iter_work_units(exp_name, phase=phase, index=index, **extra)
         except NotFound as exc:
             die(str(exc), EXIT_FAILED)
         for unit in page:
@@ -219,6 +253,18 @@ def iter_work_units(
             if exp_sel and not exp_sel.matches(unit["metadata"]["labels"]):
                 continue
             yield unit
+
+    if order is None:
+        for exp_name, index in targets:
+            yield from units(exp_name, index)
+        return
+    import heapq
+
+    from lxr.cli.printing import sort_key
+
+    # each stream is in --sort-by order already; merging keeps ties in stream order, as a
+    # stable sort of them one after the other would
+    yield from heapq.merge(*(units(e, i) for e, i in targets), key=sort_key(sort_by or ""))
 
 
 def get_workunits(
@@ -236,15 +282,18 @@ def get_workunits(
     phase = parse_phase(phase)
     spec = parse_output(output)
     store = open_reader()
+    presorted = sql_order(store, sort_by) is not None
+    table = not _needs_models(spec, sort_by)
     _show(
         "WorkUnit",
-        lambda: iter_work_units(store, wanted, sel, phase),
+        lambda: iter_work_units(store, wanted, sel, phase, sort_by=sort_by, table=table),
         spec,
         single=False,
         what="work units",
         watch=watch,
         no_headers=no_headers,
         sort_by=sort_by,
+        presorted=presorted,
     )
 
 

@@ -4,7 +4,7 @@ jsonpath, written to stdout as the items arrive (unless ``--sort-by`` needs them
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lxr.cli.columns import write_table
@@ -12,11 +12,16 @@ from lxr.cli.console import out
 from lxr.cli.formats import OutputSpec, columns_of
 from lxr.cli.output import API_VERSION, TABLES, to_dict
 
-__all__ = ["print_items", "sort_items"]
+__all__ = ["print_items", "sort_items", "sort_key"]
 
 
-def _sort_key(path: str):
+def sort_key(path: str) -> Callable[[Mapping[str, Any]], tuple[int, Any]]:
+    """The key ``--sort-by PATH`` sorts by: missing first, then numbers, then text."""
     from lxr.cli.jsonpath import evaluate
+
+    path = path.strip()
+    if path.startswith("{") and path.endswith("}"):
+        path = path[1:-1]
 
     def key(item: Mapping[str, Any]) -> tuple[int, Any]:
         found = evaluate(item, path)
@@ -32,10 +37,7 @@ def _sort_key(path: str):
 
 def sort_items(items: Iterable[Mapping[str, Any]], sort_by: str) -> list[Mapping[str, Any]]:
     """Items ordered by the field at ``sort_by`` (missing first), as kubectl's --sort-by."""
-    path = sort_by.strip()
-    if path.startswith("{") and path.endswith("}"):
-        path = path[1:-1]
-    return sorted(items, key=_sort_key(path))
+    return sorted(items, key=sort_key(sort_by))
 
 
 def print_items(

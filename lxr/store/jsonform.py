@@ -12,7 +12,6 @@ shows is one line here (and one in the model).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +23,7 @@ __all__ = [
     "ATTEMPT_COLUMNS",
     "CLUSTER_COLUMNS",
     "EXPERIMENT_COLUMNS",
+    "TABLE_ATTEMPT_KEYS",
     "UNIT_COLUMNS",
     "attempt_json",
     "cluster_json",
@@ -53,15 +53,28 @@ def rfc3339(value: float) -> str:
     return f"{head}.{micros:06d}Z" if micros else f"{head}Z"
 
 
+_loads: Callable[[str], Any] | None = None
+
+
 def json_value(value: Any, empty: Any = None) -> Any:
     """A JSON column's value: SQLite hands them over as text, PostgreSQL decoded."""
+    global _loads
     if value is None:
         return {} if empty is None else empty
-    return json.loads(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    if value == "{}":
+        return {}
+    if _loads is None:  # orjson parses 100k work units' args several times faster
+        import orjson
+
+        _loads = orjson.loads
+    return _loads(value)
 
 
 # (column, JSON key, conversion): None values are left out, as exclude_none does
 _Fields = Sequence[tuple[str, str, Callable[[Any], Any] | None]]
+_Keys = tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
 #: an attempt, in ``Attempt``'s field order
 _ATTEMPT: _Fields = (
@@ -129,18 +142,46 @@ CLUSTER_COLUMNS = (
 )
 
 
-def _fields(fields: _Fields, values: Sequence[Any], out: dict[str, Any]) -> dict[str, Any]:
-    for (_, key, conv), value in zip(fields, values, strict=True):
-        if value is not None and conv is not None:
-            value = conv(value)  # a JSON column may hold null
-        if value is not None:
-            out[key] = value
+def _keys(fields: _Fields) -> _Keys:
+    return tuple((key, conv) for _, key, conv in fields)
+
+
+_ATTEMPT_KEYS = _keys(_ATTEMPT)
+_UNIT_STATUS_KEYS = _keys(_UNIT_STATUS)
+
+
+def _fields(keys: _Keys, values: Sequence[Any], out: dict[str, Any]) -> dict[str, Any]:
+    # the loop of every row of a 100k listing: kept small
+    for (key, conv), value in zip(keys, values, strict=True):
+        if value is None:
+            continue
+        if conv is not None:
+            value = conv(value)
+            if value is None:  # a JSON column holding null
+                continue
+        out[key] = value
     return out
 
 
-def attempt_json(row: Sequence[Any]) -> dict[str, Any]:
-    """An attempt row (:data:`ATTEMPT_COLUMNS`) as the JSON form of an ``Attempt``."""
-    return _fields(_ATTEMPT, row[1:], {})
+#: what a table of work units shows of their attempts (``lxr.cli.output``: ATTEMPTS, JOB): a
+#: listing printed as a table builds only these (no times to format, no JSON to parse)
+TABLE_ATTEMPT_KEYS = frozenset({"attempt", "jobId", "index", "phase"})
+_TABLE_ATTEMPT = tuple(
+    (i, key, conv) for i, (key, conv) in enumerate(_ATTEMPT_KEYS) if key in TABLE_ATTEMPT_KEYS
+)
+
+
+def attempt_json(row: Sequence[Any], *, table: bool = False) -> dict[str, Any]:
+    """An attempt row (:data:`ATTEMPT_COLUMNS`) as the JSON form of an ``Attempt``; with
+    ``table``, only its :data:`TABLE_ATTEMPT_KEYS`."""
+    if not table:
+        return _fields(_ATTEMPT_KEYS, row[1:], {})
+    out: dict[str, Any] = {}
+    for i, key, conv in _TABLE_ATTEMPT:
+        value = row[i + 1]
+        if value is not None:
+            out[key] = value if conv is None else conv(value)
+    return out
 
 
 def unit_json(
@@ -152,7 +193,7 @@ def unit_json(
     labels = {"experiment": exp_name, "index": index}
     if name != index:
         labels["name"] = name
-    status = _fields(_UNIT_STATUS, row[5:], {})
+    status = _fields(_UNIT_STATUS_KEYS, row[5:], {})
     status["attempts"] = attempts
     found = dependency_condition(status["phase"], status.get("reason"), status.get("message"))
     status["conditions"] = [found] if found else []

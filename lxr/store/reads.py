@@ -40,6 +40,7 @@ from lxr.store.revision import HEAD_REVISION
 __all__ = [
     "ATTENTION_PHASES",
     "PAGE_SIZE",
+    "UNIT_ORDER",
     "EventInfo",
     "Reader",
     "core_connection",
@@ -92,6 +93,20 @@ _ATTENTION = (
 )
 _EVENT_COLUMNS = "id, time, type, reason, message, kind, name"
 
+#: work-unit fields ``--sort-by`` can order in SQL (a JSON path's steps -> the SQL term):
+#: each is of one type or null, so ``ORDER BY term IS NOT NULL, term, idx`` is the order of
+#: ``lxr.cli.printing.sort_items`` (missing first, then by value, ties in index order)
+UNIT_ORDER = {
+    ("metadata", "name"): "CAST(idx AS TEXT)",  # EXPERIMENT-INDEX, within one experiment
+    ("spec", "index"): "idx",
+    ("status", "phase"): "phase",
+    ("status", "reason"): "reason",
+    ("status", "message"): "message",
+    ("status", "exitCode"): "exit_code",
+    ("status", "failures"): "failures",
+    ("status", "disruptions"): "disruptions",
+}
+
 
 def missing_why(url: str) -> str:
     """What a read says when there is no database at ``url`` yet."""
@@ -117,6 +132,7 @@ class _Sqlite:
     transaction (deferred: a reader never takes the write lock)."""
 
     def __init__(self, path: str) -> None:
+        self.path = path
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
@@ -278,6 +294,12 @@ class Reader:
 
     # ------------------------------------------------------------------ work units
 
+    @property
+    def orders_in_sql(self) -> bool:
+        """Whether :meth:`iter_work_units` takes ``order_by`` (SQLite, whose text order is
+        Python's; another database's collation may not be)."""
+        return isinstance(self._conn, _Sqlite)
+
     def iter_work_units(
         self,
         experiment: str,
@@ -285,15 +307,72 @@ class Reader:
         phase: str | None = None,
         index: int | None = None,
         page_size: int = PAGE_SIZE,
+        order_by: str | None = None,
+        table: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """The work units of ``experiment`` in index order, as JSON-form dicts, read
         ``page_size`` at a time (keyset pages, so each page costs the same); raises
-        :class:`NotFound` at once (before the first item is asked for)."""
+        :class:`NotFound` at once (before the first item is asked for). ``order_by`` (a
+        value of :data:`UNIT_ORDER`, when :attr:`orders_in_sql`) orders them in SQL instead,
+        streamed from one query. ``table``: attempts hold only what a table shows
+        (:data:`~lxr.store.jsonform.TABLE_ATTEMPT_KEYS`)."""
         row = self._experiment_row(experiment)
-        return self._pages(row[1], row[0], phase, index, page_size)
+        if order_by is not None:
+            assert order_by in UNIT_ORDER.values() and isinstance(self._conn, _Sqlite)
+            return self._ordered(row[1], row[0], phase, index, page_size, order_by, table)
+        return self._pages(row[1], row[0], phase, index, page_size, table)
+
+    def _ordered(
+        self,
+        name: str,
+        uid: str,
+        phase: str | None,
+        index: int | None,
+        size: int,
+        term: str,
+        table: bool,
+    ) -> Iterator[dict[str, Any]]:
+        assert isinstance(self._conn, _Sqlite)
+        # a connection of its own: one snapshot for the whole listing, while the listings of
+        # other experiments (merged with this one) hold theirs
+        db = sqlite3.connect(self._conn.path, timeout=30, isolation_level=None)
+        where = "experiment_uid = :uid"
+        params: dict[str, Any] = {"uid": uid}
+        if phase:
+            where += " AND phase = :phase"
+            params["phase"] = phase
+        if index is not None:
+            where += " AND idx = :index"
+            params["index"] = index
+        db.execute("BEGIN")  # one snapshot for the whole listing
+        try:
+            cursor = db.execute(
+                f"SELECT {_cols(UNIT_COLUMNS)} FROM work_units WHERE {where} "
+                f"ORDER BY {term} IS NOT NULL, {term}, idx",
+                params,
+            )
+            while rows := cursor.fetchmany(size):
+                ids = {f"w{i}": r[0] for i, r in enumerate(rows)}
+                attempts: dict[int, list[dict[str, Any]]] = {}
+                for a in db.execute(
+                    f"SELECT {_cols(ATTEMPT_COLUMNS)} FROM attempts WHERE work_unit_id IN "
+                    f"({', '.join(':' + k for k in ids)}) ORDER BY work_unit_id, number",
+                    ids,
+                ):
+                    attempts.setdefault(a[0], []).append(attempt_json(a, table=table))
+                for r in rows:
+                    yield unit_json(name, uid, r, attempts.get(r[0], []))
+        finally:
+            db.close()  # ends its read transaction
 
     def _pages(
-        self, name: str, uid: str, phase: str | None, index: int | None, page_size: int
+        self,
+        name: str,
+        uid: str,
+        phase: str | None,
+        index: int | None,
+        page_size: int,
+        table: bool = False,
     ) -> Iterator[dict[str, Any]]:
         assert self._conn is not None
         extra = ""
@@ -312,7 +391,7 @@ class Reader:
                 if not rows:
                     return
                 attempts = self._attempts(
-                    _PAGE_ATTEMPTS_SQL, {"uid": uid, "lo": rows[0][1], "hi": rows[-1][1]}
+                    _PAGE_ATTEMPTS_SQL, {"uid": uid, "lo": rows[0][1], "hi": rows[-1][1]}, table
                 )
             for r in rows:
                 yield unit_json(name, uid, r, attempts.get(r[0], []))
@@ -320,10 +399,12 @@ class Reader:
                 return
             last = rows[-1][1]
 
-    def _attempts(self, sql: str, params: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    def _attempts(
+        self, sql: str, params: dict[str, Any], table: bool = False
+    ) -> dict[int, list[dict[str, Any]]]:
         out: dict[int, list[dict[str, Any]]] = {}
         for a in self._rows(sql, params):
-            out.setdefault(a[0], []).append(attempt_json(a))
+            out.setdefault(a[0], []).append(attempt_json(a, table=table))
         return out
 
     def work_units_needing_attention(
