@@ -93,6 +93,8 @@ class Actor:
         self.crash_hook = crash_hook or env_crash_hook()
         self.calls = calls or StoreCalls()
         self.guard = guard or _no_guard
+        #: the experiment's change counter after the last status write (for the cache)
+        self.written_version: int | None = None
 
     @property
     def cluster(self) -> str:
@@ -117,7 +119,7 @@ class Actor:
                     self.metrics.failure_handled(self.cluster, h.action)
             return 0
         if isinstance(action, SetStatus):
-            await db(self.store.write_status, action, self.cluster)
+            self.written_version = await db(self.store.write_status, action, self.cluster)
             if action.finished:
                 log.info("experiment %s: %s", _name(desired, action.experiment_uid), action.phase)
             return 0
@@ -347,18 +349,23 @@ def _tasks_text(targets: tuple[tuple[str, int], ...], shown: int = 10) -> str:
 def env_crash_hook() -> Callable[[str], None] | None:
     """A hook that kills (:data:`CRASH_ENV`) or stops (:data:`STOP_ENV`) this process at the
     point named, for tests that prove a crash or a stall between "intent recorded" and "job id
-    recorded" never submits twice."""
+    recorded" never submits twice. ``POINT:N`` kills at the N-th time the point is reached
+    (``cache-refreshed:3``: the third cache refresh, between it and the writes of its plan)."""
     crash_at = os.environ.get(CRASH_ENV)
     stop_at = os.environ.get(STOP_ENV)
     if not crash_at and not stop_at:
         return None
     stopped = False
+    crash_point, _, nth = (crash_at or "").partition(":")
+    remaining = int(nth) if nth.isdigit() else 1
 
     def hook(at: str) -> None:
-        nonlocal stopped
-        if at == crash_at:
-            log.warning("%s=%s: killing this controller now", CRASH_ENV, crash_at)
-            os.kill(os.getpid(), signal.SIGKILL)
+        nonlocal stopped, remaining
+        if at == crash_point:
+            remaining -= 1
+            if remaining <= 0:
+                log.warning("%s=%s: killing this controller now", CRASH_ENV, crash_at)
+                os.kill(os.getpid(), signal.SIGKILL)
         if at == stop_at and not stopped:
             stopped = True
             log.warning("%s=%s: stopping this controller now (SIGSTOP)", STOP_ENV, stop_at)

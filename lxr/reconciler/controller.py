@@ -36,6 +36,7 @@ from anyio.abc import TaskGroup
 from lxr.api.resources import ClusterSpec
 from lxr.reconciler.actor import CRASH_ENV, STOP_ENV, Actor, env_crash_hook
 from lxr.reconciler.cycle import CycleResult, observe_query, run_cycle
+from lxr.reconciler.informer import Informer
 from lxr.reconciler.lease import LeaseKeeper
 from lxr.reconciler.publish import SnapshotPublisher
 from lxr.reconciler.reachability import Reachability, describe_error
@@ -66,6 +67,8 @@ cycle_log = logging.getLogger("lxr.cycles")
 
 #: a failing cluster's ReconcileError event is repeated at most this often (same message)
 _EVENT_REPEAT_SECONDS = 60.0
+#: a cluster's spec is read again at least this often (and after every wake-up)
+_SPEC_RECHECK_SECONDS = 10.0
 
 
 class Controller:
@@ -101,6 +104,10 @@ class Controller:
         self.queue = WorkQueue()
         self.reachability = Reachability(metrics)
         self.drivers: dict[str, tuple[Driver, ClusterSpec]] = {}
+        #: each cluster's cache of desired state, kept for one term
+        self.informers: dict[str, Informer] = {}
+        #: when each cluster's spec was last read: (wake-ups seen then, monotonic time)
+        self._spec_checked: dict[str, tuple[int, float]] = {}
         self.socket_path = controller_socket_path(
             store.url, f"{os.getpid()}.{secrets.token_hex(2)}"
         )
@@ -138,6 +145,7 @@ class Controller:
             self.keeper.lost("not renewed in time")
         if self.keeper.epoch is None:
             await self.keeper.acquire()
+            self.informers.clear()  # a new term starts from a full read of the store
         if self.keeper.epoch is not None:
             self._fstore = self.store.fenced(self.holder, self.keeper.epoch)
         if self.metrics:
@@ -158,9 +166,20 @@ class Controller:
     # ------------------------------------------------------------------ cycles
 
     async def driver_for(self, cluster: str) -> tuple[Driver, ClusterSpec]:
-        """The cluster's driver, built and prepared on first use (rebuilt if its spec changed)."""
-        spec = (await self.calls(self._fstore.get_cluster, cluster)).spec
+        """The cluster's driver, built and prepared on first use (rebuilt if its spec changed).
+        The spec is read again after a wake-up (an apply) and at least every
+        :data:`_SPEC_RECHECK_SECONDS`, not every cycle (a store round trip each)."""
         cached = self.drivers.get(cluster)
+        checked = self._spec_checked.get(cluster)
+        if (
+            cached
+            and checked
+            and checked[0] == self._wakeups
+            and time.monotonic() - checked[1] < _SPEC_RECHECK_SECONDS
+        ):
+            return cached
+        spec = (await self.calls(self._fstore.get_cluster, cluster)).spec
+        self._spec_checked[cluster] = (self._wakeups, time.monotonic())
         if cached and cached[1] == spec:
             return cached
         if cached:
@@ -190,7 +209,8 @@ class Controller:
             calls=self.calls,
             guard=self.keeper.guard,
         )
-        return await run_cycle(actor, self.snapshot_times)
+        informer = self.informers.setdefault(cluster, Informer())
+        return await run_cycle(actor, self.snapshot_times, informer)
 
     async def _cycle(self, cluster: str) -> CycleResult | None:
         """One cluster's cycle with its bookkeeping: backoff, events, metrics. None when it

@@ -1,4 +1,5 @@
-"""One cluster's cycle: read the desired state, observe the scheduler once, plan, act."""
+"""One cluster's cycle: refresh the cached desired state, observe the scheduler once, plan
+what changed, act."""
 
 from __future__ import annotations
 
@@ -9,34 +10,13 @@ from dataclasses import dataclass, field
 
 from lxr.api.container import programs_needed_by
 from lxr.api.records import ExperimentRecord
-from lxr.reconciler.actions import Finalize, SetStatus
+from lxr.reconciler.actions import Action, Finalize, SetStatus
 from lxr.reconciler.actor import Actor
+from lxr.reconciler.informer import Informer, observe_query
 from lxr.reconciler.planner import plan
-from lxr.schedulers.base import ObserveQuery, Snapshot
+from lxr.schedulers.base import Snapshot
 
 __all__ = ["CycleResult", "missing_programs", "observe_query", "run_cycle"]
-
-
-def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
-    """What the snapshot must cover: jobs in flight (with their indexes) and unconfirmed tags."""
-    jobs: dict[str, set[int]] = {}
-    intents: set[str] = set()
-    gangs: dict[str, int] = {}
-    for exp in desired:
-        # every component of a heterogeneous job is started as ranks, even a single one
-        ranks = exp.spec.ranks
-        gang = ranks > 1 or exp.spec.components is not None
-        for wu in exp.work_units:
-            att = wu.active
-            if att is None:
-                continue
-            if att.job_id is None:
-                intents.add(att.submission_tag)
-            else:
-                jobs.setdefault(att.job_id, set()).add(att.array_index)
-                if gang:
-                    gangs[att.job_id] = ranks
-    return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents), gangs)
 
 
 async def missing_programs(actor: Actor, desired: Sequence[ExperimentRecord]) -> frozenset[str]:
@@ -71,29 +51,65 @@ class CycleResult:
     experiments: int = 0  # experiments with work on the cluster
     work_units: int = 0  # their work units not finished yet
     in_flight: int = 0  # of those, with an attempt at the scheduler
+    loaded: int = 0  # work units read from the store (the rest came from the cache)
+    planned: int = 0  # work units planned (the rest had not changed)
     seconds: float = 0.0  # how long the cycle took
 
     def summary(self) -> str:
         """The cycle in one line: cluster, counts, duration."""
         return (
             f"cluster {self.cluster}: {self.experiments} experiment(s), {self.work_units} "
-            f"work unit(s) active, {self.in_flight} in flight, {self.actions} action(s), "
-            f"{self.submitted_tasks} task(s) submitted, {self.seconds:.3f}s"
+            f"work unit(s) active, {self.in_flight} in flight, {self.loaded} loaded, "
+            f"{self.planned} planned, {self.actions} action(s), {self.submitted_tasks} task(s) "
+            f"submitted, {self.seconds:.3f}s"
         )
 
 
-async def run_cycle(actor: Actor, snapshot_times: dict[str, float]) -> CycleResult:
-    """One cycle for the actor's cluster: observe once, plan, act. ``snapshot_times`` gets the
-    time of this cluster's observation."""
+async def run_cycle(
+    actor: Actor, snapshot_times: dict[str, float], informer: Informer | None = None
+) -> CycleResult:
+    """One cycle for the actor's cluster: refresh the cache, observe once, plan what changed,
+    act. ``snapshot_times`` gets the time of this cluster's observation. Without an
+    ``informer`` (a cache kept from cycle to cycle) everything is read and planned."""
+    informer = informer if informer is not None else Informer(resync_seconds=0.0)
+    try:
+        return await _cycle(actor, snapshot_times, informer)
+    except BaseException:
+        informer.failed()  # what this cycle wrote is unknown: read everything next time
+        raise
+
+
+async def _cycle(actor: Actor, snapshot_times: dict[str, float], informer: Informer) -> CycleResult:
     cluster, store, db = actor.cluster, actor.store, actor.calls
-    desired = await db(store.load_desired, cluster)
-    result = CycleResult(cluster, experiments=len(desired))
+    todo = informer.plan_refresh(await db(store.experiment_versions, cluster))
+    loaded = await db(store.load_desired, cluster, todo.full) if todo.full else []
+    heads = await db(store.load_desired, cluster, todo.headers, units=False) if todo.headers else []
+    desired = informer.refreshed(todo, loaded, heads)
+    if actor.crash_hook:
+        actor.crash_hook("cache-refreshed")
+    result = CycleResult(cluster, experiments=len(desired), loaded=informer.loaded)
     if not desired:
         return result
     for exp in desired:
         result.work_units += len(exp.work_units)
-        result.in_flight += sum(wu.active is not None for wu in exp.work_units)
+        result.in_flight += sum(len(v) for v in informer.shape(exp).jobs.values())
     by_uid = {e.uid: e for e in desired}
+    actions: list[Action] = []
+
+    async def plan_and_act(exps: Sequence[ExperimentRecord], snap: Snapshot, seen: bool) -> None:
+        now = time.time()
+        for exp in exps:
+            narrowed = informer.to_plan(exp, snap)
+            if narrowed is None:  # nothing changed for it since its last plan
+                continue
+            result.planned += len(narrowed.work_units)
+            planned = plan([narrowed], snap, now)
+            informer.planned(narrowed, snap if seen else None)
+            for action in planned:
+                result.submitted_tasks += await actor.execute(action, by_uid)
+                informer.acted(action, now, actor.written_version)
+            actions.extend(planned)
+
     # The planner reads the snapshot only for attempts in flight, so an experiment with none
     # (a new sweep, one waiting out a backoff) is planned and acted on before the cluster is
     # observed: a new sweep's sbatch does not wait for a squeue round trip. The intent is
@@ -103,22 +119,20 @@ async def run_cycle(actor: Actor, snapshot_times: dict[str, float]) -> CycleResu
     # runtimes and interpreters first: a work unit needing a missing one is held, not submitted
     missing = await missing_programs(actor, desired)
     on = where(actor)
-    empty = Snapshot(cluster, time.time(), {}, missing_programs=missing, looked_up_on=on)
-    actions = plan(idle, empty, time.time()) if idle else []
-    for action in actions:
-        result.submitted_tasks += await actor.execute(action, by_uid)
+    if idle:
+        empty = Snapshot(cluster, time.time(), {}, missing_programs=missing, looked_up_on=on)
+        await plan_and_act(idle, empty, False)
     if busy:
         # a leader that lost its lease learns it here, before it acts on what it observes
         await actor.guard()
-        snapshot = await actor.driver.observe(observe_query(busy))
+        snapshot = await actor.driver.observe(informer.query(busy))
         snapshot_times[cluster] = snapshot.time
         snapshot = dataclasses.replace(snapshot, missing_programs=missing, looked_up_on=on)
-        later = plan(busy, snapshot, time.time())
-        for action in later:
-            result.submitted_tasks += await actor.execute(action, by_uid)
-        actions += later
+        await plan_and_act(busy, snapshot, True)
+        informer.observed(snapshot)
     else:  # nothing in flight: an empty view of the cluster is current
         snapshot_times[cluster] = time.time()
+    informer.settle()
     result.actions = len(actions)
     result.finished = [
         by_uid[a.experiment_uid].name

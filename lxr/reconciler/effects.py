@@ -24,7 +24,6 @@ __all__ = [
     "CANCEL_REPEAT_SECONDS",
     "DEPENDENCY_EVENTS_PER_UNIT",
     "EFFECTS",
-    "LAST_SEEN_REFRESH_SECONDS",
     "PlanState",
     "Work",
 ]
@@ -32,7 +31,6 @@ __all__ = [
 CANCEL_REPEAT_SECONDS = 30.0
 #: more work units than this meeting (or failing) their dependencies in one plan: one event
 DEPENDENCY_EVENTS_PER_UNIT = 20
-LAST_SEEN_REFRESH_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -182,13 +180,14 @@ class PlanState:
         att, obs, job_id = seen.attempt, seen.task, seen.job_id
         assert att is not None and obs is not None and row.attempt is not None
         phase = row.attempt.value
-        stale = att.last_seen is None or self.now - att.last_seen >= LAST_SEEN_REFRESH_SECONDS
+        # written only when something changed: the time a task was last seen is kept by the
+        # controller's cache (lxr.reconciler.informer), never rewritten for every task
         if (
             phase != att.phase
             or obs.state != att.state
             or obs.restarts != att.restarts
             or job_id != att.job_id
-            or stale
+            or att.last_seen is None
         ):
             check_attempt(att.phase, phase)
             if obs.restarts > att.restarts:

@@ -66,7 +66,6 @@ from lxr.reconciler.dependencies import DependencyIndex, needs_upstream
 from lxr.reconciler.effects import (
     CANCEL_REPEAT_SECONDS,
     EFFECTS,
-    LAST_SEEN_REFRESH_SECONDS,
     PlanState,
     Work,
 )
@@ -75,7 +74,6 @@ from lxr.schedulers.base import Snapshot
 
 __all__ = [
     "CANCEL_REPEAT_SECONDS",
-    "LAST_SEEN_REFRESH_SECONDS",
     "LOST_AFTER_SECONDS",
     "TASK_EVENTS",
     "Seen",

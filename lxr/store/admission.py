@@ -28,6 +28,7 @@ from lxr.store.errors import Conflict, Invalid, NotFound
 from lxr.store.queries import (
     CONFLICT_RETRIES,
     TERMINAL,
+    bump_version,
     chunks,
     cluster_names,
     experiment_row,
@@ -355,6 +356,8 @@ class Admission(StoreEngine):
             if missing:
                 raise NotFound(f"experiment {experiment} has no work unit {missing[0]}")
             todo = [i for i in wanted if found[i][0] not in TERMINAL and not found[i][1]]
+            if todo:
+                bump_version(s, exp.uid)  # the controller's cache reloads this experiment
             for chunk in chunks(todo, 500):
                 s.execute(
                     update(WorkUnitRow)

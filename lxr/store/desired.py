@@ -1,8 +1,17 @@
 """The controller's reads: which clusters have work, the desired state of one cluster as
-frozen records (the planner's input), and a recorded submission to (re)submit."""
+frozen records (the planner's input), and a recorded submission to (re)submit.
+
+**Change counter.** An experiment's ``resource_version`` moves with every write that others
+than the controller's cycle make to it or to its work units (apply, delete, stop, status
+writes): the controller's cache (:mod:`lxr.reconciler.informer`) reloads an experiment
+whose version moved, and keeps the others. A new writer of ``experiments`` or
+``work_units`` must bump it (:func:`~lxr.store.queries.bump_version`); the cache's periodic
+full resync is only the safety net.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -55,10 +64,22 @@ class DesiredState(StoreEngine):
             q = select(ExperimentRow.cluster).where(unfinished_experiment()).distinct()
             return sorted(s.scalars(q))
 
-    def load_desired(self, cluster: str) -> list[ExperimentRecord]:
-        """Active experiments on ``cluster`` with their non-terminal work units, and, for those
-        with dependencies and work units not yet submitted, their upstream experiments' work
-        units (whatever cluster those run on)."""
+    def experiment_versions(self, cluster: str) -> dict[str, int]:
+        """``{uid: resource_version}`` of the active experiments on ``cluster`` (one small
+        query: what a cycle reads when nothing changed)."""
+        with self.session() as s:
+            q = select(ExperimentRow.uid, ExperimentRow.resource_version).where(
+                ExperimentRow.cluster == cluster, unfinished_experiment()
+            )
+            return {uid: int(rv) for uid, rv in s.execute(q)}
+
+    def load_desired(
+        self, cluster: str, uids: Collection[str] | None = None, *, units: bool = True
+    ) -> list[ExperimentRecord]:
+        """Active experiments on ``cluster`` (only ``uids``, when given) with their
+        non-terminal work units (none when not ``units``: the experiment and its status
+        inputs alone), and, for those with dependencies and work units not yet submitted,
+        their upstream experiments' work units (whatever cluster those run on)."""
         out: list[ExperimentRecord] = []
         w = WorkUnitRow
         # one query of plain tuples per experiment: ORM objects cost ~5x more at 100k rows
@@ -66,12 +87,20 @@ class DesiredState(StoreEngine):
         n = len(WORK_UNIT_RECORD.columns)
         unit, attempt = WORK_UNIT_RECORD.build, ATTEMPT_RECORD.build
         with self.session() as s:
-            exps = s.scalars(
-                select(ExperimentRow)
-                .where(ExperimentRow.cluster == cluster, unfinished_experiment())
-                .order_by(ExperimentRow.created_at)
-            ).all()
+            q = select(ExperimentRow).where(
+                ExperimentRow.cluster == cluster, unfinished_experiment()
+            )
+            if uids is not None:
+                if not uids:
+                    return out
+                q = q.where(ExperimentRow.uid.in_(list(uids)))
+            exps = s.scalars(q.order_by(ExperimentRow.created_at)).all()
             for exp in exps:
+                status = self._status_inputs(s, exp)
+                failed_count = status.counts.get(WorkUnitPhase.FAILED, 0)
+                if not units:
+                    out.append(experiment_record(exp, failed_count, (), status))
+                    continue
                 rows = s.execute(
                     select(*columns)
                     .outerjoin(AttemptRow, AttemptRow.id == w.active_attempt_id)
@@ -79,12 +108,10 @@ class DesiredState(StoreEngine):
                     .where(w.experiment_uid == exp.uid, w.phase.not_in(TERMINAL))
                     .order_by(w.idx)
                 ).all()
-                status = self._status_inputs(s, exp)
-                failed_count = status.counts.get(WorkUnitPhase.FAILED, 0)
-                units = tuple(unit(r[:n], None if r[n] is None else attempt(r[n:])) for r in rows)
-                record = experiment_record(exp, failed_count, units, status)
+                loaded = tuple(unit(r[:n], None if r[n] is None else attempt(r[n:])) for r in rows)
+                record = experiment_record(exp, failed_count, loaded, status)
                 if upstream_experiments(record.spec):
-                    upstream, args = upstream_inputs(s, exp.uid, record.spec, units)
+                    upstream, args = upstream_inputs(s, exp.uid, record.spec, loaded)
                     record = replace(record, upstream=upstream, waiting_args=args)
                 out.append(record)
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Result, bindparam, delete, select
+from sqlalchemy import ColumnElement, CursorResult, Result, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from lxr.api.phases import EXPERIMENT_TERMINAL, WORK_UNIT_TERMINAL
@@ -22,6 +22,7 @@ from lxr.store.tables import (
 __all__ = [
     "CONFLICT_RETRIES",
     "TERMINAL",
+    "bump_version",
     "chunks",
     "cluster_names",
     "delete_experiment_rows",
@@ -70,6 +71,17 @@ def cluster_names(s: Session) -> list[str]:
     """Every cluster's name, ``local`` first (for messages naming the known ones)."""
     stored = s.scalars(select(ClusterRow.name).where(ClusterRow.name != "local"))
     return ["local", *sorted(stored)]
+
+
+def bump_version(s: Session, experiment_uid: str) -> None:
+    """One more on the experiment's ``resource_version``, its change counter: every write to
+    an experiment or its work units by anything but the controller's cycle bumps it, so the
+    controller's cache reloads the experiment (see :mod:`lxr.store.desired`)."""
+    s.execute(
+        update(ExperimentRow)
+        .where(ExperimentRow.uid == experiment_uid)
+        .values(resource_version=ExperimentRow.resource_version + 1)
+    )
 
 
 def update_by_id(s: Session, table: type[Base], rows: list[dict[str, Any]]) -> None:

@@ -22,10 +22,11 @@ __all__ = ["ExperimentStatusWrites"]
 class ExperimentStatusWrites(StoreEngine):
     """Status writes and the finalizer, each one transaction."""
 
-    def write_status(self, status: Any, cluster: str) -> None:
-        """Persist a :class:`~lxr.reconciler.actions.SetStatus` (and its event)."""
+    def write_status(self, status: Any, cluster: str) -> int | None:
+        """Persist a :class:`~lxr.reconciler.actions.SetStatus` (and its event). Returns the
+        experiment's new resourceVersion (None when it is gone)."""
         with self.session() as s:
-            found = s.execute(
+            version = s.scalar(
                 update(ExperimentRow)
                 .where(ExperimentRow.uid == status.experiment_uid)
                 .values(
@@ -38,9 +39,10 @@ class ExperimentStatusWrites(StoreEngine):
                     completion_time=status.completion_time,
                     resource_version=ExperimentRow.resource_version + 1,
                 )
+                .returning(ExperimentRow.resource_version)
             )
             ev = status.event
-            if ev is not None and found.rowcount:  # type: ignore[attr-defined]
+            if ev is not None and version is not None:
                 s.add(
                     event_row(
                         time.time(),
@@ -53,6 +55,7 @@ class ExperimentStatusWrites(StoreEngine):
                         cluster,
                     )
                 )
+            return version
 
     def finalize(self, final: Any) -> None:
         """Remove a deleted experiment with its work units, attempts and submissions (a

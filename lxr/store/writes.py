@@ -3,6 +3,7 @@ outcome, cancels sent, and the status updates the plan decided."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,6 +17,26 @@ from lxr.store.queries import chunks, update_by_id
 from lxr.store.tables import AttemptRow, ExperimentRow, SubmissionRow, WorkUnitRow
 
 __all__ = ["ControllerWrites"]
+
+
+def _copy_attempts(
+    s: Any,
+    submission_id: int,
+    phase: str,
+    entries: Sequence[tuple[int, int, int, str | None]],
+    resources: Mapping[str, Any] | None,
+) -> None:
+    """The new attempts by PostgreSQL's ``COPY``, in the session's transaction."""
+    raw = s.connection().connection.driver_connection
+    columns = "work_unit_id, number, submission_id, array_index, phase, restarts, retry_reason"
+    asked = None if resources is None else json.dumps(dict(resources))  # a JSON column's text
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY attempts ({columns}, final, resources) FROM STDIN") as copy,
+    ):
+        for wu_id, number, array_index, reason in entries:
+            row = (wu_id, number, submission_id, array_index, phase, 0, reason, False, asked)
+            copy.write_row(row)
 
 
 class ControllerWrites(StoreEngine):
@@ -49,33 +70,36 @@ class ControllerWrites(StoreEngine):
             )
             s.add(sub)
             s.flush()
-            s.execute(
-                insert(AttemptRow),
-                [
-                    {
-                        "work_unit_id": wu_id,
-                        "number": number,
-                        "submission_id": sub.id,
-                        "array_index": array_index,
-                        "phase": attempt_phase.value,
-                        "restarts": 0,
-                        "retry_reason": reason,
-                        "final": False,
-                        "resources": None if resources is None else dict(resources),
-                    }
-                    for wu_id, number, array_index, reason in entries
-                ],
-            )
-            # each unit points at its new attempt: one set-based UPDATE instead of reading the
-            # ids back and a 1000-row executemany (record_intent at 1000 tasks: 21 -> 13 ms)
+            if self.is_sqlite:
+                s.execute(
+                    insert(AttemptRow),
+                    [
+                        {
+                            "work_unit_id": wu_id,
+                            "number": number,
+                            "submission_id": sub.id,
+                            "array_index": array_index,
+                            "phase": attempt_phase.value,
+                            "restarts": 0,
+                            "retry_reason": reason,
+                            "final": False,
+                            "resources": None if resources is None else dict(resources),
+                        }
+                        for wu_id, number, array_index, reason in entries
+                    ],
+                )
+            else:  # COPY: an executemany is one statement per row there (10k tasks: 2.1 s)
+                _copy_attempts(s, sub.id, attempt_phase.value, entries, resources)
+            # each unit points at its new attempt: one set-based UPDATE ... FROM (a join),
+            # not a correlated subquery per unit, which PostgreSQL ran in O(n^2): 10k tasks
+            # took 6.1 s there, 0.9 s on SQLite; and not a 10k-row executemany of ids read back
             a, w = AttemptRow.__table__, WorkUnitRow.__table__
-            mine = (a.c.submission_id == sub.id) & (a.c.work_unit_id == w.c.id)
             s.connection().execute(
                 w.update()
-                .where(w.c.id.in_(select(a.c.work_unit_id).where(a.c.submission_id == sub.id)))
+                .where(a.c.submission_id == sub.id, a.c.work_unit_id == w.c.id)
                 .values(
-                    active_attempt_id=select(a.c.id).where(mine).scalar_subquery(),
-                    attempt_count=select(a.c.number).where(mine).scalar_subquery(),
+                    active_attempt_id=a.c.id,
+                    attempt_count=a.c.number,
                     phase=phase.value,
                     updated_at=now,
                 )

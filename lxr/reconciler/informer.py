@@ -1,0 +1,433 @@
+"""The controller's cache of one cluster's desired state, informer-style.
+
+Records stay in memory between cycles. A cycle reads the experiments' change counters (one
+small query, :meth:`~lxr.store.desired.DesiredState.experiment_versions`) and reloads only an
+experiment whose counter moved (someone applied, deleted or stopped something) or that this
+controller submitted to or cancelled in (the new attempts' ids come from the store). What the
+cycle itself wrote with an ``UpdateStatus`` is applied to the cached records in memory, and
+the status inputs (counts per phase) are read again, without the work units.
+
+Planning is narrowed the same way: of an experiment, only the work units whose observation
+changed since the last plan (the snapshot diffed against the last one), that have nothing
+in flight, no observation, no job id yet or a stop asked for are planned; an experiment just
+(re)loaded is planned whole, one where nothing changed not at all. An experiment with a unit
+that has nothing in flight and is not backing off (it waits for a dependency, or a submission
+did not happen) is read again every cycle, as before the cache. The planner is pure and
+idempotent, so leaving out a unit whose record and observation are what they were when it
+was last planned changes nothing.
+
+Still level-triggered: a full resync every :data:`RESYNC_SECONDS` and at every new term
+(:meth:`Informer.reset`), and after any failed cycle. The cache is only a cache: the store
+stays the truth, so a ``kill -9`` anywhere loses nothing but the cache.
+
+Last seen. A task's "last seen" time is kept here, not rewritten in the store each cycle: it
+matters only once the scheduler stops reporting a task (``Lost`` after
+:data:`~lxr.reconciler.classify.LOST_AFTER_SECONDS`), so the cache notes the time of the last
+snapshot that had it, and after a restart counts from the start of the term at the earliest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from lxr.api.phases import WORK_UNIT_TERMINAL, WorkUnitPhase
+from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
+from lxr.reconciler.actions import Action, Finalize, SetStatus, UpdateStatus
+from lxr.schedulers.base import ObserveQuery, Snapshot, TaskObservation
+
+__all__ = ["RESYNC_SECONDS", "Informer", "Refresh", "observe_query"]
+
+#: every this many seconds the whole desired state is read again, whatever the counters say
+RESYNC_SECONDS = 120.0
+
+_TERMINAL = frozenset(p.value for p in WORK_UNIT_TERMINAL)
+_BACKOFF = WorkUnitPhase.BACKOFF.value
+_MISSING = object()
+#: loads of this many work units move the objects alive then out of the collector's scans
+_FREEZE_AFTER = 10_000
+
+
+def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
+    """What the snapshot must cover: jobs in flight (with their indexes) and unconfirmed tags."""
+    jobs: dict[str, set[int]] = {}
+    intents: set[str] = set()
+    for exp in desired:
+        for wu in exp.work_units:
+            att = wu.active
+            if att is None:
+                continue
+            if att.job_id is None:
+                intents.add(att.submission_tag)
+            else:
+                jobs.setdefault(att.job_id, set()).add(att.array_index)
+    return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents))
+
+
+@dataclass
+class Refresh:
+    """What a refresh must read: experiments to load whole, and those whose status inputs
+    alone are stale (work units current in memory)."""
+
+    versions: dict[str, int]
+    full: set[str] = field(default_factory=set)
+    headers: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Entry:
+    record: ExperimentRecord
+    version: int  # the change counter the cached record is right at
+    #: the observation each work unit (by id) had when it was last planned
+    seen: dict[int, TaskObservation | None] = field(default_factory=dict)
+    whole: bool = True  # plan every work unit next time (just loaded)
+    status_read: bool = False  # its status inputs were read again: plan its status
+    #: when every unit has a job in flight that was observed at its last plan: the tasks'
+    #: keys and those observations, so an unchanged experiment costs one list comparison
+    keys: list[tuple[str, int]] | None = None
+    prev: list[TaskObservation | None] = field(default_factory=list)
+
+
+class Informer:
+    """The cache of one cluster's active experiments (see the module's docstring)."""
+
+    def __init__(self, resync_seconds: float = RESYNC_SECONDS) -> None:
+        self.resync_seconds = resync_seconds
+        self._entries: dict[str, _Entry] = {}
+        self._stale: set[str] = set()  # reload whole at the next refresh
+        self._headers: set[str] = set()  # reload the status inputs at the next refresh
+        self._synced = 0.0  # monotonic time of the last full resync
+        self._term_started = time.time()
+        self._snapshot_time: float | None = None  # of the last snapshot planned against
+        self._gone_since: dict[int, float] = {}  # attempt id -> when last seen, once unreported
+        self._resyncing = False
+        self._shapes: dict[str, tuple[ExperimentRecord, ObserveQuery]] = {}
+        #: what the last refresh read (for the cycle's log line and the benchmarks)
+        self.loaded = 0
+
+    def reset(self) -> None:
+        """Forget everything: the next refresh reads the whole desired state (a new term, a
+        failed cycle)."""
+        self._entries.clear()
+        self._stale.clear()
+        self._headers.clear()
+        self._gone_since.clear()
+        self._snapshot_time = None
+        self._synced = 0.0
+        self._term_started = time.time()
+
+    # ------------------------------------------------------------------ reading
+
+    def shape(self, exp: ExperimentRecord) -> ObserveQuery:
+        """What observing ``exp`` needs (its jobs in flight with their indexes, its tags not
+        confirmed yet), computed once per version of the cached record."""
+        memo = self._shapes.get(exp.uid)
+        if memo is not None and memo[0] is exp:
+            return memo[1]
+        query = observe_query([exp])
+        self._shapes[exp.uid] = (exp, query)
+        return query
+
+    def query(self, exps: Sequence[ExperimentRecord]) -> ObserveQuery:
+        """What one snapshot of these experiments must cover (see :func:`observe_query`)."""
+        shapes = [self.shape(e) for e in exps]
+        if len(shapes) == 1:
+            return shapes[0]
+        jobs: dict[str, frozenset[int]] = {}
+        for q in shapes:
+            for job, indexes in q.jobs.items():
+                jobs[job] = jobs[job] | indexes if job in jobs else indexes
+        return ObserveQuery(jobs, frozenset().union(*(q.intents for q in shapes)))
+
+    def plan_refresh(self, versions: Mapping[str, int]) -> Refresh:
+        """Given the current change counters, what to read."""
+        now = time.monotonic()
+        if now - self._synced >= self.resync_seconds:
+            self._entries.clear()
+            self._synced = now
+            self._resyncing = True
+        todo = Refresh(dict(versions))
+        for uid, version in versions.items():
+            entry = self._entries.get(uid)
+            if entry is None or entry.version != version or uid in self._stale:
+                todo.full.add(uid)
+            elif uid in self._headers:
+                todo.headers.add(uid)
+        return todo
+
+    def refreshed(
+        self,
+        todo: Refresh,
+        loaded: Iterable[ExperimentRecord],
+        headers: Iterable[ExperimentRecord],
+    ) -> list[ExperimentRecord]:
+        """Take in what was read for ``todo``; the cluster's records, oldest first."""
+        for uid in list(self._entries):
+            if uid not in todo.versions or uid in todo.full:
+                del self._entries[uid]
+        for uid in list(self._shapes):
+            if uid not in todo.versions:
+                del self._shapes[uid]
+        self.loaded = 0
+        for rec in loaded:
+            self._entries[rec.uid] = _Entry(rec, todo.versions[rec.uid])
+            self.loaded += len(rec.work_units)
+        if self.loaded >= _FREEZE_AFTER:
+            # the cache's records are long-lived and hold no cycles: keep them out of the
+            # cyclic collector's full passes (each would walk all 100k of them; freeing
+            # them later is by reference counting, which freezing does not affect)
+            gc.freeze()
+        for head in headers:
+            entry = self._entries.get(head.uid)
+            if entry is not None:
+                entry.record = dataclasses.replace(head, work_units=entry.record.work_units)
+                entry.status_read = True
+        self._stale.clear()
+        self._headers.clear()
+        if self._resyncing:  # forget attempts that are no longer in flight
+            self._resyncing = False
+            live = {
+                wu.active.id
+                for e in self._entries.values()
+                for wu in e.record.work_units
+                if wu.active is not None
+            }
+            self._gone_since = {k: v for k, v in self._gone_since.items() if k in live}
+        return [e.record for e in self._entries.values()]
+
+    # ------------------------------------------------------------------ planning
+
+    def to_plan(self, exp: ExperimentRecord, snap: Snapshot) -> ExperimentRecord | None:
+        """``exp`` narrowed to the work units worth planning against ``snap``; None when
+        nothing changed for it since its last plan."""
+        entry = self._entries.get(exp.uid)
+        if entry is None:
+            return exp
+        whole = entry.whole or exp.deleting or bool(exp.failed_reason)
+        if (
+            entry.keys is not None
+            and not whole
+            and not entry.status_read
+            and list(map(snap.tasks.get, entry.keys)) == entry.prev
+        ):
+            return None  # every task as it was when last planned
+        seen, tasks, tags = entry.seen, snap.tasks, snap.tags
+        picked: list[WorkUnitRecord] = []
+        for wu in exp.work_units:
+            att = wu.active
+            if att is None or wu.stop_requested:
+                picked.append(wu)
+                continue
+            job_id = att.job_id or tags.get(att.submission_tag)
+            obs = None if job_id is None else tasks.get((job_id, att.array_index))
+            if obs is None:
+                picked.append(self._with_last_seen(wu, att, seen.get(wu.id, _MISSING)))
+            elif whole or att.job_id is None or seen.get(wu.id, _MISSING) != obs:
+                picked.append(wu)
+        if not picked and not whole and not entry.status_read:
+            return None
+        return dataclasses.replace(exp, work_units=tuple(picked))
+
+    def _with_last_seen(
+        self, wu: WorkUnitRecord, att: AttemptRecord, before: object
+    ) -> WorkUnitRecord:
+        """The unit with its attempt's last-seen time as this controller knows it: the last
+        snapshot that had the task, else the stored time but never before this term began."""
+        since = self._gone_since.get(att.id)
+        if since is None:
+            if isinstance(before, TaskObservation) and self._snapshot_time is not None:
+                since = self._snapshot_time
+            else:
+                since = max(att.last_seen or 0.0, self._term_started)
+            self._gone_since[att.id] = since
+        if att.last_seen is not None and att.last_seen >= since:
+            return wu
+        return dataclasses.replace(wu, active=dataclasses.replace(att, last_seen=since))
+
+    def planned(self, exp: ExperimentRecord, snap: Snapshot | None) -> None:
+        """``exp`` (as narrowed) was planned against ``snap``: remember what it saw."""
+        entry = self._entries.get(exp.uid)
+        if entry is None:
+            return
+        entry.whole = entry.status_read = False
+        entry.keys = None
+        if snap is None:
+            return
+        tasks, tags, seen = snap.tasks, snap.tags, entry.seen
+        for wu in exp.work_units:
+            att = wu.active
+            if att is None:
+                continue
+            job_id = att.job_id or tags.get(att.submission_tag)
+            obs = None if job_id is None else tasks.get((job_id, att.array_index))
+            seen[wu.id] = obs
+            if obs is not None:
+                self._gone_since.pop(att.id, None)
+
+    def settle(self) -> None:
+        """After the cycle's actions: note, for each experiment planned this cycle whose
+        units all have an observed job in flight, the keys and observations that make the
+        next cycle's unchanged check one list comparison."""
+        for uid, entry in self._entries.items():
+            if entry.keys is not None:  # every unit in flight, as last cycle
+                continue
+            units = entry.record.work_units
+            if any(wu.active is None and wu.phase != _BACKOFF for wu in units):
+                # a unit waiting for something the record does not hold (a dependency, a
+                # submission that did not happen): read it again, as every cycle did
+                self._stale.add(uid)
+                continue
+            if entry.keys is not None or entry.whole:
+                continue
+            keys: list[tuple[str, int]] = []
+            prev: list[TaskObservation | None] = []
+            seen = entry.seen
+            for wu in units:
+                att = wu.active
+                if att is None or att.job_id is None or wu.stop_requested:
+                    break
+                obs = seen.get(wu.id)
+                if obs is None:
+                    break
+                keys.append((att.job_id, att.array_index))
+                prev.append(obs)
+            else:
+                entry.keys, entry.prev = keys, prev
+
+    def observed(self, snap: Snapshot) -> None:
+        """The cycle planned against ``snap`` (its time is the last-seen time of every task
+        in it, for tasks that leave it later)."""
+        self._snapshot_time = snap.time
+
+    # ------------------------------------------------------------------ writing through
+
+    def acted(self, action: Action, now: float, result: object = None) -> None:
+        """``action`` was carried out: bring the cache in line (``result``: what the store
+        returned, the new change counter for a ``SetStatus``)."""
+        uid = action.experiment_uid
+        entry = self._entries.get(uid)
+        if entry is None:
+            return
+        entry.keys = None
+        if isinstance(action, UpdateStatus):
+            if action.work_units or action.attempts or action.adoptions:
+                entry.record = dataclasses.replace(
+                    entry.record, work_units=_patched(entry.record.work_units, action, now)
+                )
+                self._headers.add(uid)
+            if action.fail_experiment:
+                self._stale.add(uid)
+        elif isinstance(action, SetStatus):
+            self._headers.add(uid)
+            if isinstance(result, int) and result == entry.version + 1:
+                entry.version = result  # our own write: the cached units stay right
+            else:
+                self._stale.add(uid)
+        elif isinstance(action, Finalize):
+            self._entries.pop(uid, None)
+        else:  # submissions and cancels: new attempts, read back from the store
+            self._stale.add(uid)
+
+    def failed(self) -> None:
+        """A cycle failed midway: what it wrote is unknown here, so read everything again."""
+        self.reset()
+
+
+def _patched(
+    units: tuple[WorkUnitRecord, ...], upd: UpdateStatus, now: float
+) -> tuple[WorkUnitRecord, ...]:
+    """``units`` as the store has them after ``upd`` (terminal ones dropped), as
+    :meth:`~lxr.store.writes.ControllerWrites.apply_update` writes them. Records are built
+    positionally (``dataclasses.replace`` costs ~3x more, at 100k work units a pass)."""
+    attempts = {a.id: a for a in upd.attempts}
+    adopted = dict(upd.adoptions)
+    patches = {p.id: p for p in upd.work_units}
+    adopted_state = upd.adopted_state.value
+    out: list[WorkUnitRecord] = []
+    for wu in units:
+        p = patches.get(wu.id)
+        if p is not None and p.phase in _TERMINAL:
+            continue
+        att = wu.active
+        if att is not None and (att.id in attempts or att.submission_id in adopted):
+            job_id = adopted.get(att.submission_id)
+            ap = attempts.get(att.id)
+            state, submit_time = att.submission_state, att.submit_time
+            if job_id is not None:
+                state = adopted_state
+                if att.job_id is None:
+                    submit_time = now
+            att = AttemptRecord(
+                att.id,
+                att.number,
+                att.submission_id,
+                att.submission_tag,
+                state,
+                att.submission_error,
+                ap.job_id if ap else (att.job_id or job_id),
+                att.array_index,
+                ap.phase if ap else att.phase,
+                ap.state if ap else att.state,
+                ap.restarts if ap else att.restarts,
+                submit_time,
+                ap.start_time if ap else att.start_time,
+                ap.last_seen if ap else att.last_seen,
+                ap.cancel_requested_at if ap else att.cancel_requested_at,
+            )
+        if p is None:
+            if att is not wu.active:
+                wu = dataclasses.replace(wu, active=att)
+            out.append(wu)
+            continue
+        out.append(
+            WorkUnitRecord(
+                wu.id,
+                wu.index,
+                wu.name,
+                p.phase,
+                p.failures,
+                p.disruptions,
+                p.next_attempt_after,
+                wu.attempt_count,
+                p.retry_reason,
+                None if p.clear_active else att,
+                wu.stop_requested,
+            )
+        )
+    return tuple(out)
+
+
+# the positional construction above follows the records' field order: a test of it
+assert [f.name for f in dataclasses.fields(WorkUnitRecord)] == [
+    "id",
+    "index",
+    "name",
+    "phase",
+    "failures",
+    "disruptions",
+    "next_attempt_after",
+    "attempt_count",
+    "retry_reason",
+    "active",
+    "stop_requested",
+]
+assert [f.name for f in dataclasses.fields(AttemptRecord)] == [
+    "id",
+    "number",
+    "submission_id",
+    "submission_tag",
+    "submission_state",
+    "submission_error",
+    "job_id",
+    "array_index",
+    "phase",
+    "state",
+    "restarts",
+    "submit_time",
+    "start_time",
+    "last_seen",
+    "cancel_requested_at",
+]
