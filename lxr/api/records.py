@@ -1,7 +1,8 @@
 """What the controller reads from the store for one cycle: plain, frozen records.
 
 These are the planner's inputs on the desired side; they carry no database session, so the
-planner stays a pure function.
+planner stays a pure function. Work units and attempts have slots: the controller's cache
+holds 100k of each.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ __all__ = [
 FAILED_INDEXES_SHOWN = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttemptRecord:
     """The attempt in flight for a work unit."""
 
@@ -47,7 +48,7 @@ class AttemptRecord:
     cancel_requested_at: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkUnitRecord:
     """A work unit that has not reached a terminal phase."""
 

@@ -108,6 +108,11 @@ class Informer:
         #: what the last refresh read (for the cycle's log line and the benchmarks)
         self.loaded = 0
 
+    @property
+    def size(self) -> int:
+        """Work units in the cache."""
+        return sum(len(e.record.work_units) for e in self._entries.values())
+
     def reset(self) -> None:
         """Forget everything: the next refresh reads the whole desired state (a new term, a
         failed cycle)."""
