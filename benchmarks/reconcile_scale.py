@@ -10,7 +10,8 @@ own time is measured apart (``observe``) and left out of ``lxr's own``. Per size
 - started:  the pass that sees every task start (every work unit changes)
 - steady:   a pass where nothing changed (every task still running), the median of 5
 - finish:   a pass where every task has succeeded (every work unit changes)
-- rss:      the controller process's peak resident memory (each size runs in its own process)
+- rss:      the controller process's peak resident memory (each size runs in its own process;
+            the experiment is applied by another one, ``apply`` its whole process)
 
 Also ``record_intent`` of one 10k-task array on each backend, and the cycle of a controller
 with 10k tasks in flight (the ``steady`` pass at 10k).
@@ -54,6 +55,10 @@ from lxr.schedulers.transport import LocalTransport
 from lxr.store import Store
 
 SIZES = (1_000, 10_000, 100_000)
+_APPLY = (
+    "import sys; from lxr.api.resources import Experiment; from lxr.store import Store; "
+    "Store().apply(Experiment.model_validate_json(sys.stdin.read()))"
+)
 PASSES = ("submit", "started", "steady", "finish")
 
 
@@ -130,8 +135,16 @@ def measure(backend: str, n: int, workdir: Path) -> dict[str, float]:
                 },
             }
         )
+        # applied by another process, as `lxr apply` does: the peak RSS below is the
+        # controller's alone
         t = time.perf_counter()
-        store.apply(exp)
+        subprocess.run(
+            [sys.executable, "-c", _APPLY],
+            input=exp.model_dump_json(by_alias=True),
+            text=True,
+            env={**os.environ, "LXR_DATABASE_URL": url},
+            check=True,
+        )
         out["apply"] = time.perf_counter() - t
 
         ctl = Controller(store)

@@ -292,6 +292,15 @@ print(json.dumps({"seconds": t}))
 
 def lxm3(n: int, tmp: Path) -> tuple[float, list[str]]:
     """lxm3 over SSH: a private HOME whose ~/.ssh/config points fabric at the dev sshd."""
+    env, pkg = lxm3_env(tmp)
+    out = sh_verbose([str(PEERS), "-c", LXM3, str(n), f"{PREFIX}-lxm3", str(pkg)], env=env, cwd=pkg)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return data["seconds"], []
+
+
+def lxm3_env(tmp: Path) -> tuple[dict[str, str], Path]:
+    """lxm3's environment (a private HOME and config pointing at the dev cluster) and its
+    package directory, written under ``tmp``."""
     home = tmp / "lxm3-home"
     (home / ".ssh").mkdir(parents=True, exist_ok=True)
     (home / ".ssh" / "config").write_text(
@@ -322,10 +331,7 @@ def lxm3(n: int, tmp: Path) -> tuple[float, list[str]]:
             """
         )
     )
-    env = {**os.environ, "HOME": str(home), "LXM_CONFIG": str(cfg)}
-    out = sh_verbose([str(PEERS), "-c", LXM3, str(n), f"{PREFIX}-lxm3", str(pkg)], env=env, cwd=pkg)
-    data = json.loads(out.stdout.strip().splitlines()[-1])
-    return data["seconds"], []
+    return {**os.environ, "HOME": str(home), "LXM_CONFIG": str(cfg)}, pkg
 
 
 # ---------------------------------------------------------------------------- main

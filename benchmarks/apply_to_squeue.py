@@ -1,0 +1,353 @@
+"""From process spawn to every task in ``squeue``: ``lxr apply`` to a running controller, beside
+submitit's and lxm3's whole processes and the ``ssh sbatch`` floor, with and without ``.pyc``.
+
+Every figure is a whole process, imports included: the clock starts when the command is
+spawned and stops when the local ``squeue`` (polled every few milliseconds) lists every task
+of the sweep. All jobs are submitted held (``--hold``) and cancelled at the end.
+
+- ``lxr apply (ssh)``: ``lxr apply -f sweep.yaml`` while ``lxr controller run`` (another
+  process, ``--interval 60``, so only the wake-up explains a fast pick-up) leads, already
+  connected to the dev cluster's Slurm over SSH; the apply wakes it, it records the intent
+  and submits. ``lxr apply (login node)``: the same on a cluster without ``ssh`` (sbatch runs
+  on this machine, as submitit's does).
+- ``submitit``: a script doing ``AutoExecutor.map_array`` (local ``sbatch``; submitit has no
+  SSH), in benchmarks/.venv-peers.
+- ``lxm3``: an lxm3 launch script (``ArrayJob`` of a ``UniversalPackage``) over SSH, in
+  benchmarks/.venv-peers.
+- ``ssh sbatch``: ``ssh lxr-dev sbatch --array=...``, what any SSH-based tool pays at least.
+
+``.pyc``: "with" is the environment as installed (bytecode compiled by ``uv sync
+--compile-bytecode``, written on first import); "without" sets ``PYTHONDONTWRITEBYTECODE=1``
+and an empty ``PYTHONPYCACHEPREFIX``, so no module, the standard library's included, has
+bytecode to read: the worst case.
+
+    uv venv benchmarks/.venv-peers && uv pip install --python benchmarks/.venv-peers submitit lxm3
+    . deploy/dev-cluster/env.sh && uv run python benchmarks/apply_to_squeue.py
+    # writes benchmarks/RESULTS-apply-to-squeue.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from sweep_to_submitted import (  # noqa: E402
+    LXM3,
+    PEERS,
+    SSH,
+    cluster_yaml,
+    experiment_yaml,
+    lxm3_env,
+    machine,
+)
+
+PREFIX = f"q{os.getpid() % 100000}"
+
+SUBMITIT = """
+import sys
+import submitit
+n, folder = int(sys.argv[1]), sys.argv[2]
+ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+ex.update_parameters(slurm_array_parallelism=n, timeout_min=5, cpus_per_task=1, mem_gb=0.1,
+                     slurm_job_name=sys.argv[3], slurm_additional_parameters={"hold": True})
+ex.map_array(abs, list(range(n)))
+"""
+
+
+def squeue_names() -> list[str]:
+    """The job name of every array task Slurm knows (pending ones one line each, ``-r``)."""
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-o", "%j"], capture_output=True, text=True, check=False
+    ).stdout
+    return out.split()
+
+
+#: the last run's seconds from the moment ``written()`` first held (lxr: the experiment is in
+#: the store) to its last task in squeue
+AFTER_WRITE = [0.0]
+
+
+def until_visible(
+    argv: list[str],
+    env: dict[str, str],
+    name: str,
+    n: int,
+    written: Callable[[], bool] | None = None,
+    **kw: object,
+) -> float:
+    """Spawn ``argv``; seconds until ``squeue`` lists ``n`` tasks whose job name contains
+    ``name``. With ``written``, notes (:data:`AFTER_WRITE`) how much of that came after it
+    first held."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **kw,  # type: ignore[call-overload]
+    )
+    wrote = None
+    while True:
+        if written is not None and wrote is None and written():
+            wrote = time.perf_counter() - t0
+        seen = sum(name in job for job in squeue_names())
+        if seen >= n:
+            took = time.perf_counter() - t0
+            break
+        if time.perf_counter() - t0 > 120:
+            proc.kill()
+            raise RuntimeError(f"{argv[:3]}: {seen} of {n} tasks after 120 s")
+        code = proc.poll()
+        if code not in (None, 0):
+            raise RuntimeError(f"{argv[:3]} exited {code}: {proc.stderr.read()[-800:]}")
+        time.sleep(0.002)
+    proc.wait(timeout=120)
+    AFTER_WRITE[0] = took - (took if wrote is None else wrote)
+    return took
+
+
+def env_for(pyc: bool, cache: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    env.pop("LXR_DATABASE_URL", None)
+    if pyc:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPYCACHEPREFIX"] = str(cache)  # empty: no bytecode anywhere
+    return env
+
+
+class LxrController:
+    """``lxr controller run`` on a fresh store, leading, connected, warmed up."""
+
+    def __init__(self, tmp: Path, ssh: bool) -> None:
+        self.tmp = tmp
+        self.state = tmp / "state"
+        self.env = {**os.environ, "XDG_STATE_HOME": str(self.state), "LXR_NO_DAEMON": "1"}
+        self.env.pop("LXR_DATABASE_URL", None)
+        tmp.mkdir(parents=True, exist_ok=True)
+        warm = tmp / "warm.yaml"
+        name = f"{PREFIX}w{'s' if ssh else 'l'}"
+        warm.write_text(cluster_yaml(ssh, tmp / "staging") + "---\n" + experiment_yaml(name, 1))
+        subprocess.run(
+            [sys.executable, "-m", "lxr.cli", "apply", "-f", str(warm)],
+            env=self.env, check=True, capture_output=True,
+        )  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lxr.cli", "controller", "run", "--interval", "60"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while sum(name in job for job in squeue_names()) < 1:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the controller did not start")
+            time.sleep(0.05)
+        time.sleep(1.0)  # its cycle over: it sleeps until woken
+
+    def apply(self, name: str, n: int, pyc: bool, cache: Path) -> float:
+        path = self.tmp / f"{name}.yaml"
+        path.write_text(experiment_yaml(name, n))
+        env = env_for(pyc, cache, XDG_STATE_HOME=str(self.state), LXR_NO_DAEMON="1")
+        argv = [sys.executable, "-m", "lxr.cli", "apply", "-f", str(path)]
+        db = self.state / "lxr" / "lxr.db"
+
+        def written() -> bool:  # the apply's transaction committed
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+            try:
+                q = "select count(*) from experiments where name = ?"
+                return bool(con.execute(q, (name,)).fetchone()[0])
+            except sqlite3.Error:
+                return False
+            finally:
+                con.close()
+
+        return until_visible(argv, env, name, n, written)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def submitit(name: str, n: int, pyc: bool, cache: Path, tmp: Path) -> float:
+    argv = [str(PEERS), "-c", SUBMITIT, str(n), str(tmp / "submitit"), name]
+    return until_visible(argv, env_for(pyc, cache), name, n)
+
+
+def lxm3(name: str, n: int, pyc: bool, cache: Path, tmp: Path) -> float:
+    env, pkg = lxm3_env(tmp)
+    argv = [str(PEERS), "-c", LXM3, str(n), name, str(pkg)]
+    return until_visible(argv, env_for(pyc, cache, HOME=env["HOME"], LXM_CONFIG=env["LXM_CONFIG"]),
+                         name, n, cwd=pkg)  # fmt: skip
+
+
+def ssh_sbatch(name: str, n: int, pyc: bool, cache: Path, tmp: Path) -> float:
+    cmd = f"sbatch --parsable --hold --array=0-{n - 1} -J {name} -o /dev/null --wrap true"
+    return until_visible([*SSH, cmd], dict(os.environ), name, n)
+
+
+PEER_TOOLS: dict[str, Callable[[str, int, bool, Path, Path], float]] = {
+    "ssh sbatch": ssh_sbatch,
+    "submitit": submitit,
+    "lxm3": lxm3,
+}
+
+
+def cancel_ours() -> None:
+    """Cancel every job this run submitted (by name), here and over SSH."""
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%A %j %u"], capture_output=True, text=True, check=False
+    ).stdout
+    for user in ("root", "lxr"):
+        ids = [f[0] for f in (line.split() for line in out.splitlines()) if PREFIX in f[1]
+               and f[2] == user]  # fmt: skip
+        if not ids:
+            continue
+        if user == "lxr":
+            subprocess.run([*SSH, "scancel " + " ".join(ids)], check=False, capture_output=True)
+        else:
+            subprocess.run(["scancel", *ids], check=False, capture_output=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", default="10,1000")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip", default="", help="comma-separated: lxm3,submitit,login")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS-apply-to-squeue.md")
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.n.split(",")]
+    skip = set(filter(None, args.skip.split(",")))
+    skip = {"lxr apply (login node)" if s == "login" else s for s in skip}
+    results: dict[tuple[str, int, bool], list[float]] = {}
+    after: dict[tuple[str, int, bool], list[float]] = {}
+    errors: dict[str, str] = {}
+    load_before = os.getloadavg()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    runs = 0
+    with tempfile.TemporaryDirectory(prefix="lxr-squeue-") as d:
+        tmp = Path(d)
+        cache = tmp / "no-pycache"
+        cache.mkdir()
+        controllers = {"lxr apply (ssh)": LxrController(tmp / "ssh", ssh=True)}
+        if "lxr apply (login node)" not in skip:
+            controllers["lxr apply (login node)"] = LxrController(tmp / "login", ssh=False)
+        try:
+            for n in sizes:
+                for _rep in range(args.repeat):
+                    for pyc in (True, False):
+                        for tool in [*controllers, "ssh sbatch", "submitit", "lxm3"]:
+                            if tool in errors or tool in skip:
+                                continue
+                            runs += 1
+                            name = f"{PREFIX}r{runs}"
+                            try:
+                                if tool in controllers:
+                                    seconds = controllers[tool].apply(name, n, pyc, cache)
+                                else:
+                                    seconds = PEER_TOOLS[tool](name, n, pyc, cache, tmp)
+                            except Exception as exc:  # report it, keep measuring the others
+                                errors[tool] = str(exc)[-600:]
+                                print(f"{tool}: {exc}", flush=True)
+                                continue
+                            results.setdefault((tool, n, pyc), []).append(seconds)
+                            after.setdefault((tool, n, pyc), []).append(AFTER_WRITE[0])
+                            print(
+                                f"{tool:>24} n={n:<5} pyc={pyc!s:<5} {seconds:7.3f} s", flush=True
+                            )
+                    cancel_ours()
+        finally:
+            for ctl in controllers.values():
+                ctl.stop()
+            cancel_ours()
+    load_after = os.getloadavg()
+    write(args.out, results, after, errors, sizes, started, load_before, load_after, args.repeat)
+
+
+def write(
+    out: Path,
+    results: dict[tuple[str, int, bool], list[float]],
+    after: dict[tuple[str, int, bool], list[float]],
+    errors: dict[str, str],
+    sizes: list[int],
+    started: datetime.datetime,
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+    repeat: int,
+) -> None:
+    tools = list(dict.fromkeys(t for t, _, _ in results))
+    med = {k: statistics.median(v) for k, v in results.items()}
+    lines = [
+        "# From spawn to every task in squeue",
+        "",
+        f"Run {started:%Y-%m-%d %H:%M} UTC by `uv run python benchmarks/apply_to_squeue.py` on "
+        f"{platform.node()} ({machine()}); load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after, on a machine shared with other work (the ratios hold "
+        f"better than the seconds). Median of {repeat} runs each, whole processes from spawn, "
+        "imports included; jobs held and cancelled.",
+        "",
+        "| tool | .pyc | " + " | ".join(f"{n:,} tasks (s)" for n in sizes) + " |",
+        "|---|---|" + "---:|" * len(sizes),
+    ]
+    for tool in tools:
+        for pyc in (True, False):
+            cells = [f"{med[tool, n, pyc]:.3f}" if (tool, n, pyc) in med else "-" for n in sizes]
+            lines.append(f"| {tool} | {'with' if pyc else 'without'} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Of which after `lxr apply` had committed the experiment (the running controller's "
+        "part: wake-up, intent, sbatch, until squeue lists the tasks), median:",
+        "",
+    ]
+    for (tool, n, pyc), values in after.items():
+        if tool.startswith("lxr"):
+            lines.append(
+                f"- {tool}, {n:,} tasks, {'with' if pyc else 'without'} .pyc: "
+                f"{statistics.median(values):.3f} s"
+            )
+    lines += ["", "Ratios to submitit's whole process (same .pyc mode, same size):", ""]
+    for tool in tools:
+        if tool == "submitit":
+            continue
+        parts = []
+        for n in sizes:
+            for pyc in (True, False):
+                a, b = med.get((tool, n, pyc)), med.get(("submitit", n, pyc))
+                if a is not None and b:
+                    parts.append(f"{n:,} {'with' if pyc else 'without'} .pyc {a / b:.2f}x")
+        if parts:
+            lines.append(f"- {tool}: " + ", ".join(parts))
+    lines += [
+        "",
+        "Targets (issue 13 item 2): with a running controller, `lxr apply` of 10 tasks in "
+        "squeue within 0.35 s of spawn, 1000 tasks within 0.5 s.",
+        "",
+    ]
+    for n, target in ((10, 0.35), (1000, 0.5)):
+        for tool in tools:
+            if tool.startswith("lxr") and (tool, n, True) in med:
+                got = med[tool, n, True]
+                verdict = "met" if got <= target else "not met"
+                lines.append(f"- {tool}, {n:,} tasks, with .pyc: {got:.3f} s ({verdict})")
+    if errors:
+        lines += ["", "Not measured:", ""] + [f"- {t}: {e}" for t, e in errors.items()]
+    lines.append("")
+    out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
