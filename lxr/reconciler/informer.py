@@ -52,10 +52,13 @@ _FREEZE_AFTER = 10_000
 
 
 def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
-    """What the snapshot must cover: jobs in flight (with their indexes) and unconfirmed tags."""
+    """What the snapshot must cover: jobs in flight (with their indexes), unconfirmed tags, and
+    the rank count of jobs whose tasks have several ranks."""
     jobs: dict[str, set[int]] = {}
     intents: set[str] = set()
+    gangs: dict[str, int] = {}
     for exp in desired:
+        ranks = exp.spec.resources.ranks
         for wu in exp.work_units:
             att = wu.active
             if att is None:
@@ -64,7 +67,9 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
                 intents.add(att.submission_tag)
             else:
                 jobs.setdefault(att.job_id, set()).add(att.array_index)
-    return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents))
+                if ranks > 1:
+                    gangs[att.job_id] = ranks
+    return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents), gangs)
 
 
 @dataclass
@@ -142,10 +147,12 @@ class Informer:
         if len(shapes) == 1:
             return shapes[0]
         jobs: dict[str, frozenset[int]] = {}
+        gangs: dict[str, int] = {}
         for q in shapes:
             for job, indexes in q.jobs.items():
                 jobs[job] = jobs[job] | indexes if job in jobs else indexes
-        return ObserveQuery(jobs, frozenset().union(*(q.intents for q in shapes)))
+            gangs.update(q.gangs)
+        return ObserveQuery(jobs, frozenset().union(*(q.intents for q in shapes)), gangs)
 
     def plan_refresh(self, versions: Mapping[str, int]) -> Refresh:
         """Given the current change counters, what to read."""
@@ -345,7 +352,7 @@ def _patched(
     units: tuple[WorkUnitRecord, ...], upd: UpdateStatus, now: float
 ) -> tuple[WorkUnitRecord, ...]:
     """``units`` as the store has them after ``upd`` (terminal ones dropped), as
-    :meth:`~lxr.store.writes.ControllerWrites.apply_update` writes them. Records are built
+    :meth:`~lxr.store.writes.ControllerWrites.apply_update` writes them. Attempts are built
     positionally (``dataclasses.replace`` costs ~3x more, at 100k work units a pass)."""
     attempts = {a.id: a for a in upd.attempts}
     adopted = dict(upd.adoptions)
@@ -388,37 +395,23 @@ def _patched(
             out.append(wu)
             continue
         out.append(
-            WorkUnitRecord(
-                wu.id,
-                wu.index,
-                wu.name,
-                p.phase,
-                p.failures,
-                p.disruptions,
-                p.next_attempt_after,
-                wu.attempt_count,
-                p.retry_reason,
-                None if p.clear_active else att,
-                wu.stop_requested,
+            dataclasses.replace(
+                wu,
+                phase=p.phase,
+                failures=p.failures,
+                disruptions=p.disruptions,
+                next_attempt_after=p.next_attempt_after,
+                retry_reason=p.retry_reason,
+                active=None if p.clear_active else att,
+                resource_scale=p.resource_scale,
+                # the outcome (reason, message) is written only when the patch sets one
+                message=wu.message if p.reason is None else p.message,
             )
         )
     return tuple(out)
 
 
-# the positional construction above follows the records' field order: a test of it
-assert [f.name for f in dataclasses.fields(WorkUnitRecord)] == [
-    "id",
-    "index",
-    "name",
-    "phase",
-    "failures",
-    "disruptions",
-    "next_attempt_after",
-    "attempt_count",
-    "retry_reason",
-    "active",
-    "stop_requested",
-]
+# the positional construction above follows the attempt record's field order
 assert [f.name for f in dataclasses.fields(AttemptRecord)] == [
     "id",
     "number",

@@ -22,7 +22,6 @@ how to read its queue and accounting (:meth:`observe_tasks`).
 from __future__ import annotations
 
 import abc
-import dataclasses
 import logging
 import re
 import time
@@ -316,8 +315,7 @@ class BatchDriver(Driver):
         for key, ranks in found.items():
             size = max(query.gangs[key[0]], max(ranks) + 1)
             failed = [(t, r) for r, (code, t) in ranks.items() if code != 0]
-            tasks[key] = dataclasses.replace(
-                tasks[key],
+            tasks[key] = tasks[key]._replace(
                 rank_exit_codes=tuple(ranks[r][0] if r in ranks else None for r in range(size)),
                 first_failed_rank=min(failed)[1] if failed else None,
                 first_failure_time=min(failed)[0] if failed else None,

@@ -92,11 +92,14 @@ def update_by_id(s: Session, table: type[Base], rows: list[dict[str, Any]]) -> N
     conn = s.connection()
     if conn.dialect.name == "sqlite":
         # the driver's executemany with plain tuples: SQLAlchemy's per-row parameter handling
-        # was half of a 10k-row update (the columns written here are plain numbers and text)
+        # was half of a 10k-row update; a column whose type converts values (JSON) goes
+        # through that type's own bind processor, as SQLAlchemy would
+        procs = [t.c[k].type.bind_processor(conn.dialect) for k in keys]
+        plain = [(k, p) for k, p in zip(keys, procs, strict=True)]
         assignments = ", ".join(f"{t.c[k].name} = ?" for k in keys)
         conn.exec_driver_sql(
             f"UPDATE {t.name} SET {assignments} WHERE id = ?",
-            [(*(row[k] for k in keys), row["id"]) for row in rows],
+            [(*(row[k] if p is None else p(row[k]) for k, p in plain), row["id"]) for row in rows],
         )
         return
     stmt = t.update().where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in keys})
