@@ -235,7 +235,19 @@ def main() -> None:
             print(backend, n, {k: round(v, 3) for k, v in rows[backend, n].items()}, flush=True)
     intents = {b: _run("intent", b, "10000")["record_intent"] for b in backends}
     print("record_intent", intents, flush=True)
-    load_after = os.getloadavg()
+    write(rows, intents, started, load_before, os.getloadavg(), backends)
+
+
+def write(
+    rows: dict[tuple[str, int], dict[str, float]],
+    intents: dict[str, float],
+    started: datetime.datetime,
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+    backends: list[str],
+    note: str = "",
+) -> None:
+    """benchmarks/RESULTS-reconcile-scale.md from the measured rows."""
     cols = ("apply", "submit", "started", "steady", "finish")
     lines = [
         "# Reconcile pass cost by number of work units",
@@ -246,7 +258,9 @@ def main() -> None:
         f"{load_after[0]:.1f} after (a machine shared with other work: the ratios hold better "
         "than the seconds). A scheduler stand-in (no processes) that builds new observations "
         "on every call, like a parser; `own` leaves its time out. One process per size "
-        "(peak RSS per size); `steady` is the median of 5 passes.",
+        "(peak RSS per size); `steady` is the median of 5 passes. `started` includes the "
+        "one read-back of the new attempts after the submission; `finish` is a pass where "
+        "every unit changes with nothing to read back." + note,
         "",
         "| backend | work units | "
         + " | ".join(f"{c} (s)" for c in cols)
