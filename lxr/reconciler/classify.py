@@ -10,7 +10,6 @@ never), or is ready to be submitted.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import NamedTuple
 
 from lxr.api.dependencies import FAILED_REASON
@@ -143,7 +142,7 @@ def _cancelled_gang(att: AttemptRecord, obs: TaskObservation) -> bool:
 
 
 def _with_code(obs: TaskObservation, code: int | None) -> TaskObservation:
-    return dataclasses.replace(obs, exit_code=code)
+    return obs._replace(exit_code=code)
 
 
 def classify_idle(

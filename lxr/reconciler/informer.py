@@ -58,7 +58,9 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
     intents: set[str] = set()
     gangs: dict[str, int] = {}
     for exp in desired:
-        ranks = exp.spec.resources.ranks
+        # every component of a heterogeneous job is started as ranks, even a single one
+        ranks = exp.spec.ranks
+        gang = ranks > 1 or exp.spec.components is not None
         for wu in exp.work_units:
             att = wu.active
             if att is None:
@@ -67,7 +69,7 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
                 intents.add(att.submission_tag)
             else:
                 jobs.setdefault(att.job_id, set()).add(att.array_index)
-                if ranks > 1:
+                if gang:
                     gangs[att.job_id] = ranks
     return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents), gangs)
 

@@ -13,7 +13,6 @@ answer: the job may exist) still fails the cycle.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -246,9 +245,7 @@ class SlurmDriver(BatchDriver):
             if len(indexes) != 1:
                 continue  # adopted this cycle: its index is known once its job id is recorded
             (index,) = indexes
-            tasks[(job_id, index)] = dataclasses.replace(
-                observation(het_row(rows)), array_index=index
-            )
+            tasks[(job_id, index)] = observation(het_row(rows))._replace(array_index=index)
 
     async def _sacct(self, job_ids: list[str], tags: list[str]) -> list[list[SlurmRow]]:
         """Accounting rows for tasks gone from the queue (``-j``), then for unconfirmed tags
