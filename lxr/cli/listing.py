@@ -110,6 +110,46 @@ def _watch(render: Callable[[io.StringIO], int]) -> None:
         pass
 
 
+def _get_objects(
+    kind: str,
+    what: str,
+    fetch_one: Callable[[Any, str, bool], dict[str, Any]],
+    fetch_all: Callable[[Any, bool], list[dict[str, Any]]],
+    names: list[str] | None,
+    selector: list[str] | None,
+    output: str,
+    sort_by: str | None,
+    no_headers: bool,
+    watch: bool = False,
+) -> None:
+    """``lxr get`` of experiments or clusters: the ones named, or all, matching ``-l``."""
+    from lxr.store.errors import NotFound
+
+    wanted = names_for(kind, names)
+    sel = selector_of(selector)
+    spec = parse_output(output)
+    full = _needs_models(spec, sort_by)
+    store = open_reader()
+
+    def fetch() -> list[Any]:
+        try:
+            objs = [fetch_one(store, n, full) for n in wanted] or fetch_all(store, full)
+        except NotFound as exc:
+            die(str(exc), EXIT_FAILED)
+        return [o for o in objs if sel.matches(o["metadata"]["labels"])]
+
+    _show(
+        kind,
+        fetch,
+        spec,
+        single=len(wanted) == 1,
+        what=what,
+        watch=watch,
+        no_headers=no_headers,
+        sort_by=sort_by,
+    )
+
+
 def get_experiments(
     names: list[str] | None,
     selector: list[str] | None,
@@ -119,33 +159,17 @@ def get_experiments(
     no_headers: bool,
 ) -> None:
     """``lxr get experiments``."""
-    from lxr.store.errors import NotFound
-
-    wanted = names_for("Experiment", names)
-    sel = selector_of(selector)
-    spec = parse_output(output)
-    full = _needs_models(spec, sort_by)
-    store = open_reader()
-
-    def fetch() -> list[Any]:
-        try:
-            if wanted:
-                exps = [store.get_experiment(n, full=full) for n in wanted]
-            else:
-                exps = store.list_experiments(full=full)
-        except NotFound as exc:
-            die(str(exc), EXIT_FAILED)
-        return [e for e in exps if sel.matches(e["metadata"]["labels"])]
-
-    _show(
+    _get_objects(
         "Experiment",
-        fetch,
-        spec,
-        single=len(wanted) == 1,
-        what="experiments",
-        watch=watch,
-        no_headers=no_headers,
-        sort_by=sort_by,
+        "experiments",
+        lambda store, name, full: store.get_experiment(name, full=full),
+        lambda store, full: store.list_experiments(full=full),
+        names,
+        selector,
+        output,
+        sort_by,
+        no_headers,
+        watch,
     )
 
 
@@ -305,31 +329,16 @@ def get_clusters(
     no_headers: bool,
 ) -> None:
     """``lxr get clusters``."""
-    from lxr.store.errors import NotFound
-
-    wanted = names_for("Cluster", names)
-    sel = selector_of(selector)
-    spec = parse_output(output)
-    full = _needs_models(spec, sort_by)
-    store = open_reader()
-
-    def fetch() -> list[Any]:
-        try:
-            clusters = [store.get_cluster(n, full=full) for n in wanted] or store.list_clusters(
-                full=full
-            )
-        except NotFound as exc:
-            die(str(exc), EXIT_FAILED)
-        return [c for c in clusters if sel.matches(c["metadata"]["labels"])]
-
-    _show(
+    _get_objects(
         "Cluster",
-        fetch,
-        spec,
-        single=len(wanted) == 1,
-        what="clusters",
-        no_headers=no_headers,
-        sort_by=sort_by,
+        "clusters",
+        lambda store, name, full: store.get_cluster(name, full=full),
+        lambda store, full: store.list_clusters(full=full),
+        names,
+        selector,
+        output,
+        sort_by,
+        no_headers,
     )
 
 

@@ -108,6 +108,20 @@ UNIT_ORDER = {
 }
 
 
+def _unit_filter(uid: str, phase: str | None, index: int | None) -> tuple[str, dict[str, Any]]:
+    """The conditions (after ``experiment_uid = :uid``) and parameters of a listing of one
+    experiment's work units."""
+    extra = ""
+    params: dict[str, Any] = {"uid": uid}
+    if phase:
+        extra += " AND phase = :phase"
+        params["phase"] = phase
+    if index is not None:
+        extra += " AND idx = :index"
+        params["index"] = index
+    return extra, params
+
+
 def missing_why(url: str) -> str:
     """What a read says when there is no database at ``url`` yet."""
     from lxr.redaction import redact
@@ -336,14 +350,8 @@ class Reader:
         # a connection of its own: one snapshot for the whole listing, while the listings of
         # other experiments (merged with this one) hold theirs
         db = sqlite3.connect(self._conn.path, timeout=30, isolation_level=None)
-        where = "experiment_uid = :uid"
-        params: dict[str, Any] = {"uid": uid}
-        if phase:
-            where += " AND phase = :phase"
-            params["phase"] = phase
-        if index is not None:
-            where += " AND idx = :index"
-            params["index"] = index
+        extra, params = _unit_filter(uid, phase, index)
+        where = f"experiment_uid = :uid{extra}"
         db.execute("BEGIN")  # one snapshot for the whole listing
         try:
             cursor = db.execute(
@@ -375,14 +383,8 @@ class Reader:
         table: bool = False,
     ) -> Iterator[dict[str, Any]]:
         assert self._conn is not None
-        extra = ""
-        params: dict[str, Any] = {"uid": uid, "limit": page_size}
-        if phase:
-            extra += " AND phase = :phase"
-            params["phase"] = phase
-        if index is not None:
-            extra += " AND idx = :index"
-            params["index"] = index
+        extra, params = _unit_filter(uid, phase, index)
+        params["limit"] = page_size
         units_sql = _UNITS_SQL.format(extra=extra)
         last = -1
         while True:
