@@ -11,9 +11,9 @@ from typing import Any
 
 from lxr.api.container import programs_needed_by
 from lxr.api.dependencies import FAILED_REASON, MET_REASON, WAITING_REASON
-from lxr.api.phases import Effect, Event, Transition, check_attempt
+from lxr.api.phases import Effect, Event, Transition, WorkUnitPhase, check_attempt
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
-from lxr.api.resources import FailureReason
+from lxr.api.resources import ConditionStatus, FailureReason
 from lxr.reconciler.actions import AttemptPatch, FailureHandled, SubmitEntry, WorkUnitPatch
 from lxr.reconciler.actions import Event as Notice
 from lxr.reconciler.classify import Seen
@@ -390,7 +390,8 @@ class PlanState:
                         self.exp.name,
                     )
                 )
-        if not _condition_says(self.exp, "RuntimeReady", seen.message) or work.phase != "Pending":
+        said = _condition_says(self.exp, "RuntimeReady", seen.message)
+        if not said or work.phase != WorkUnitPhase.PENDING.value:
             work.reason, work.message = seen.reason, seen.message
 
     def _submit(self, work: Work, seen: Seen, row: Transition) -> None:
@@ -428,7 +429,7 @@ def _condition_says(exp: ExperimentRecord, kind: str, message: str | None) -> bo
     if exp.status is None:
         return False
     return any(
-        c.type == kind and c.status.value == "False" and c.message == message
+        c.type == kind and c.status is ConditionStatus.FALSE and c.message == message
         for c in exp.status.conditions
     )
 
