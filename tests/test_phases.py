@@ -35,7 +35,7 @@ from lxr.api.phases import (
     work_unit_transition,
 )
 from lxr.api.records import ExperimentRecord, UpstreamRecord, UpstreamUnit
-from lxr.api.resources import FailurePolicy, FailurePolicyRule, FailureReason
+from lxr.api.resources import ArtifactRef, FailurePolicy, FailurePolicyRule, FailureReason
 from lxr.reconciler.actions import Cancel, Resubmit, RetryIntent, Submit, UpdateStatus
 from lxr.reconciler.classify import GANG_GRACE_SECONDS
 from lxr.reconciler.planner import LOST_AFTER_SECONDS, plan_experiment
@@ -86,6 +86,16 @@ def _waiting_on(upstream: str, p: str) -> tuple[ExperimentRecord, Snapshot]:
     spec = SPEC.model_copy(update={"depends_on": [dep]})
     train = UpstreamRecord("train", "local", (UpstreamUnit(0, "0", upstream),))
     return exp(wu(0, phase=p), spec=spec, upstream={"train": train}), snap()
+
+
+#: an executable with one artifact, which the record does not list as staged
+_WITH_ARTIFACT = SPEC.model_copy(
+    update={
+        "executable": SPEC.executable.model_copy(
+            update={"artifacts": [ArtifactRef(name="package", digest="a" * 64, bytes=10)]}
+        )
+    }
+)
 
 
 def _intent(**kw: object) -> object:
@@ -180,6 +190,7 @@ SCENARIOS: dict[Event, Callable[[str], tuple[ExperimentRecord, Snapshot]]] = {
     Event.DEPENDENCY_PENDING: lambda p: _waiting_on("Running", p),
     Event.DEPENDENCY_MET: lambda p: _waiting_on("Succeeded", p),
     Event.DEPENDENCY_FAILED: lambda p: _waiting_on("Failed", p),
+    Event.ARTIFACTS_PENDING: lambda p: (exp(wu(0, phase=p), spec=_WITH_ARTIFACT), snap()),
 }  # fmt: skip
 
 
@@ -255,6 +266,8 @@ def _effect_holds(effect: Effect, w: Walk, row: Transition) -> bool:
             for e in u.events
         ),
         Effect.DEPENDENCY_FAILED: lambda: w.unit().reason == "DependencyFailed",
+        Effect.WAIT_FOR_ARTIFACTS: lambda: w.unit().reason == "ArtifactsNotReady"
+                                           and not any(isinstance(a, Submit) for a in w.actions),
     }  # fmt: skip
     return checks[effect]()
 
@@ -300,6 +313,7 @@ EXPECTED: dict[Event, str | None] = {
     Event.DEPENDENCY_PENDING: "Waiting",
     Event.DEPENDENCY_MET: "Pending",
     Event.DEPENDENCY_FAILED: "Stopped",
+    Event.ARTIFACTS_PENDING: "Pending",
 }
 
 

@@ -214,9 +214,20 @@ def test_waiting_reads_the_store_zero_scheduler_calls_from_the_launch_process(
 
     waited, seen = asyncio.run(launch())
     assert waited >= 60
-    assert seen, "staging ran over this process's transport: the counter works"
     scheduler_calls = [c for c in seen if any(name in c for name in _SCHEDULER_COMMANDS)]
     assert scheduler_calls == [], scheduler_calls
+    # staging is the controller's too (issue 16): the launch process ran nothing on the cluster
+    assert seen == [], seen
+
+    async def probe() -> None:  # and the counter counts what this process does run
+        transport = SSHTransport(store.get_cluster("dev-slurm").spec.ssh)  # type: ignore[arg-type]
+        try:
+            await transport.run(["true"])
+        finally:
+            await transport.close()
+
+    asyncio.run(probe())
+    assert commands == ["true"], "the counter works"
     [exp] = store.list_experiments()
     assert exp.status.phase.value == "Succeeded"
     assert len({u.status.attempts[0].job_id for u in store.list_work_units(exp.metadata.name)}) == 1

@@ -27,9 +27,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lxr.api.loader import Loaded
-from lxr.api.resources import Cluster, ClusterSpec, Executable, Experiment
+from lxr.api.resources import STAGED_BLOBS, Cluster, ClusterSpec, Executable, Experiment
 
-__all__ = ["SCRIPT_SUFFIXES", "missing_script_paths", "resolve_executable", "resolve_loaded"]
+__all__ = [
+    "SCRIPT_SUFFIXES",
+    "missing_script_paths",
+    "resolve_executable",
+    "resolve_loaded",
+    "with_blobs_root",
+]
 
 #: arguments that name a program file, checked by :func:`missing_script_paths`
 SCRIPT_SUFFIXES = (".py", ".sh", ".bash", ".pl", ".rb", ".R", ".jl", ".lua")
@@ -40,8 +46,8 @@ def resolve_executable(
 ) -> Executable:
     """``exe`` with ``workingDir`` made absolute against ``base_dir`` (the current directory
     when None), unless the cluster is ``remote`` (over SSH), where it is kept as written."""
-    if remote:
-        return exe
+    if remote or (exe.working_dir or "").startswith(STAGED_BLOBS):
+        return exe  # over SSH, or the unpacked tree of a staged package
     base = os.path.abspath(os.path.expanduser(os.fspath(base_dir) if base_dir else os.getcwd()))
     wd = exe.working_dir
     resolved = base if not wd else os.path.join(base, os.path.expanduser(wd))
@@ -73,7 +79,7 @@ def _resolved(
 ) -> Executable:
     """``exe`` with its working dir resolved; a warning per script path missing there."""
     exe = resolve_executable(exe, item.base_dir, remote=remote)
-    if not remote:
+    if not remote and not (exe.working_dir or "").startswith(STAGED_BLOBS):
         assert exe.working_dir is not None
         for arg in missing_script_paths(exe.command, exe.working_dir):
             warnings.append(
@@ -128,3 +134,50 @@ def resolve_loaded(
         new_spec = obj.spec.model_copy(update=update)
         out.append(dataclasses.replace(item, obj=obj.model_copy(update={"spec": new_spec})))
     return out, warnings
+
+
+def with_blobs_root(exp: Experiment, root: str) -> Experiment:
+    """``exp`` with :data:`STAGED_BLOBS` replaced by ``root`` (the absolute blob directory of a
+    cluster on this machine, known at apply/launch time) in its command, environment,
+    ``workingDir`` and work units' arguments and environment: desired state that names real
+    paths. Over SSH the placeholder stays, for the controller to fill in at submission."""
+
+    def fill(value: object) -> object:
+        return value.replace(STAGED_BLOBS, root) if isinstance(value, str) else value
+
+    def filled(exe: Executable) -> Executable:
+        return exe.model_copy(
+            update={
+                "command": [str(fill(c)) for c in exe.command],
+                "env": {k: str(fill(v)) for k, v in exe.env.items()},
+                "working_dir": None if exe.working_dir is None else str(fill(exe.working_dir)),
+            }
+        )
+
+    update: dict[str, object] = {}
+    if exp.spec.executable is not None:
+        update["executable"] = filled(exp.spec.executable)
+    if exp.spec.components is not None:
+        update["components"] = {
+            name: c.model_copy(
+                update={
+                    "executable": filled(c.executable),
+                    "args": {k: fill(v) for k, v in c.args.items()},
+                    "env": {k: str(fill(v)) for k, v in c.env.items()},
+                }
+            )
+            for name, c in exp.spec.components.items()
+        }
+    units = exp.spec.work_units
+    if units is not None:
+        units = [
+            u.model_copy(
+                update={
+                    "args": {k: fill(v) for k, v in u.args.items()},
+                    "env": {k: str(fill(v)) for k, v in u.env.items()},
+                }
+            )
+            for u in units
+        ]
+    spec = exp.spec.model_copy(update={**update, "work_units": units})
+    return exp.model_copy(update={"spec": spec})

@@ -208,6 +208,8 @@ class Event(str, Enum):
     DEPENDENCY_PENDING = "DependencyPending"
     DEPENDENCY_MET = "DependencyMet"
     DEPENDENCY_FAILED = "DependencyFailed"
+    # ready, but the cluster lacks an artifact of the executable (staging comes first)
+    ARTIFACTS_PENDING = "ArtifactsPending"
 
 
 class Effect(str, Enum):
@@ -231,6 +233,7 @@ class Effect(str, Enum):
     NOTE_DEPENDENCY = "note-dependency"  # an event: met (reason DependenciesMet), or cannot be
     DEPENDENCY_FAILED = "dependency-failed"  # reason DependencyFailed, the upstream outcome
     HOLD = "hold"  # not submitted: reason and message say what is missing (once, not each pass)
+    WAIT_FOR_ARTIFACTS = "wait-for-artifacts"  # reason ArtifactsNotReady, what is missing
 
 
 E, X = Event, Effect
@@ -325,6 +328,8 @@ WORK_UNIT_TRANSITIONS: tuple[Transition, ...] = (
     _row(_NOT_SUBMITTED, E.DEPENDENCY_FAILED, WP.STOPPED, None,
          (X.DEPENDENCY_FAILED, X.NOTE_DEPENDENCY),
          "an upstream outcome is final and not the one asked for (reason DependencyFailed)"),
+    _row(WORK_UNIT_ACTIVE, E.ARTIFACTS_PENDING, WP.PENDING, None, (X.WAIT_FOR_ARTIFACTS,),
+         "ready, but an artifact is not on the cluster yet: the controller stages it first"),
 )  # fmt: skip
 
 _BY_KEY: dict[tuple[WorkUnitPhase, Event], Transition] = {}

@@ -122,3 +122,10 @@ class ExperimentRecord:
     upstream: Mapping[str, UpstreamRecord | None] = field(default_factory=dict)
     #: index -> args of the work units not yet submitted, read only for a SameArgs dependency
     waiting_args: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    #: digests of the executable's artifacts recorded as staged on the cluster (status.artifacts)
+    staged: frozenset[str] = frozenset()
+
+    @property
+    def artifacts_ready(self) -> bool:
+        """Every artifact the work units need is on the cluster (or there is none)."""
+        return all(a.digest in self.staged for a in self.spec.needed_artifacts)

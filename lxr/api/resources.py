@@ -15,6 +15,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from lxr.api.artifacts import (
+    STAGED_BLOBS,
+    ArtifactPhase,
+    ArtifactRef,
+    ArtifactStatus,
+    Package,
+    PackageKind,
+)
 from lxr.api.cluster import (
     Cluster,
     ClusterSpec,
@@ -45,7 +53,11 @@ from lxr.api.phases import ExperimentPhase, WorkUnitPhase
 
 __all__ = [
     "API_VERSION",
+    "STAGED_BLOBS",
     "ArgValue",
+    "ArtifactPhase",
+    "ArtifactRef",
+    "ArtifactStatus",
     "Attempt",
     "Backoff",
     "Cluster",
@@ -71,6 +83,8 @@ __all__ = [
     "FailurePolicyRule",
     "FailureReason",
     "ObjectMeta",
+    "Package",
+    "PackageKind",
     "RateLimit",
     "RemovedWorkUnitPolicy",
     "RequeuePolicy",
@@ -162,9 +176,12 @@ class Container(SpecModel):
 
 
 class Executable(SpecModel):
-    """The program a work unit runs: an argv, never a shell line."""
+    """The program a work unit runs: an argv, never a shell line, and the code it needs."""
 
-    command: Annotated[list[str], Field(min_length=1)]
+    command: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=list,
+        description="the argv; required unless package.entrypoint gives it",
+    )
     container: Container | None = Field(
         default=None, description="run the command inside this container image"
     )
@@ -178,6 +195,28 @@ class Executable(SpecModel):
         "env wins over them",
     )
     working_dir: str | None = None
+    package: Package | None = Field(
+        default=None,
+        description="code packaged by apply/launch on this machine and staged by the "
+        "controller before the work units are submitted",
+    )
+    artifacts: list[ArtifactRef] = Field(
+        default_factory=list,
+        description="recorded by apply/launch: the content-addressed blobs the work units "
+        "need on the cluster",
+    )
+
+    @model_validator(mode="after")
+    def _command(self) -> Executable:
+        if not self.command:
+            pkg = self.package
+            if pkg is None or not pkg.entrypoint:
+                raise ValueError("give command (or package.entrypoint)")
+            if pkg.kind is PackageKind.PYTHON:
+                self.command = ["python3", "-m", pkg.entrypoint]
+            else:
+                self.command = [f"./{pkg.entrypoint.removeprefix('./')}"]
+        return self
 
     @field_validator("working_dir")
     @classmethod
@@ -424,6 +463,18 @@ class ExperimentSpec(SpecModel):
         return self
 
     @property
+    def needed_artifacts(self) -> list[ArtifactRef]:
+        """Every artifact the work units need on the cluster: the executable's, or each
+        component's (once each)."""
+        exes = [self.executable] if self.executable is not None else []
+        exes += [c.executable for c in (self.components or {}).values()]
+        found: dict[str, ArtifactRef] = {}
+        for exe in exes:
+            for ref in exe.artifacts:
+                found.setdefault(ref.staged_name, ref)
+        return list(found.values())
+
+    @property
     def main(self) -> Executable:
         """The executable (the first component's, for an experiment of components)."""
         if self.executable is not None:
@@ -460,6 +511,9 @@ class ExperimentStatus(StatusModel):
         default_factory=dict, description="work units per phase, and 'total'"
     )
     failed_indexes: list[int] = Field(default_factory=list)
+    artifacts: list[ArtifactStatus] = Field(
+        default_factory=list, description="each artifact of the executable on the cluster"
+    )
     start_time: datetime | None = None
     completion_time: datetime | None = None
 

@@ -28,6 +28,7 @@ COMMANDS = (
     "wait",
     "logs",
     "check",
+    "gc",
     "schema",
     "get",
     "controller",

@@ -10,6 +10,7 @@ __all__ = [
     "WAIT_STOPPED",
     "no_controller_message",
     "reconcile_until_submitted",
+    "start_background_controller",
     "wait_converged",
     "wake_controller",
     "who_continues",
@@ -144,3 +145,25 @@ def reconcile_until_submitted(store, names: list[str], timeout: float | None) ->
         dim=True,
     )
     return EXIT_OK
+
+
+def start_background_controller(store, no_daemon: bool) -> None:
+    """No controller leads: start this store's background controller (it exits when idle),
+    unless asked not to."""
+    import os
+
+    from lxr.cli.daemon import NO_DAEMON_ENV, daemon_files, start_daemon
+
+    if no_daemon or os.environ.get(NO_DAEMON_ENV, "") not in ("", "0"):
+        note(no_controller_message(store), dim=True)
+        return
+    pid, started = start_daemon(store.url)
+    log = daemon_files(store.url).log
+    if started:
+        note(
+            f"started a controller in the background (pid {pid}, log {log}); it exits when "
+            "idle, `lxr controller stop` stops it",
+            dim=True,
+        )
+    else:
+        note(f"the background controller (pid {pid or 'starting'}) will pick this up", dim=True)

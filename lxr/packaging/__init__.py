@@ -9,6 +9,10 @@ sends nothing the second time.
   zip goes on ``PYTHONPATH`` as is.
 - :func:`build_universal_package`: a build script fills ``$BUILDDIR``; a tarball the cluster
   unpacks.
+- :func:`build_folder`: a folder's files as they are (``include``/``exclude``); a tarball.
+
+Builds run in a temporary copy of the sources (:mod:`lxr.packaging.sources`), never in the
+user's folder, and unchanged sources reuse the artifact built from them before.
 - :func:`build_fileset`: extra files (``{local path: path in the set}``); a tarball too.
 - :func:`file_blob`: a file staged as is (a ``.sif`` image), its digest cached by size/mtime.
 """
@@ -29,19 +33,22 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from lxr.paths import state_dir
+from lxr.packaging.cache import artifact_cache
+from lxr.packaging.sources import known_build, remember_build, source_copy
 from lxr.staging import Blob, sha256_file
 
 __all__ = [
     "BuildError",
     "artifact_cache",
     "build_fileset",
+    "build_folder",
     "build_pex",
     "build_python_package",
     "build_universal_package",
     "file_blob",
     "pex_command",
     "pip_command",
+    "sha256_bytes",
     "tar_tree",
     "zip_tree",
 ]
@@ -52,13 +59,6 @@ _EPOCH_TAR = 315532800  # 1980-01-01, same instant as the zip epoch
 
 class BuildError(RuntimeError):
     """Building an artifact failed; the message carries the tool's output."""
-
-
-def artifact_cache() -> Path:
-    """Where built artifacts are kept on this machine (0700)."""
-    path = state_dir() / "artifacts"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
 
 
 def _files(root: Path) -> Iterator[tuple[str, Path]]:
@@ -123,17 +123,39 @@ def pip_command() -> list[str]:
     raise BuildError("neither pip (in this interpreter) nor uv is available to build packages")
 
 
+def _cached(digest: str, suffix: str, *, unpack: bool) -> Blob | None:
+    name = known_build(digest)
+    if name is None:
+        return None
+    return Blob(digest=name[: -len(suffix)] if suffix else name, source=artifact_cache() / name,
+                suffix=suffix, unpack=unpack)  # fmt: skip
+
+
 def build_python_package(
     path: Path,
     *,
     extra_packages: Sequence[Path] = (),
     pip_args: Sequence[str] = ("--no-deps", "--no-compile"),
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> Blob:
     """``pip install <path> [extra packages] --target`` into a zip for ``PYTHONPATH``.
 
     Dependencies are not bundled (``--no-deps``): like lxm3, lxr expects them on the cluster
-    (or in the container), since ML dependencies are large.
+    (or in the container), since ML dependencies are large. pip runs on a temporary copy of
+    ``path``; the same sources (and options) give the artifact built before, without pip.
     """
+    salt = json.dumps(["python", list(map(str, extra_packages)), list(pip_args), sys.version])
+    with source_copy(path, include, exclude, salt=salt) as (copy, source_digest):
+        cached = _cached(source_digest, ".zip", unpack=False)
+        if cached is not None:
+            return cached
+        blob = _pip_zip(copy, extra_packages, pip_args)
+        remember_build(source_digest, blob.source.name)
+        return blob
+
+
+def _pip_zip(path: Path, extra_packages: Sequence[Path], pip_args: Sequence[str]) -> Blob:
     pip = pip_command()
     cache = artifact_cache()
     with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmpdir:
@@ -212,17 +234,74 @@ def build_pex(
         return _into_cache(out, ".pex", unpack=False)
 
 
-def build_universal_package(path: Path, build_script: Path, build_args: Sequence[str] = ()) -> Blob:
-    """Run ``build_script`` (in ``path``, with ``BUILDDIR`` set) and pack what it put there."""
-    if not os.access(build_script, os.X_OK):
-        raise BuildError(f"build script {build_script} is not executable (chmod +x it)")
+def build_universal_package(
+    path: Path,
+    build_script: Path | None,
+    build_args: Sequence[str] = (),
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> Blob:
+    """Run ``build_script`` in a temporary copy of ``path`` (with ``BUILDDIR`` set) and pack
+    what it put there; without a script, the copy itself. A script inside ``path`` runs as
+    copied; unchanged sources give the artifact built before."""
+    path = Path(path)
+    script = None if build_script is None else Path(build_script)
+    if script is not None and not script.is_absolute():
+        script = path / script
+    if script is not None and not os.access(script, os.X_OK):
+        raise BuildError(f"build script {script} is not executable (chmod +x it)")
+    salt = json.dumps(["universal", str(script), list(build_args)])
+    with source_copy(path, include, exclude, salt=salt) as (copy, source_digest):
+        if script is not None and not script.resolve().is_relative_to(path.resolve()):
+            with open(script, "rb") as fh:  # a script outside the folder is a source too
+                source_digest = sha256_bytes(source_digest.encode() + fh.read())
+        cached = _cached(source_digest, ".tar.gz", unpack=True)
+        if cached is not None:
+            return cached
+        if script is None:
+            blob = _tar_into_cache(copy)
+        else:
+            inside = script.resolve().is_relative_to(path.resolve())
+            run = copy / script.resolve().relative_to(path.resolve()) if inside else script
+            blob = _run_build_script(copy, run, build_args)
+        remember_build(source_digest, blob.source.name)
+        return blob
+
+
+def build_folder(path: Path, *, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Blob:
+    """A folder's files as they are, as a tarball the cluster unpacks."""
+    with source_copy(path, include, exclude, salt="files") as (copy, source_digest):
+        cached = _cached(source_digest, ".tar.gz", unpack=True)
+        if cached is not None:
+            return cached
+        blob = _tar_into_cache(copy)
+        remember_build(source_digest, blob.source.name)
+        return blob
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The hex sha256 of ``data``."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _tar_into_cache(tree: Path) -> Blob:
+    with tempfile.TemporaryDirectory(dir=artifact_cache(), prefix=".build-") as tmpdir:
+        out = Path(tmpdir) / "package.tar.gz"
+        tar_tree(tree, out)
+        return _into_cache(out, ".tar.gz", unpack=True)
+
+
+def _run_build_script(cwd: Path, script: Path, build_args: Sequence[str]) -> Blob:
     cache = artifact_cache()
     with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmpdir:
         build_dir = Path(tmpdir) / "build"
         build_dir.mkdir()
         proc = subprocess.run(
-            [str(build_script), *build_args],
-            cwd=path,
+            [str(script), *build_args],
+            cwd=cwd,
             env={**os.environ, "BUILDDIR": str(build_dir)},
             capture_output=True,
             text=True,
@@ -230,7 +309,7 @@ def build_universal_package(path: Path, build_script: Path, build_args: Sequence
         )
         if proc.returncode != 0:
             raise BuildError(
-                f"build script {build_script} exited {proc.returncode}:\n"
+                f"build script {script} exited {proc.returncode}:\n"
                 f"{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
             )
         out = Path(tmpdir) / "package.tar.gz"

@@ -22,7 +22,7 @@ from lxr.api.argv import task_argv
 from lxr.api.container import container_argv
 from lxr.api.phases import SubmissionEvent, submission_transition
 from lxr.api.records import ExperimentRecord
-from lxr.api.resources import ClusterSpec, Executable, RequeuePolicy, Resources
+from lxr.api.resources import STAGED_BLOBS, ClusterSpec, Executable, RequeuePolicy, Resources
 from lxr.reconciler.actions import (
     Action,
     Cancel,
@@ -37,6 +37,7 @@ from lxr.reconciler.actions import (
 from lxr.reconciler.policy import scale_resources
 from lxr.reconciler.storecalls import StoreCalls
 from lxr.schedulers.base import ArrayJob, Driver, JobComponent, SubmitRejected, TaskSpec
+from lxr.staging import Stager
 from lxr.store import Store, SubmissionInfo
 
 if TYPE_CHECKING:
@@ -195,8 +196,15 @@ class Actor:
         return total
 
     def build_job(self, sub: SubmissionInfo) -> ArrayJob:
-        """The array job a recorded submission stands for."""
+        """The array job a recorded submission stands for; :data:`STAGED_BLOBS` in its argv,
+        environment and working directory becomes the cluster's blob directory."""
         spec = sub.spec
+        root = self.driver.blobs_root
+        if root is None and spec.needed_artifacts:
+            raise RuntimeError(f"cluster {self.cluster}: artifacts not checked before submitting")
+
+        def staged(text: str) -> str:
+            return text.replace(STAGED_BLOBS, root) if root is not None else text
 
         def tasks_of(
             exe: Executable,
@@ -214,17 +222,20 @@ class Actor:
             return [
                 TaskSpec(
                     array_index=array_index,
-                    argv=argv(args),
+                    argv=[staged(a) for a in argv(args)],
                     env={
-                        **exe.env,
-                        **own_env,
-                        **env,
-                        "LXR_EXPERIMENT": sub.experiment,
-                        "LXR_WORK_UNIT": str(wu_index),
-                        "LXR_ATTEMPT": str(attempt),
-                        **lxr,
+                        k: staged(v)
+                        for k, v in {
+                            **exe.env,
+                            **own_env,
+                            **env,
+                            "LXR_EXPERIMENT": sub.experiment,
+                            "LXR_WORK_UNIT": str(wu_index),
+                            "LXR_ATTEMPT": str(attempt),
+                            **lxr,
+                        }.items()
                     },
-                    working_dir=exe.working_dir,
+                    working_dir=None if exe.working_dir is None else staged(exe.working_dir),
                     work_unit=wu_index,
                     attempt=attempt,
                     env_from=tuple(exe.env_from),
@@ -264,6 +275,11 @@ class Actor:
 
     async def _submit(self, sub: SubmissionInfo) -> int:
         db = self.calls
+        if sub.spec.needed_artifacts and self.driver.blobs_root is None:
+            # an intent retried by a restarted controller: where the blobs are, one check
+            stager = Stager(self.cluster, self.driver.transport, self.driver.staging_dir)
+            root, _ = await stager.check([])
+            self.driver.blobs_root = f"{root}/blobs"
         job = self.build_job(sub)
         await self.guard()
         try:

@@ -153,22 +153,27 @@ def classify_idle(
     dependencies: Verdict | None = None,
     *,
     runtime_missing: str | None = None,
+    artifacts_ready: bool = True,
 ) -> Seen:
     """A work unit with no attempt in flight: stop it, let it wait out its backoff, hold it
-    while a program it needs is missing (``runtime_missing`` says which, and where), or
-    submit. ``dependencies``: the verdict on a unit not yet submitted that has some (None: it
-    has none): it waits, is submitted (unless held), or stops (``DependencyFailed``)."""
+    while a program it needs is missing (``runtime_missing`` says which, and where), wait for
+    its artifacts to be staged, or submit. ``dependencies``: the verdict on a unit not yet
+    submitted that has some (None: it has none): it waits, is submitted (unless held), or
+    stops (``DependencyFailed``)."""
     del wu  # the record is the classifier's input; the verdict was made from it
     if why:
         return Seen(Event.STOP_WANTED, reason=why, why=why)
     if dependencies is not None:
         seen = classify_dependencies(dependencies)
-        if seen.event is not Event.DEPENDENCY_MET or runtime_missing is None:
+        if seen.event is not Event.DEPENDENCY_MET or (runtime_missing is None and artifacts_ready):
             return seen
     elif next_attempt_after is not None and next_attempt_after > now:
         return Seen(Event.BACKOFF_PENDING)
     if runtime_missing is not None:
         return Seen(Event.RUNTIME_MISSING, reason="RuntimeMissing", message=runtime_missing)
+    if not artifacts_ready:
+        # its code is not on the cluster yet (a met dependency is noted once it is)
+        return Seen(Event.ARTIFACTS_PENDING, reason="ArtifactsNotReady")
     return Seen(Event.READY)
 
 

@@ -1,5 +1,5 @@
-"""One cluster's cycle: refresh the cached desired state, observe the scheduler once, plan
-what changed, act."""
+"""One cluster's cycle: refresh the cached desired state, stage the artifacts it needs, observe
+the scheduler once, plan what changed, act."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from lxr.api.container import programs_needed_by
 from lxr.api.records import ExperimentRecord
 from lxr.reconciler.actions import Action, Finalize, SetStatus
 from lxr.reconciler.actor import Actor
+from lxr.reconciler.artifacts import needs_staging, stage_artifacts
 from lxr.reconciler.informer import Informer, observe_query
 from lxr.reconciler.planner import plan
 from lxr.schedulers.base import Snapshot
@@ -107,6 +108,10 @@ async def _cycle(actor: Actor, snapshot_times: dict[str, float], informer: Infor
     for exp in desired:
         result.work_units += len(exp.work_units)
         result.in_flight += sum(len(v) for v in informer.shape(exp).jobs.values())
+    staging = needs_staging(desired, actor.driver.blobs_root is not None)
+    if staging:  # artifacts first: one check for all of them, uploads of what is missing
+        changed = await stage_artifacts(actor, staging)
+        desired = [changed.get(e.uid, e) for e in desired]
     by_uid = {e.uid: e for e in desired}
     actions: list[Action] = []
 

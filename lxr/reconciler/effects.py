@@ -401,6 +401,14 @@ class PlanState:
         (self.retries if wu.attempt_count else self.fresh).append(entry)
         work.next_attempt_after = None
 
+    def _wait_for_artifacts(self, work: Work, seen: Seen, row: Transition) -> None:
+        missing = len(self.exp.spec.needed_artifacts) - len(self.exp.staged)
+        work.reason = seen.reason
+        work.message = (
+            f"waiting for {missing} artifact(s) to be staged on cluster {self.exp.cluster} "
+            "(see condition ArtifactsReady)"
+        )
+
 
 EFFECTS: dict[Effect, Callable[[PlanState, Work, Seen, Transition], None]] = {
     Effect.ADOPT: PlanState._adopt,
@@ -421,6 +429,7 @@ EFFECTS: dict[Effect, Callable[[PlanState, Work, Seen, Transition], None]] = {
     Effect.NOTE_DEPENDENCY: PlanState._note_dependency,
     Effect.DEPENDENCY_FAILED: PlanState._dependency_failed,
     Effect.HOLD: PlanState._hold,
+    Effect.WAIT_FOR_ARTIFACTS: PlanState._wait_for_artifacts,
 }
 
 

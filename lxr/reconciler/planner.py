@@ -176,6 +176,7 @@ class _ExperimentPlan(PlanState):
                 self.now,
                 verdict,
                 runtime_missing=missing,
+                artifacts_ready=self.exp.artifacts_ready,
             )
             self.fire(work, seen)
         self.events.extend(self.dependency_events())

@@ -173,6 +173,8 @@ class Driver(abc.ABC):
         self.spec = spec if spec is not None else ClusterSpec(scheduler=self.scheduler)
         #: the programs the cluster has and lacks (``command -v``, cached)
         self.programs = ProgramCheck(transport)
+        #: the absolute ``<stagingDir>/blobs`` on the cluster, once a staging check printed it
+        self.blobs_root: str | None = None
 
     async def prepare(self) -> None:  # noqa: B027 - optional hook
         """Called once before first use (read limits, create the staging dir)."""

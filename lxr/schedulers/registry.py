@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from lxr.api.resources import ClusterSpec
 from lxr.paths import state_dir
 from lxr.schedulers.base import Driver
@@ -9,7 +11,13 @@ from lxr.schedulers.plugins import plugin
 from lxr.schedulers.ratelimit import TokenBucket
 from lxr.schedulers.transport import CommandObserver, LocalTransport, Transport
 
-__all__ = ["default_staging_dir", "make_driver", "make_transport", "poll_interval"]
+__all__ = [
+    "default_staging_dir",
+    "local_blobs_root",
+    "make_driver",
+    "make_transport",
+    "poll_interval",
+]
 
 
 def default_staging_dir(cluster: str, spec: ClusterSpec) -> str:
@@ -20,6 +28,15 @@ def default_staging_dir(cluster: str, spec: ClusterSpec) -> str:
     if spec.ssh is not None:
         return ".lxr/staging"
     return str(state_dir() / "clusters" / cluster)
+
+
+def local_blobs_root(cluster: str, spec: ClusterSpec) -> str | None:
+    """Where a cluster on this machine keeps staged blobs (``<stagingDir>/blobs``, absolute);
+    None over SSH, where only the controller learns it."""
+    if spec.ssh is not None:
+        return None
+    path = os.path.abspath(os.path.expanduser(default_staging_dir(cluster, spec)))
+    return f"{path}/blobs"
 
 
 def make_transport(spec: ClusterSpec, observer: CommandObserver | None = None) -> Transport:

@@ -16,6 +16,7 @@ Every write is one transaction. One module per concern, each a part of :class:`S
 - :mod:`~lxr.store.counters`: totals for metrics
 - :mod:`~lxr.store.dependencies`: upstream work units for the plan, apply's dependency checks,
   dependents and waiting work units
+- :mod:`~lxr.store.blobs`: artifacts' bytes (files beside SQLite, chunks in PostgreSQL)
 - :mod:`~lxr.store.codecs`: rows to records and API objects, patches to rows
 
 Apart from :class:`Store`, :mod:`~lxr.store.reads` reads what ``lxr get`` and ``describe``
@@ -36,6 +37,7 @@ from lxr.store.errors import Conflict, Invalid, LeaseLost, NotFound
 
 if TYPE_CHECKING:
     from lxr.store.admission import IMMUTABLE_SPEC_FIELDS, ApplyResult
+    from lxr.store.blobs import StagedArtifact
     from lxr.store.clusters import ForgottenExperiment
     from lxr.store.codecs import ts
     from lxr.store.desired import SubmissionInfo
@@ -55,6 +57,7 @@ __all__ = [
     "LeaseInfo",
     "LeaseLost",
     "NotFound",
+    "StagedArtifact",
     "Store",
     "SubmissionInfo",
     "default_database_url",
@@ -66,6 +69,7 @@ __all__ = [
 _LAZY = {
     "IMMUTABLE_SPEC_FIELDS": "admission",
     "ApplyResult": "admission",
+    "StagedArtifact": "blobs",
     "ForgottenExperiment": "clusters",
     "ts": "codecs",
     "SubmissionInfo": "desired",

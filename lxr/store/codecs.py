@@ -21,6 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from lxr.api.records import AttemptRecord, ExperimentRecord, StatusRecord, WorkUnitRecord
 from lxr.api.resources import (
     API_VERSION,
+    ArtifactStatus,
     Attempt,
     Cluster,
     ClusterSpec,
@@ -134,7 +135,12 @@ def experiment_record(
         failed_count=failed_count,
         work_units=work_units,
         status=status,
+        staged=_staged_digests(row.artifacts),
     )
+
+
+def _staged_digests(artifacts: list[Any] | None) -> frozenset[str]:
+    return frozenset(a["digest"] for a in artifacts or [] if a.get("phase") == "Staged")
 
 
 def status_record(
@@ -245,6 +251,7 @@ _EXPERIMENT_STATUS_VIEW = _ViewCodec(
         "conditions": lambda cs: [Condition.model_validate(c) for c in cs or []],
         "work_units": lambda counts: counts or {},
         "failed_indexes": lambda idx: idx or [],
+        "artifacts": lambda arts: [ArtifactStatus.model_validate(a) for a in arts or []],
     },
 )
 

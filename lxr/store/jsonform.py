@@ -126,6 +126,7 @@ EXPERIMENT_COLUMNS = (
     "conditions",
     "counts",
     "failed_indexes",
+    "artifacts",
     "start_time",
     "completion_time",
 )
@@ -231,7 +232,8 @@ def experiment_json(row: Sequence[Any], when: Callable[[float], Any] = rfc3339) 
     """An experiment row (:data:`EXPERIMENT_COLUMNS`) as an ``Experiment``'s JSON form; times
     through ``when`` (RFC 3339 text, or datetimes for pydantic)."""
     (uid, name, labels, annotations, spec, generation, resource_version, created_at, deleting,
-     finalizers, observed, phase, conditions, counts, failed, started, completed) = row  # fmt: skip
+     finalizers, observed, phase, conditions, counts, failed, artifacts, started,
+     completed) = row  # fmt: skip
     meta = _meta(when, name, uid, labels, annotations, generation, resource_version, created_at)
     if deleting is not None:
         meta["deletionTimestamp"] = when(deleting)
@@ -243,6 +245,7 @@ def experiment_json(row: Sequence[Any], when: Callable[[float], Any] = rfc3339) 
     status["conditions"] = json_value(conditions, [])
     status["workUnits"] = json_value(counts)
     status["failedIndexes"] = json_value(failed, [])
+    status["artifacts"] = json_value(artifacts, [])
     if started is not None:
         status["startTime"] = when(started)
     if completed is not None:

@@ -57,6 +57,34 @@ class ExperimentStatusWrites(StoreEngine):
                 )
             return version
 
+    def write_artifact_status(self, plan: Any, cluster: str) -> None:
+        """Persist an :class:`~lxr.reconciler.artifacts.ArtifactPlan`: ``status.artifacts``,
+        the conditions with ``ArtifactsReady``, and its event."""
+        with self.session() as s:
+            found = s.execute(
+                update(ExperimentRow)
+                .where(ExperimentRow.uid == plan.experiment_uid)
+                .values(
+                    artifacts=list(plan.artifacts),
+                    conditions=list(plan.conditions),
+                    resource_version=ExperimentRow.resource_version + 1,
+                )
+            )
+            ev = plan.event
+            if ev is not None and found.rowcount:  # type: ignore[attr-defined]
+                s.add(
+                    event_row(
+                        time.time(),
+                        ev.type,
+                        ev.reason,
+                        ev.message,
+                        ev.kind,
+                        ev.name,
+                        plan.experiment_uid,
+                        cluster,
+                    )
+                )
+
     def finalize(self, final: Any) -> None:
         """Remove a deleted experiment with its work units, attempts and submissions (a
         :class:`~lxr.reconciler.actions.Finalize`)."""

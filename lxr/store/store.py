@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lxr.store.admission import Admission
+from lxr.store.blobs import BlobStore
 from lxr.store.clusters import ClusterStatusWrites
 from lxr.store.counters import Counters
 from lxr.store.dependencies import DependencyViews
@@ -31,5 +32,6 @@ class Store(
     Leases,
     Counters,
     DependencyViews,
+    BlobStore,
 ):
     """Access to lxr's database. Cheap to create; one per process is enough."""

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -28,6 +29,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_INITIAL, AttemptPhase
 
 __all__ = [
+    "ArtifactChunkRow",
+    "ArtifactRow",
     "AttemptRow",
     "Base",
     "ClusterRow",
@@ -35,6 +38,7 @@ __all__ = [
     "EventRow",
     "ExperimentRow",
     "LeaseRow",
+    "StagedArtifactRow",
     "StagingTotalRow",
     "SubmissionRow",
     "WorkUnitRow",
@@ -114,6 +118,8 @@ class ExperimentRow(Base):
     # the index the next work unit added by a sweep edit gets (indexes are never reused);
     # None: one past the largest stored
     next_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # status.artifacts: what the controller staged for it, per artifact (None: nothing yet)
+    artifacts: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class WorkUnitRow(Base):
@@ -262,3 +268,37 @@ class LeaseRow(Base):
     #: when the holder last finished a cluster's cycle, and what it did (one line)
     last_cycle_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_cycle: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ArtifactRow(Base):
+    """A content-addressed blob that an apply or a launch recorded: built code, a file set, an
+    image. Its bytes are ``chunks`` rows of :class:`ArtifactChunkRow` on a database that holds
+    them (PostgreSQL), else a file named by the digest in a directory beside the database."""
+
+    __tablename__ = "artifacts"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunks: Mapped[int] = mapped_column(Integer)  # 0: the bytes are in the local directory
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ArtifactChunkRow(Base):
+    """One piece of an artifact's bytes, in order of ``seq``."""
+
+    __tablename__ = "artifact_chunks"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StagedArtifactRow(Base):
+    """A blob the controller found or put in a cluster's staging directory (``name`` as staged
+    under ``blobs/``), and when an experiment last needed it: what ``lxr gc`` ages from."""
+
+    __tablename__ = "staged_artifacts"
+    cluster: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    staged_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float] = mapped_column(Float)

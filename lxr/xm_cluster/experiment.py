@@ -1,10 +1,11 @@
 """An ``xm.Experiment`` whose launches write desired state into lxr's store.
 
-Nothing here talks to a scheduler. ``experiment.add(...)`` records work units in memory; when
-the ``with`` block ends without an error, artifacts are staged to each cluster (only the blobs
-it lacks) and every work unit is written in ONE database transaction, as lxr Experiments
-(one per cluster, executable and resources: the reconciler packs each into job arrays). A
-script that raises midway writes nothing.
+Nothing here talks to a scheduler or a cluster. ``experiment.add(...)`` records work units in
+memory; when the ``with`` block ends without an error, the packaged artifacts are recorded by
+digest in the store's blob store and every work unit is written in ONE database transaction,
+as lxr Experiments (one per cluster, executable and resources: the reconciler packs each into
+job arrays). The controller stages the artifacts to each cluster (only the blobs it lacks)
+before it submits. A script that raises midway writes nothing.
 
 Waiting on a work unit inside the block (``await wu.wait_until_complete()``) first writes what
 was added so far, then reconciles in this process unless a controller is running.
@@ -28,7 +29,7 @@ from xmanager.xm import async_packager
 
 from lxr.api.capabilities import unsupported
 from lxr.api.resources import ClusterSpec, Resources
-from lxr.staging import StagingReport, summary_line
+from lxr.staging import StagingReport
 from lxr.store import NotFound, Store
 from lxr.xm_cluster.accelerators import resolve_accelerator
 from lxr.xm_cluster.context import (
@@ -41,7 +42,7 @@ from lxr.xm_cluster.context import (
 from lxr.xm_cluster.dependencies import JobDependency, per_element
 from lxr.xm_cluster.launch_controller import start_controller, stop_controller
 from lxr.xm_cluster.packaging import package_batch, reset_build_cache
-from lxr.xm_cluster.stagers import ClusterStagers
+from lxr.xm_cluster.staged import recorded_line, staging_reports
 from lxr.xm_cluster.work_unit import ClusterWorkUnit, Task, WorkUnitStatus
 from lxr.xm_cluster.writer import (
     ANNOTATION_TITLE,
@@ -119,7 +120,7 @@ class ClusterExperiment(xm.Experiment):
         self._lock = threading.Lock()
         self._pending: list[Task] = []
         self._written_groups = 0
-        self._stagers = ClusterStagers(self.store, metrics)
+        self._writes: list[list[str]] = []  # the experiments of each write
         self._controller: subprocess.Popen[bytes] | None = None
         self._stop_requests: set[tuple[str, int]] = set()
         self._entered = False
@@ -160,8 +161,14 @@ class ClusterExperiment(xm.Experiment):
 
     @property
     def staging_reports(self) -> list[StagingReport]:
-        """What each staging of this launch sent (one report per cluster and write)."""
-        return self._stagers.reports
+        """What the controller staged for this launch (one report per cluster and write),
+        once it has: this waits for it (starting a controller for the wait when none runs)."""
+        started = self.store.lease() is None and self._controller is None
+        try:
+            return staging_reports(self.store, self._writes, self._ensure_controller)
+        finally:
+            if started:
+                asyncio.run(self._release_controller())
 
     @property
     def work_unit_count(self) -> int:
@@ -317,10 +324,8 @@ class ClusterExperiment(xm.Experiment):
             await self._write_pending()
         finally:
             await self._release_controller()
-            await self._close_stagers()
-        line = summary_line(self.staging_reports)
         if not self.quiet:
-            print(line, flush=True)
+            print(recorded_line(self.store, self._writes), flush=True)
 
     def _discard(self) -> None:
         with self._lock:
@@ -352,13 +357,13 @@ class ClusterExperiment(xm.Experiment):
     async def _write(self, tasks: list[Task]) -> None:
         names = await write_tasks(
             self.store,
-            self._stagers,
             tasks,
             lambda members: lxr_experiment(
                 self._next_name(), self._id, self._annotations(), members, self.spec_overrides
             ),
         )
         self._names.extend(names)
+        self._writes.append(list(names))
         with _launched_lock:
             _launched.extend(names)
         from lxr.reconciler.wakeup import wake_controller
@@ -418,9 +423,6 @@ class ClusterExperiment(xm.Experiment):
         if child is not None:
             await asyncio.to_thread(stop_controller, child)
 
-    async def _close_stagers(self) -> None:
-        await self._stagers.close()
-
     def _request_stop(self, wu: ClusterWorkUnit) -> None:
         self._pending_drop(wu)
         self._stop_requests.update(wu.refs)
@@ -456,8 +458,8 @@ def create_experiment(
     """A new experiment; use it as ``with`` / ``async with`` context.
 
     ``spec_overrides``: lxr ExperimentSpec fields for every experiment written, e.g.
-    ``{"backoff_limit_per_index": 0, "parallelism": 8}``. ``metrics``: a
-    :class:`lxr.metrics.Metrics` fed with the staged bytes.
+    ``{"backoff_limit_per_index": 0, "parallelism": 8}``. ``metrics``: kept for lxm3's
+    signature (the controller counts staged bytes).
     """
     return ClusterExperiment(
         experiment_title,

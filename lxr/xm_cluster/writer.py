@@ -13,7 +13,10 @@ from typing import Any
 
 from xmanager import xm
 
+from lxr.api.artifacts import STAGED_BLOBS
+from lxr.api.paths import with_blobs_root
 from lxr.api.resources import (
+    ArtifactRef,
     ClusterSpec,
     Component,
     Executable,
@@ -28,7 +31,8 @@ from lxr.api.resources import (
     Resources,
     WorkUnitTemplate,
 )
-from lxr.staging import Blob, StagingReport
+from lxr.schedulers.registry import local_blobs_root
+from lxr.staging import Blob
 from lxr.store import Store
 from lxr.xm_cluster.accelerators import resolve_accelerator
 from lxr.xm_cluster.commands import runtime_command, split_args, substitute
@@ -37,7 +41,6 @@ from lxr.xm_cluster.dependencies import resolve_dependency
 from lxr.xm_cluster.executors import executor_resources
 from lxr.xm_cluster.packaging import ClusterExecutable, build_fileset_blob
 from lxr.xm_cluster.specs import PLACEHOLDER_RE, fileset_by_uid, resolve_path
-from lxr.xm_cluster.stagers import ClusterStagers
 from lxr.xm_cluster.work_unit import Task
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "build_task",
     "fold_groups",
     "group_tasks",
+    "labelled_blobs",
     "lxr_experiment",
     "slug",
     "task_label",
@@ -87,6 +91,7 @@ class Built:
     args: dict[str, Any]
     env: dict[str, str]
     task: Task
+    blobs: dict[str, tuple[str, Blob]]  # staged name -> (artifact name, blob)
     #: the jobs of an xm.JobGroup, one lxr work unit of components (this Built stands for all)
     parts: list[Built] | None = None
 
@@ -156,19 +161,36 @@ def artifacts_needed(tasks: Sequence[Task]) -> tuple[dict[str, dict[str, Blob]],
     return needs, extra_filesets
 
 
+def labelled_blobs(exe: ClusterExecutable) -> dict[str, tuple[str, Blob]]:
+    """The executable's artifacts by staged name, each with what it is (its artifact name)."""
+    out = {exe.blob.name: ("package", exe.blob)}
+    for uid, blob in exe.filesets.items():
+        out.setdefault(blob.name, (f"fileset-{uid}", blob))
+    for label, extra in (("image", exe.image_blob), ("requirements", exe.requirements_blob)):
+        if extra is not None:
+            out.setdefault(extra.name, (label, extra))
+    return out
+
+
+def staged(blob: Blob) -> str:
+    """Where ``blob`` will be on the cluster (the controller fills in the directory)."""
+    return f"{STAGED_BLOBS}/{blob.name}"
+
+
 def build_task(
     task: Task,
-    report: StagingReport,
     extra: Mapping[str, Blob],
     cluster_spec: ClusterSpec,
 ) -> Built:
-    """One task's command, resources and args on its cluster."""
+    """One task's command, resources and args on its cluster, naming its artifacts where the
+    controller will stage them."""
     job = task.job
     exe = job.executable
     assert isinstance(exe, ClusterExecutable)
     cluster, resources, requeue = executor_resources(job.executor)
-    roots = {b.name: report.path(b) for b in exe.blobs()}
-    paths = {uid: report.path(b) for uid, b in {**exe.filesets, **extra}.items()}
+    roots = {b.name: staged(b) for b in exe.blobs()}
+    paths = {uid: staged(b) for uid, b in {**exe.filesets, **extra}.items()}
+    blobs = labelled_blobs(exe)
     executor = job.executor
     gpus = bool(resources.gpus)
     resources = resolve_accelerator(resources, cluster_spec, cluster)
@@ -179,9 +201,17 @@ def build_task(
         # on this machine, tasks run beside the launch script, never in the cwd of
         # whichever process reconciles (lxr.api.paths); over SSH, in the login home
         workdir = resolve_path(".")
-    positional, keywords = split_args(xm.merge_args(exe.args, job.args), paths)
+    merged = xm.merge_args(exe.args, job.args)
+    positional, keywords = split_args(merged, paths)
     command += positional
     env = {k: substitute(str(v), paths) for k, v in {**exe.env_vars, **job.env_vars}.items()}
+    # filesets named only in args or env are needed too
+    texts = [str(v) for v in merged.to_list(str)]
+    texts += [str(v) for v in {**exe.env_vars, **job.env_vars}.values()]
+    for text in texts:
+        for uid in PLACEHOLDER_RE.findall(text):
+            if uid in extra:
+                blobs.setdefault(extra[uid].name, (f"fileset-{uid}", extra[uid]))
     parallelism = executor.parallelism() if hasattr(executor, "parallelism") else None
     key = json.dumps(
         [
@@ -206,6 +236,7 @@ def build_task(
         keywords,
         env,
         task,
+        blobs,
     )
 
 
@@ -293,6 +324,25 @@ def lxr_experiment(
     )
 
 
+def _artifacts(members: Sequence[Built]) -> list[ArtifactRef]:
+    """The artifacts these tasks need (each once), as the executable records them."""
+    blobs: dict[str, tuple[str, Blob]] = {}
+    for b in members:
+        for staged_name, item in b.blobs.items():
+            blobs.setdefault(staged_name, item)
+    return [
+        ArtifactRef(
+            name=label, digest=blob.digest, bytes=blob.size, suffix=blob.suffix, unpack=blob.unpack
+        )
+        for label, blob in blobs.values()
+    ]
+
+
+def _part(b: Built) -> str:
+    """The component name of one job of a JobGroup."""
+    return b.task.component[1]  # type: ignore[index]
+
+
 def _one_executable(experiment_id: int, members: Sequence[Built]) -> dict[str, Any]:
     """The spec fields of tasks that run one executable: it, their resources, the units."""
     first = members[0]
@@ -312,6 +362,7 @@ def _one_executable(experiment_id: int, members: Sequence[Built]) -> dict[str, A
         command=first.command,
         env={**first.exec_env, **common, "XM_EXPERIMENT_ID": str(experiment_id)},
         working_dir=first.working_dir,
+        artifacts=_artifacts(members),
     )
     return {"executable": executable, "resources": first.resources, "work_units": units}
 
@@ -326,6 +377,9 @@ def _components(experiment_id: int, members: Sequence[Built]) -> dict[str, Any]:
                 command=p.command,
                 env={**p.exec_env, **p.env, "XM_EXPERIMENT_ID": str(experiment_id)},
                 working_dir=p.working_dir,
+                artifacts=_artifacts(
+                    [q for b in members for q in b.parts or [] if _part(q) == _part(p)]
+                ),
             ),
             resources=p.resources,
             args={} if shared else p.args,
@@ -340,24 +394,34 @@ def _components(experiment_id: int, members: Sequence[Built]) -> dict[str, Any]:
 
 async def write_tasks(
     store: Store,
-    stagers: ClusterStagers,
     tasks: Sequence[Task],
     make_experiment: Callable[[list[Built]], Experiment],
 ) -> list[str]:
-    """Stage what ``tasks`` need, resolve them and write them as lxr Experiments in one
-    transaction; returns the experiments' names."""
+    """Record the artifacts ``tasks`` need in the store's blob store, resolve the tasks and
+    write them as lxr Experiments in one transaction; returns the experiments' names. Nothing
+    is sent to a cluster here: the controller stages the artifacts before it submits."""
     # launches finish in any order (generators run concurrently): index by work unit id
     ordered = sorted(tasks, key=lambda t: (t.work_unit.work_unit_id, t.number))
     # 1. artifacts each cluster needs, including filesets named only in args/env
     needs, extra_filesets = artifacts_needed(ordered)
-    # 2. stage: one existence check per cluster, uploads of what is missing
-    reports = await stagers.stage(needs)
-    # 3. resolve every task against its staged paths, group into lxr experiments
+    # 2. their bytes into the store, by digest (a no-op for what it has)
+    recorded: set[str] = set()
+    for blobs in needs.values():
+        for blob in blobs.values():
+            if blob.digest not in recorded:
+                recorded.add(blob.digest)
+                store.put_artifact(blob.source, blob.digest)
+    # 3. resolve every task against where its artifacts will be, group into lxr experiments
     specs = {c: store.get_cluster(c).spec for c in needs}
-    built = [build_task(t, reports[t.cluster], extra_filesets, specs[t.cluster]) for t in ordered]
+    built = [build_task(t, extra_filesets, specs[t.cluster]) for t in ordered]
     experiments = [
         (make_experiment(members), members) for members in group_tasks(fold_groups(built))
     ]
+    # on a cluster of this machine the blob directory is known now: record real paths
+    for i, (exp, members) in enumerate(experiments):
+        root = local_blobs_root(exp.spec.cluster, specs[exp.spec.cluster])
+        if root is not None:
+            experiments[i] = (with_blobs_root(exp, root), members)
     add_dependencies(store, experiments)
     # 4. one transaction for all of them (their dependencies may name one another)
     batch = {exp.metadata.name: exp.spec for exp, _ in experiments}

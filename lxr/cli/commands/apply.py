@@ -8,9 +8,13 @@ from typing import Annotated
 import typer
 
 from lxr.api.limits import DEFAULT_MAX_WORK_UNITS
-from lxr.cli.console import EXIT_USAGE, die, error, note, out, warn
+from lxr.cli.console import EXIT_USAGE, die, error, out, warn
 from lxr.cli.options import open_store
-from lxr.cli.waiting import no_controller_message, wait_converged, wake_controller
+from lxr.cli.waiting import (
+    start_background_controller,
+    wait_converged,
+    wake_controller,
+)
 
 __all__ = ["apply", "load_or_exit", "register"]
 
@@ -67,6 +71,8 @@ def apply(
     from lxr.store import Conflict, Invalid
 
     store = open_store()
+    # code to ship: built here (from a temporary copy), recorded by digest in the store
+    loaded = _package(store, loaded, dry_run)
     # desired state never depends on the reconciler's cwd: workingDir is fixed now
     loaded, path_warnings = resolve_loaded(loaded, lambda name: _cluster_spec(store, name))
     for warning in path_warnings:
@@ -98,31 +104,49 @@ def apply(
     controller = wake_controller(store)
     if not wait:
         if names and controller is None:
-            _start_background_controller(store, no_daemon)
+            start_background_controller(store, no_daemon)
         return
     raise typer.Exit(wait_converged(store, names, timeout))
 
 
-def _start_background_controller(store, no_daemon: bool) -> None:
-    """No controller leads: start this store's background controller (it exits when idle),
-    unless asked not to."""
-    import os
+def _package(store, loaded: list, dry_run: bool) -> list:
+    """Every experiment whose executable names a package, with the package built and its
+    artifact recorded (only built, with --dry-run); exit 2 when a build fails."""
+    if not any(getattr(i.obj.spec, "executable", None) and i.obj.spec.executable.package
+               for i in loaded if i.obj.kind == "Experiment"):  # fmt: skip
+        return loaded
+    import dataclasses
 
-    from lxr.cli.daemon import NO_DAEMON_ENV, daemon_files, start_daemon
+    from lxr.api.paths import with_blobs_root
+    from lxr.packaging import BuildError
+    from lxr.packaging.executable import package_executable
+    from lxr.schedulers.registry import local_blobs_root
 
-    if no_daemon or os.environ.get(NO_DAEMON_ENV, "") not in ("", "0"):
-        note(no_controller_message(store), dim=True)
-        return
-    pid, started = start_daemon(store.url)
-    log = daemon_files(store.url).log
-    if started:
-        note(
-            f"started a controller in the background (pid {pid}, log {log}); it exits when "
-            "idle, `lxr controller stop` stops it",
-            dim=True,
-        )
-    else:
-        note(f"the background controller (pid {pid or 'starting'}) will pick this up", dim=True)
+    def put(blob) -> None:
+        if not dry_run:
+            store.put_artifact(blob.source, blob.digest)
+
+    out = []
+    for item in loaded:
+        obj = item.obj
+        if obj.kind != "Experiment" or getattr(obj.spec.executable, "package", None) is None:
+            out.append(item)
+            continue
+        try:
+            exe = package_executable(obj.spec.executable, item.base_dir, put)
+        except (BuildError, OSError) as exc:
+            die(f"{item.source}: experiment {obj.metadata.name}: spec.executable.package: {exc}")
+        spec = obj.spec.model_copy(update={"executable": exe})
+        exp = obj.model_copy(update={"spec": spec})
+        cluster = _cluster_spec(store, spec.cluster) or next(
+            (i.obj.spec for i in loaded
+             if i.obj.kind == "Cluster" and i.obj.metadata.name == spec.cluster), None
+        )  # fmt: skip
+        root = None if cluster is None else local_blobs_root(spec.cluster, cluster)
+        if root is not None:  # a cluster of this machine: the blob directory is known now
+            exp = with_blobs_root(exp, root)
+        out.append(dataclasses.replace(item, obj=exp))
+    return out
 
 
 def _cluster_spec(store, name: str):
