@@ -119,6 +119,7 @@ class DependencyIndex:
         self.deps = tuple(exp.spec.depends_on)
         self.own = {t.name: t.depends_on for t in exp.spec.work_units or () if t.depends_on}
         self._by_index: dict[str, dict[int, UpstreamUnit]] = {}
+        self._all: dict[int, Verdict] = {}  # id of a match-All dependency -> its verdict
         self._by_name: dict[str, dict[str, UpstreamUnit]] = {}
         # (experiment, arg names, shared names) -> the shared values -> upstream units
         self._by_args: dict[
@@ -152,7 +153,12 @@ class DependencyIndex:
             shown = ", ".join(f"{k}={args[k]}" for k in sorted(args)) or "any args"
             what = f"work units of {up.name} with {shown}"
             return _judge(what, self._same_args(up, args), dep.condition)
-        return _judge(f"every work unit of {up.name}", up.units, dep.condition)
+        found = self._all.get(id(dep))
+        if found is None:  # the same for every work unit: judged once per plan
+            found = self._all[id(dep)] = _judge(
+                f"every work unit of {up.name}", up.units, dep.condition
+            )
+        return found
 
     def _indexed(self, up: UpstreamRecord) -> dict[int, UpstreamUnit]:
         found = self._by_index.get(up.name)
