@@ -22,6 +22,7 @@ from lxr import xm_cluster
 from lxr.store import Store
 from lxr.testing import converge
 from lxr.xm_cluster.dependencies import DependencyError, per_element, resolve_dependency
+from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "xm" / "job_dependencies"
@@ -179,3 +180,35 @@ def test_job_dependencies_example_returns_at_once_and_converges(
     assert {u.status.phase.value for u in done} == {"Succeeded"}
     results = sorted(work.rglob("result.json"))
     assert len(results) == 3 and all(json.loads(p.read_text())["result"] for p in results)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_job_dependencies_example_on_slurm(dev_cluster: dict[str, str], store: Store) -> None:
+    """The same example on the real Slurm of the dev cluster, over SSH: the launch returns
+    with the evals waiting, and each eval reads the result its train unit wrote."""
+    applied = _lxr("apply", "-f", str(REPO / "examples" / "slurm" / "cluster.yaml"))
+    require(applied.returncode == 0, f"no dev-slurm cluster: {applied.stderr}")
+    workdir = f"/tmp/lxr-job-dependencies-{os.getpid()}"
+    res = _lxr(
+        "launch",
+        str(EXAMPLE / "launch.py"),
+        "--",
+        "--cluster=dev-slurm",
+        "--seeds=3",
+        "--sleep=5",
+        f"--workdir={workdir}",
+    )
+    assert res.returncode == 0, res.stderr
+    names = [e.metadata.name for e in store.list_experiments()]
+    assert len(names) == 6
+    waiting = [
+        u for n in names for u in store.list_work_units(n) if u.status.phase.value == "Waiting"
+    ]
+    assert len(waiting) == 3, [(n, store.get_experiment(n).status.work_units) for n in names]
+    converge(store, names, timeout=300)
+    units = [u for n in names for u in store.list_work_units(n)]
+    # an eval fails when its train's result file is missing: all succeeded, in order
+    assert {u.status.phase.value for u in units} == {"Succeeded"}
+    evals = [n for n in names if "jobdeps.eval" in str(store.get_experiment(n).spec.executable)]
+    assert len(evals) == 3
