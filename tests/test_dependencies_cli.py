@@ -23,17 +23,10 @@ spec:
   sweep: {{grid: {{i: [0, 1, 2]}}}}
   backoffLimitPerIndex: 0
 """
-DEPENDENT = """\
-apiVersion: lxr.dev/v1alpha1
-kind: Experiment
-metadata: {{name: {name}}}
-spec:
-  executable:
-    command: [{python}, -c, "{code}"]
-  sweep: {{grid: {{i: [0, 1, 2]}}}}
-  dependsOn:
-  - {{experiment: {upstream}, condition: Succeeded, match: SameIndex}}
-"""
+DEPENDENT = UPSTREAM.replace(
+    "  backoffLimitPerIndex: 0\n",
+    "  dependsOn:\n  - {{experiment: {upstream}, condition: Succeeded, match: SameIndex}}\n",
+)
 
 #: writes <dir>/<experiment>-<i>.start and .end (time.time()) around a short sleep; unit
 #: ``fail`` of train exits 3

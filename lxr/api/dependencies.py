@@ -46,6 +46,7 @@ __all__ = [
     "WorkUnitDependencies",
     "WorkUnitDependency",
     "dependency_condition",
+    "dependency_entries",
     "upstream_experiments",
 ]
 
@@ -114,10 +115,15 @@ class WorkUnitDependencies(SpecModel):
         return [*self.all_of, *self.any_of]
 
 
-def upstream_experiments(spec: ExperimentSpec) -> set[str]:
-    """The experiments ``spec`` depends on: in ``dependsOn`` and in its work units' own."""
-    names = {d.experiment for d in spec.depends_on}
+def dependency_entries(spec: ExperimentSpec) -> list[Dependency | WorkUnitDependency]:
+    """Every dependency of ``spec``: its ``dependsOn`` and its work units' own."""
+    found: list[Dependency | WorkUnitDependency] = list(spec.depends_on)
     for tpl in spec.work_units or ():
         if tpl.depends_on is not None:
-            names.update(e.experiment for e in tpl.depends_on.entries())
-    return names
+            found += tpl.depends_on.entries()
+    return found
+
+
+def upstream_experiments(spec: ExperimentSpec) -> set[str]:
+    """The experiments ``spec`` depends on: in ``dependsOn`` and in its work units' own."""
+    return {d.experiment for d in dependency_entries(spec)}

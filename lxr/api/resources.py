@@ -581,7 +581,8 @@ class WorkUnitStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="DependenciesMet: False while the work unit waits (the message names "
-        "the unmet dependencies) or when they can no longer be met",
+        "the unmet dependencies) or when they can no longer be met, True once they were met "
+        "(until its attempt ends)",
     )
 
     @model_validator(mode="after")

@@ -10,7 +10,12 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from lxr.api.dependencies import DependencyCondition, DependencyMatch, upstream_experiments
+from lxr.api.dependencies import (
+    DependencyCondition,
+    DependencyMatch,
+    dependency_entries,
+    upstream_experiments,
+)
 from lxr.api.phases import WorkUnitPhase
 from lxr.api.records import UpstreamRecord, UpstreamUnit, WorkUnitRecord
 from lxr.api.resources import ExperimentSpec
@@ -23,14 +28,6 @@ from lxr.store.tables import AttemptRow, ExperimentRow, WorkUnitRow
 __all__ = ["DependencyViews", "check_dependencies", "dependents_of", "upstream_inputs"]
 
 
-def _conditions(spec: ExperimentSpec) -> set[DependencyCondition]:
-    found = {d.condition for d in spec.depends_on}
-    for tpl in spec.work_units or ():
-        if tpl.depends_on is not None:
-            found.update(e.condition for e in tpl.depends_on.entries())
-    return found
-
-
 def upstream_inputs(
     s: Session, uid: str, spec: ExperimentSpec, units: Sequence[WorkUnitRecord]
 ) -> tuple[dict[str, UpstreamRecord | None], dict[int, dict[str, Any]]]:
@@ -41,7 +38,7 @@ def upstream_inputs(
     if not waiting:
         return {}, {}
     same_args = any(d.match is DependencyMatch.SAME_ARGS for d in spec.depends_on)
-    started = DependencyCondition.STARTED in _conditions(spec)
+    started = any(d.condition is DependencyCondition.STARTED for d in dependency_entries(spec))
     w = WorkUnitRow
     upstream: dict[str, UpstreamRecord | None] = {}
     for name in sorted(upstream_experiments(spec)):
