@@ -130,7 +130,7 @@ def measure(backend: str, n: int, workdir: Path) -> dict[str, float]:
                 "metadata": {"name": f"scale-{n}"},
                 "spec": {
                     "cluster": "bench",
-                    "executable": {"command": ["train"]},
+                    "executable": {"command": ["true"]},
                     "sweep": {"grid": {"x": list(range(n))}},
                 },
             }
@@ -186,7 +186,7 @@ def record_intent_seconds(backend: str, n: int, workdir: Path) -> float:
                     "metadata": {"name": "intent"},
                     "spec": {
                         "cluster": "local",
-                        "executable": {"command": ["x"]},
+                        "executable": {"command": ["true"]},
                         "sweep": {"grid": {"x": list(range(n))}},
                     },
                 }
