@@ -60,7 +60,11 @@ def test_help_names_values_plainly_and_has_no_rst(tmp_path: Path, path: list[str
     assert PYTHON_TYPE.findall(text) == [], text
     assert RST.findall(text) == [], text
     # an option that takes a value shows a metavar in capitals (FILE, N, KEY=VALUE)
-    for line in text.splitlines():
+    options = (
+        text.split("\nOptions:\n", 1)[-1].split("\n\n", 1)[0] if "\nOptions:\n" in text else ""
+    )
+    assert "--help" in options, "every command has options (-h at least)"
+    for line in options.splitlines():
         column = re.match(r"  (-\S.*?)(?:\s{2,}|$)", line)
         if column is None:
             continue
