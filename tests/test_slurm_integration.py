@@ -522,6 +522,7 @@ def test_env_from_a_file_and_a_command_resolved_on_the_cluster(slurm: Slurm) -> 
 # ---------------------------------------------------------------------------- scaled retry
 
 
+@pytest.mark.timeout(720)  # a 60 s limit hit, then a 100 s run: minutes of real Slurm time
 def test_a_timed_out_task_is_retried_with_a_scaled_time_limit(slurm: Slurm) -> None:
     """A task that runs past its 1-minute limit ends Timeout; the failurePolicy rule scales the
     retry's limit 3x: the second sbatch asks for --time 3 minutes, the attempt records it, and
