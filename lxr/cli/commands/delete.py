@@ -182,8 +182,10 @@ def delete_experiment_cmd(
 ) -> None:
     """Delete experiments: their running and queued tasks are cancelled, then they are
     removed. One on a cluster the controller cannot reach is removed here at once, with a
-    warning naming the jobs that may still run there, unless --wait-for-cancel. One that
-    unfinished experiments depend on is refused, unless deleted with them or --force."""
+    warning naming the jobs that may still run there, unless --wait-for-cancel.
+
+    Deleting an experiment that unfinished experiments depend on is refused, unless they are
+    deleted with it or --force is given."""
     group = (ctx.obj or {}) if ctx is not None else {}
     ignore_not_found = ignore_not_found or group.get("ignore_not_found", False)
     force = force or group.get("force", False)
