@@ -22,7 +22,9 @@ PASSWORD = "S3cret-pw"
 
 
 def lxr(*args: str, state: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-    full = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state), **env}
+    # LXR_NO_DAEMON: no background controller (the tests run the controller they check)
+    full = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    full |= {"LXR_NO_DAEMON": "1", **env}
     return subprocess.run(
         [sys.executable, "-m", "lxr.cli", *args],
         capture_output=True,
