@@ -134,6 +134,22 @@ def _db_rows(state: Path) -> list[str]:
         con.close()
 
 
+# A small interpreter forks and execs the CLI, then writes its child's rusage. Measured from
+# pytest directly, ru_maxrss would be pytest's own size: Linux starts a child's peak RSS at
+# the parent's when it forks (and at exec keeps the larger), so a long test session reads as
+# the CLI's memory.
+_MEASURE = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump([os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime,
+               usage.ru_maxrss], out)
+"""
+
+
 def _run_measured(args: list[str], state: Path) -> tuple[int, str, float, int]:
     """Run the CLI; return (exit code, stderr, CPU seconds, peak RSS in KiB) of that process."""
     env = {
@@ -142,20 +158,22 @@ def _run_measured(args: list[str], state: Path) -> tuple[int, str, float, int]:
         "HOME": str(state),
         "LXR_NO_DAEMON": "1",
     }
-    with open(os.devnull, "wb") as devnull:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lxr.cli", *args],
-            stdout=devnull,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=REPO,
-        )
-        assert proc.stderr is not None
-        with proc.stderr:
-            stderr = proc.stderr.read().decode()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, stderr, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    fd, name = tempfile.mkstemp(suffix=".json", prefix="cli-usage-")
+    os.close(fd)
+    usage_file = Path(name)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(usage_file), "-m", "lxr.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
+    code, cpu, maxrss_kib = json.loads(usage_file.read_text())
+    usage_file.unlink()
+    assert proc.returncode == 0, proc.stderr  # the measuring interpreter itself
+    return code, proc.stderr, cpu, maxrss_kib
 
 
 @pytest.mark.parametrize(("name", "text", "message"), HOSTILE, ids=[h[0] for h in HOSTILE])
