@@ -99,7 +99,12 @@ in_root() {
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
     mount -t tmpfs -o mode=1777 shm "$root/dev/shm"   # PostgreSQL: not the host shm
-    mount -t sysfs sysfs "$root/sys" 2>/dev/null || mount --rbind /sys "$root/sys"
+    if mount -t sysfs sysfs "$root/sys" 2>/dev/null; then
+      # a fresh sysfs has no cgroup hierarchy mounted in it: runc (podman) needs them
+      mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
+    else
+      mount --rbind /sys "$root/sys"
+    fi
     hostname "$name"
     # pivot_root, not chroot: the kernel refuses new user namespaces to a chrooted process,
     # and rootless podman (containers of the cluster user) needs them
