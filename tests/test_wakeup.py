@@ -93,3 +93,34 @@ def test_unreachable_postgres_does_not_stop_the_socket_channel(tmp_path: Path) -
 
     assert anyio.run(main) is True
     assert Store(f"sqlite:///{tmp_path / 'x.db'}").postgres_conninfo() is None
+
+
+def test_a_deep_state_directory_still_gets_a_bindable_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state directory deeper than a Unix socket path allows (pytest's own tmp paths can
+    be): the socket goes to a short per-user directory, and a controller can bind it."""
+    import socket
+
+    from lxr.reconciler.sockets import SUN_PATH_MAX, controller_socket_path
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    monkeypatch.setenv("XDG_STATE_HOME", str(deep))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    path = controller_socket_path("sqlite:///x.db", "123.abcdef12")
+    assert not str(path).startswith(str(deep)) and len(os.fsencode(path)) <= SUN_PATH_MAX
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(str(path))  # what WakeupListener does
+    finally:
+        sock.close()
+        path.unlink()
+    import tempfile
+
+    shallow = Path(tempfile.mkdtemp(prefix="lxr-"))  # /tmp/lxr-XXXXXXXX
+    monkeypatch.setenv("XDG_STATE_HOME", str(shallow))
+    try:  # a state directory of a usual depth keeps its sockets in its run/
+        assert controller_socket_path("sqlite:///x.db", "1.a").parent == shallow / "lxr" / "run"
+    finally:
+        shallow.rmdir()
