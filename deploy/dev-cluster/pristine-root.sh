@@ -137,6 +137,11 @@ in_root shared '
     d=$(dirname "$p")
     uv pip install -q --python .venv/bin/python --no-deps --target "/tmp/warm/${d//\//_}" "$d"
   done
+  # and the temporary projects tests write (setuptools>=61, as tests/test_artifacts.py does)
+  mkdir -p /tmp/warm/st/src/warm
+  printf "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n[project]\nname = \"warm\"\nversion = \"0\"\n" > /tmp/warm/st/pyproject.toml
+  : > /tmp/warm/st/src/warm/__init__.py
+  uv pip install -q --python .venv/bin/python --no-deps --target /tmp/warm/st-site /tmp/warm/st
   rm -rf /tmp/warm /etc/resolv.conf
 '
 
