@@ -373,6 +373,7 @@ def test_sweep_seen_by_real_prometheus(
     units = prom.by(panel("sum by (phase) (lxr_work_units)"), "phase")
     assert units == {
         "Pending": 0,
+        "Waiting": 0,  # on a dependency (none here)
         "Queued": 0,
         "Running": 0,
         "BackOff": 0,
