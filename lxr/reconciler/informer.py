@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lxr.api.phases import WORK_UNIT_TERMINAL, WorkUnitPhase
+from lxr.api.phases import WORK_UNIT_TERMINAL, TaskPhase, WorkUnitPhase
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
 from lxr.reconciler.actions import Action, Finalize, SetStatus, UpdateStatus
 from lxr.schedulers.base import ObserveQuery, Snapshot, TaskObservation
@@ -239,7 +239,7 @@ class Informer:
             obs = None if job_id is None else tasks.get((job_id, att.array_index))
             if obs is None:
                 picked.append(self._with_last_seen(wu, att, seen.get(wu.id, _MISSING)))
-            elif whole or att.job_id is None or seen.get(wu.id, _MISSING) != obs:
+            elif whole or att.job_id is None or seen.get(wu.id, _MISSING) != obs or _on_clock(obs):
                 picked.append(wu)
         if not picked and not whole and not entry.status_read:
             return None
@@ -304,7 +304,7 @@ class Informer:
                 if att is None or att.job_id is None or wu.stop_requested:
                     break
                 obs = seen.get(wu.id)
-                if obs is None:
+                if obs is None or _on_clock(obs):
                     break
                 keys.append((att.job_id, att.array_index))
                 prev.append(obs)
@@ -348,6 +348,13 @@ class Informer:
     def failed(self) -> None:
         """A cycle failed midway: what it wrote is unknown here, so read everything again."""
         self.reset()
+
+
+def _on_clock(obs: TaskObservation) -> bool:
+    """A running task one of whose ranks failed: its next row (``GangBroken``, after
+    GANG_GRACE_SECONDS) waits on the clock, not on a new observation, so it is planned every
+    cycle until it ends."""
+    return obs.phase is TaskPhase.RUNNING and obs.first_failed_rank is not None
 
 
 def _patched(
