@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from lxr.api.phases import ExperimentPhase, WorkUnitPhase
+from lxr.schedulers.transport import CONNECT_REASONS
 from lxr.snapshot_gauges import SnapshotCollector, StateSnapshot
 
 if TYPE_CHECKING:
@@ -70,18 +71,7 @@ WORK_UNIT_PHASES: tuple[str, ...] = tuple(p.value for p in WorkUnitPhase)
 SUBMISSION_RESULTS: tuple[str, ...] = ("success", "error")
 """Values of the ``result`` label of ``lxr_submissions_total``."""
 
-CONNECT_ERROR_REASONS: tuple[str, ...] = (
-    "ClientConfig",
-    "ConnectionRefused",
-    "ConnectionLost",
-    "HostKeyMismatch",
-    "HostKeyUnknown",
-    "HostNotFound",
-    "NetworkError",
-    "PermissionDenied",
-    "SSHError",
-    "Timeout",
-)
+CONNECT_ERROR_REASONS: tuple[str, ...] = CONNECT_REASONS
 """Values of the ``reason`` label of ``lxr_cluster_connect_errors_total`` (the reasons of
 ``lxr.schedulers.transport.ConnectError``, also the ``Reachable`` condition's)."""
 
