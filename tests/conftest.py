@@ -118,6 +118,33 @@ def postgres_url() -> Iterator[str]:
         engine.dispose()
 
 
+def run_cli(
+    state: Path,
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 120,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``lxr ARGS`` as a user runs it, in a clean environment of its own: the store under
+    ``state`` (``XDG_STATE_HOME`` and ``HOME``), a minimal PATH, no background controller."""
+    env = {
+        "XDG_STATE_HOME": str(state),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(state),
+        "LXR_NO_DAEMON": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "lxr.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        input=stdin,
+        timeout=timeout,
+        check=check,
+    )
+
+
 def have(cmd: str) -> bool:
     """True when ``cmd`` is on PATH."""
     return shutil.which(cmd) is not None

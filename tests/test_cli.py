@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 EXPERIMENT = """\
 apiVersion: lxr.dev/v1alpha1
@@ -31,21 +31,7 @@ spec:
 def lxr(
     *args: str, state: Path, check: bool = False, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        "XDG_STATE_HOME": str(state),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(state),
-        "LXR_NO_DAEMON": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lxr.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=check,
-        timeout=timeout,
-    )
+    return run_cli(state, *args, timeout=timeout, check=check)
 
 
 def db_dump(state: Path) -> list[str]:

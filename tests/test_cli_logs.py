@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, start_controller, wait_for
+from tests.conftest import run_cli, start_controller, wait_for
 
 PROGRAM = r"""
 import os, sys, time
@@ -41,21 +40,7 @@ spec:
 
 
 def lxr(state: Path, *args: str, stdin: str | None = None, timeout: float = 120):
-    env = {
-        "XDG_STATE_HOME": str(state),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(state),
-        "LXR_NO_DAEMON": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lxr.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        input=stdin,
-        timeout=timeout,
-    )
+    return run_cli(state, *args, stdin=stdin, timeout=timeout)
 
 
 def _unit(state: Path, name: str) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import run_cli
 
 MARKUP_ARGS = {"path": "[/scratch/x]", "size": "[small]", "pat": "[a-z]", "style": "[red]hot[/]"}
 
@@ -39,21 +39,7 @@ spec:
 
 
 def lxr(state: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        "XDG_STATE_HOME": str(state),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(state),
-        "LXR_NO_DAEMON": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lxr.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        input=stdin,
-        timeout=120,
-    )
+    return run_cli(state, *args, stdin=stdin)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from lxr.metrics import CONNECT_ERROR_REASONS, Metrics
 from lxr.reconciler.reachability import connect_error, describe_error
 from lxr.schedulers.ssh import SSHTransport
 from lxr.schedulers.transport import CONNECT_REASONS, ConnectError, TransportError
-from tests.conftest import REPO, require
+from tests.conftest import REPO, require, run_cli
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -46,21 +46,7 @@ spec:
 
 
 def run_lxr(*args: str, state: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {
-        "XDG_STATE_HOME": str(state),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(state),
-        "LXR_NO_DAEMON": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lxr.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(state, *args, timeout=timeout)
 
 
 def connect_reason(config: SSHConfig) -> ConnectError:
