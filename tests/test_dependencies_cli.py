@@ -149,3 +149,58 @@ def test_same_index_pipeline_on_the_local_cluster(tmp_path: Path) -> None:
     assert "DependencyMet" in events and "DependencyFailed" in events
     # once eval is finished, train can go
     assert lxr("delete", "experiment", "train", state=state).returncode == 0
+
+
+#: exits 3 for unit 2 of train until the file ``fix`` exists (a bug the user then fixes)
+FIXABLE = (
+    "import os, sys; i = sys.argv[-1].split('=')[1];"
+    " sys.exit(3 if os.environ['LXR_EXPERIMENT'] == 'train' and i == '2'"
+    " and not os.path.exists({fix!r}) else 0)"
+)
+
+
+def test_rerun_of_a_failed_upstream_unit_revives_its_stopped_dependents(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    fix = tmp_path / "fix"
+    code = FIXABLE.format(fix=str(fix))
+    text = UPSTREAM.format(name="train", python=sys.executable, code=code) + "---\n"
+    text += DEPENDENT.format(name="eval", python=sys.executable, code=code, upstream="train")
+    text += "---\n" + DEPENDENT.format(
+        name="report", python=sys.executable, code=code, upstream="eval"
+    )
+    assert lxr("apply", "-f", str(write(tmp_path, text)), state=state).returncode == 0
+
+    def units(name: str) -> dict[int, dict]:
+        got = json.loads(lxr("get", "workunits", name, "-o", "json", state=state).stdout)
+        return {item["spec"]["index"]: item["status"] for item in got["items"]}
+
+    def finished(name: str) -> None:
+        res = lxr(
+            "wait", "experiment", name, "--for", "condition=Finished", "--timeout", "120",
+            state=state,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr + controller_logs(state)
+
+    controller = start_controller(state)
+    try:
+        finished("report")
+        for name in ("eval", "report"):  # unit 2 stopped down the pipeline, 0 and 1 ran
+            got = units(name)
+            assert [got[i]["phase"] for i in range(3)] == ["Succeeded", "Succeeded", "Stopped"]
+            assert got[2]["reason"] == "DependencyFailed"
+        fix.write_text("")
+        res = lxr("rerun", "experiment", "train", "--failed", state=state)
+        assert res.returncode == 0, res.stderr
+        assert "experiment/train work units 2: rerun" in res.stdout
+        assert "experiment/eval work units 2: waiting again" in res.stdout
+        assert "experiment/report work units 2: waiting again" in res.stdout
+        finished("report")
+    finally:
+        controller.terminate()
+        controller.wait(30)
+    for name in ("train", "eval", "report"):
+        got = units(name)
+        assert [got[i]["phase"] for i in range(3)] == ["Succeeded"] * 3, (name, got)
+    # only unit 2 ran again: train-2 a second attempt, its dependents their first
+    attempts = {n: [len(units(n)[i]["attempts"]) for i in range(3)] for n in ("train", "eval")}
+    assert attempts == {"train": [1, 1, 2], "eval": [1, 1, 1]}, attempts

@@ -672,7 +672,7 @@ def test_rerun_failed_reruns_exactly_the_failed_units_on_slurm(slurm: Slurm) -> 
             "Failed",
             "Succeeded",
         ]
-        assert slurm.store.rerun_work_units(name, failed=True) == [1]
+        assert slurm.store.rerun_work_units(name, failed=True).indexes == [1]
         converge(slurm.store, [name], timeout=180, interval=0.5)
         assert [wu.status.phase.value for wu in slurm.units(name)] == ["Succeeded"] * 3
         starts = sorted((m[0], m[1]) for m in _marks(slurm, marks) if m[2] == "start")

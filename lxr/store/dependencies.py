@@ -16,6 +16,7 @@ from lxr.api.dependencies import (
     dependency_entries,
     upstream_experiments,
 )
+from lxr.api.dependency_reasons import FAILED_REASON
 from lxr.api.phases import WorkUnitPhase
 from lxr.api.records import UpstreamRecord, UpstreamUnit, WorkUnitRecord
 from lxr.api.resources import ExperimentSpec
@@ -25,7 +26,13 @@ from lxr.store.errors import Invalid
 from lxr.store.queries import TERMINAL, chunks
 from lxr.store.tables import AttemptRow, ExperimentRow, WorkUnitRow
 
-__all__ = ["DependencyViews", "check_dependencies", "dependents_of", "upstream_inputs"]
+__all__ = [
+    "DependencyViews",
+    "check_dependencies",
+    "dependents_of",
+    "stopped_by_dependency",
+    "upstream_inputs",
+]
 
 
 def upstream_inputs(
@@ -217,6 +224,51 @@ def dependents_of(s: Session, names: Iterable[str]) -> dict[str, list[str]]:
             continue
         for upstream in sorted(_names_in(spec) & wanted):
             out.setdefault(upstream, []).append(name)
+    return out
+
+
+def stopped_by_dependency(
+    s: Session, upstream: str, indexes: Iterable[int]
+) -> dict[str, tuple[str, str, list[tuple[int, int]]]]:
+    """The work units that ended ``Stopped`` (reason ``DependencyFailed``) waiting for
+    ``upstream`` and could now have their dependencies met, after its work units ``indexes``
+    were rerun: experiment name -> (uid, cluster, [(work unit id, index)]). An experiment
+    whose every dependency on ``upstream`` matches ``SameIndex`` counts only those indexes;
+    one that waits for all of it, for matching args or for named units counts every such
+    unit, since its verdict is computed again anyway. ``upstream`` itself is among them when
+    its units wait for units of their own experiment."""
+    rerun = set(indexes)
+    out: dict[str, tuple[str, str, list[tuple[int, int]]]] = {}
+    q = select(ExperimentRow.uid, ExperimentRow.name, ExperimentRow.cluster, ExperimentRow.spec)
+    q = q.where(ExperimentRow.deletion_timestamp.is_(None))
+    w = WorkUnitRow
+    for uid, name, cluster, spec in s.execute(q):
+        if upstream not in _names_in(spec):
+            continue
+        own = [d for d in spec.get("dependsOn") or () if d["experiment"] == upstream]
+        per_unit = any(
+            e["experiment"] == upstream
+            for tpl in spec.get("workUnits") or ()
+            for e in (*(tpl.get("dependsOn") or {}).get("allOf", ()),
+                      *(tpl.get("dependsOn") or {}).get("anyOf", ()))
+        )  # fmt: skip
+        same_index = bool(own) and not per_unit and all(
+            d.get("match") == DependencyMatch.SAME_INDEX.value for d in own
+        )  # fmt: skip
+        units = [
+            (wu_id, idx)
+            for wu_id, idx in s.execute(
+                select(w.id, w.idx).where(
+                    w.experiment_uid == uid,
+                    w.phase == WorkUnitPhase.STOPPED.value,
+                    w.reason == FAILED_REASON,
+                    w.removed.is_(False),
+                )
+            )
+            if not same_index or idx in rerun
+        ]
+        if units:
+            out[name] = (uid, cluster, sorted(units, key=lambda u: u[1]))
     return out
 
 

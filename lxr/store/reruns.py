@@ -6,26 +6,42 @@ and disruption budgets, backoff and resource scaling reset. Its attempt count st
 next attempt is number N+1 and ``describe`` shows every earlier one. The experiment gets a new
 generation, so the controller takes a finished experiment up again, and a verdict that ended
 it early (a FailJob rule, maxFailedIndexes) is cleared: the user asked to try again.
+
+Downstream, the work units that stopped because a rerun unit had failed (reason
+``DependencyFailed``) are re-admitted the same way, experiment after experiment along the
+pipeline, so they wait for the new outcome instead of staying stopped for the old one.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from lxr.api.phases import WORK_UNIT_INITIAL, WorkUnitPhase
 from lxr.store.codecs import event_row
+from lxr.store.dependencies import stopped_by_dependency
 from lxr.store.engine import StoreEngine
 from lxr.store.errors import Invalid, NotFound
 from lxr.store.queries import TERMINAL, chunks, experiment_row
 from lxr.store.tables import ExperimentRow, WorkUnitRow
 
-__all__ = ["RERUN_REASON", "Reruns"]
+__all__ = ["RERUN_REASON", "RerunOutcome", "Reruns"]
 
 #: the reason a rerun unit carries until its new attempt ends (and its retry reason)
 RERUN_REASON = "Rerun"
+
+
+@dataclass(frozen=True)
+class RerunOutcome:
+    """What a rerun re-admitted: the experiment's own work units, and the dependents that had
+    stopped because those failed (experiment -> indexes), which wait for them again."""
+
+    indexes: list[int]
+    dependents: dict[str, list[int]]
 
 
 class Reruns(StoreEngine):
@@ -33,9 +49,11 @@ class Reruns(StoreEngine):
 
     def rerun_work_units(
         self, experiment: str, indexes: Iterable[int] = (), *, failed: bool = False
-    ) -> list[int]:
+    ) -> RerunOutcome:
         """Run these finished work units of ``experiment`` again (``failed``: every Failed one
-        too). Returns the indexes rerun, in order.
+        too), and let the work units that stopped because they failed (``DependencyFailed``,
+        in any experiment downstream) wait for them again. Returns the indexes rerun, in
+        order, and those dependents.
 
         Raises :class:`NotFound` for an unknown experiment or index and :class:`Invalid` for a
         work unit that has not finished, or an experiment being deleted.
@@ -83,46 +101,83 @@ class Reruns(StoreEngine):
                     wanted.append(idx)
             chosen = sorted(set(wanted))
             if not chosen:
-                return []
-            for chunk in chunks([found[i][0] for i in chosen], 500):
-                s.execute(
-                    update(w)
-                    .where(w.id.in_(chunk))
-                    .values(
-                        phase=WORK_UNIT_INITIAL.value,
-                        reason=RERUN_REASON,
-                        message="rerun requested: a fresh budget, earlier attempts kept",
-                        exit_code=None,
-                        failures=0,
-                        disruptions=0,
-                        next_attempt_after=None,
-                        retry_reason=RERUN_REASON,
-                        stop_requested=False,
-                        resource_scale=None,
-                        updated_at=now,
-                    )
-                )
-            s.execute(
-                update(ExperimentRow)
-                .where(ExperimentRow.uid == exp.uid)
-                .values(
-                    generation=ExperimentRow.generation + 1,
-                    resource_version=ExperimentRow.resource_version + 1,
-                    failed_reason=None,
-                    failed_message=None,
-                )
+                return RerunOutcome([], {})
+            ids = [found[i][0] for i in chosen]
+            message = "rerun requested: a fresh budget, earlier attempts kept"
+            _readmit(s, exp.uid, experiment, exp.cluster, ids, chosen, message, now)
+            return RerunOutcome(chosen, _revive_dependents(s, experiment, chosen, now))
+
+
+def _revive_dependents(
+    s: Session, experiment: str, indexes: list[int], now: float
+) -> dict[str, list[int]]:
+    """Work units that stopped because ``experiment``'s units failed wait again, and so on
+    down the pipeline: experiment -> the indexes revived. Their dependencies are judged again
+    from scratch by the controller (met, still pending, or failed again)."""
+    revived: dict[str, list[int]] = {}
+    queue = [(experiment, indexes)]
+    while queue:
+        upstream, rerun = queue.pop(0)
+        for name, (uid, cluster, units) in stopped_by_dependency(s, upstream, rerun).items():
+            idxs = [idx for _, idx in units]
+            message = f"experiment {upstream} was rerun: waiting for its dependencies again"
+            _readmit(s, uid, name, cluster, [wu_id for wu_id, _ in units], idxs, message, now)
+            revived[name] = sorted({*revived.get(name, ()), *idxs})
+            queue.append((name, idxs))
+    return revived
+
+
+def _readmit(
+    s: Session,
+    uid: str,
+    experiment: str,
+    cluster: str,
+    ids: list[int],
+    indexes: list[int],
+    message: str,
+    now: float,
+) -> None:
+    """Write work units ``ids`` back as new, with fresh budgets, and take their experiment up
+    again (a new generation; an early verdict lifted), with a ``RerunRequested`` event."""
+    w = WorkUnitRow
+    for chunk in chunks(ids, 500):
+        s.execute(
+            update(w)
+            .where(w.id.in_(chunk))
+            .values(
+                phase=WORK_UNIT_INITIAL.value,
+                reason=RERUN_REASON,
+                message=message,
+                exit_code=None,
+                failures=0,
+                disruptions=0,
+                next_attempt_after=None,
+                retry_reason=RERUN_REASON,
+                stop_requested=False,
+                resource_scale=None,
+                updated_at=now,
             )
-            shown = ", ".join(str(i) for i in chosen[:20]) + (" ..." if len(chosen) > 20 else "")
-            s.add(
-                event_row(
-                    now,
-                    "Normal",
-                    "RerunRequested",
-                    f"rerun of {len(chosen)} work unit(s): {shown}",
-                    "Experiment",
-                    experiment,
-                    exp.uid,
-                    exp.cluster,
-                )
-            )
-            return chosen
+        )
+    s.execute(
+        update(ExperimentRow)
+        .where(ExperimentRow.uid == uid)
+        .values(
+            generation=ExperimentRow.generation + 1,
+            resource_version=ExperimentRow.resource_version + 1,
+            failed_reason=None,
+            failed_message=None,
+        )
+    )
+    shown = ", ".join(str(i) for i in indexes[:20]) + (" ..." if len(indexes) > 20 else "")
+    s.add(
+        event_row(
+            now,
+            "Normal",
+            "RerunRequested",
+            f"rerun of {len(indexes)} work unit(s): {shown}",
+            "Experiment",
+            experiment,
+            uid,
+            cluster,
+        )
+    )

@@ -38,7 +38,8 @@ def rerun(
     """Run finished work units again, each with a fresh budget (backoffLimitPerIndex,
     disruptionLimitPerIndex, backoff and scaled resources start over). Earlier attempts are
     kept: the next one is attempt N+1, and describe workunit shows them all. A work unit
-    still in progress is refused; a FailJob or maxFailedIndexes verdict is lifted.
+    still in progress is refused; a FailJob or maxFailedIndexes verdict is lifted. Work units
+    downstream that stopped because these failed (DependencyFailed) wait for them again.
 
     \b
     Examples:
@@ -53,21 +54,30 @@ def rerun(
         die("say which work units to rerun: --failed, --wu N, or both", EXIT_USAGE)
     store = open_store(read_only=True)
     try:
-        chosen = store.rerun_work_units(name, wu or (), failed=failed)
+        outcome = store.rerun_work_units(name, wu or (), failed=failed)
     except NotFound as exc:
         die(str(exc), EXIT_FAILED)
     except Invalid as exc:
         die(str(exc), EXIT_USAGE)
-    if not chosen:
+    if not outcome.indexes:
         out(f"experiment/{name}: nothing to rerun (no work unit Failed)")
         return
-    shown = ", ".join(str(i) for i in chosen)
-    out(f"experiment/{name} work units {shown}: rerun")
+    out(f"experiment/{name} work units {_indexes(outcome.indexes)}: rerun")
+    for dependent, indexes in outcome.dependents.items():
+        out(
+            f"experiment/{dependent} work units {_indexes(indexes)}: "
+            "waiting again (they had stopped, DependencyFailed)"
+        )
     if wait:
         wake_controller(store)
         raise typer.Exit(wait_converged(store, [name], timeout))
     if wake_controller(store) is None:
         note(no_controller_message(store), dim=True)
+
+
+def _indexes(indexes: list[int]) -> str:
+    shown = ", ".join(str(i) for i in indexes[:50])
+    return shown + (f" ... ({len(indexes)} in all)" if len(indexes) > 50 else "")
 
 
 def register(app: typer.Typer) -> None:
