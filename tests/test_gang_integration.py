@@ -299,6 +299,61 @@ def test_a_server_and_a_client_are_one_heterogeneous_job(slurm: Slurm) -> None:
     assert "CLIENT pong ping from" in client.stdout
 
 
+#: runs the component's own script from its package (kind files: $LXR_PACKAGE is its folder)
+FROM_PACKAGE = (
+    "import os, runpy; runpy.run_path(os.environ['LXR_PACKAGE'] + '/main.py', run_name='__main__')"
+)
+
+
+def test_components_from_yaml_each_ship_their_own_package(slurm: Slurm, tmp_path) -> None:
+    """`spec.components.<name>.executable.package` from YAML: each component's folder is built
+    at apply and recorded in that component, both are staged, and each part of the
+    heterogeneous job runs its own code."""
+    import secrets
+
+    port = 20000 + secrets.randbelow(9000)
+    name = slurm.name("hetpkg")
+    for part, code in (("server", SERVER), ("client", CLIENT)):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "main.py").write_text(code)
+    component = (
+        "    {part}:\n"
+        "      executable:\n"
+        "        package: {{path: {part}, kind: files}}\n"
+        '        command: [python3, -c, "{code}"]\n'
+    )
+    doc = tmp_path / "hetpkg.yaml"
+    doc.write_text(
+        "apiVersion: lxr.dev/v1alpha1\nkind: Experiment\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n  cluster: dev-slurm\n"
+        "  resources: {cpus: 1, memory: 100Mi, partition: multi}\n"
+        "  components:\n"
+        + "".join(component.format(part=p, code=FROM_PACKAGE) for p in ("server", "client"))
+        + f"  workUnits: [{{args: {{port: {port}}}}}]\n"
+    )
+    res = cli("apply", "-f", str(doc))
+    assert res.returncode == 0, res.stderr
+    exp = slurm.store.get_experiment(name)
+    assert exp.spec.components is not None
+    refs = {n: c.executable.artifacts for n, c in exp.spec.components.items()}
+    assert [len(r) for r in refs.values()] == [1, 1], refs
+    assert refs["server"][0].digest != refs["client"][0].digest
+    assert all(slurm.store.has_artifact(r[0].digest) for r in refs.values())
+    converge(slurm.store, [name], timeout=120, interval=0.5)
+    (unit,) = slurm.units(name)
+    assert unit.status.phase.value == "Succeeded", unit.status
+    exp = slurm.store.get_experiment(name)
+    assert exp.status is not None
+    assert sorted(a.digest for a in exp.status.artifacts) == sorted(
+        r[0].digest for r in refs.values()
+    )
+    server = cli("logs", "experiment", name, "--wu", "0", "--component", "server")
+    client = cli("logs", "experiment", name, "--wu", "0", "--component", "client")
+    assert "SERVER got ping from" in server.stdout, server.stdout + server.stderr
+    assert "CLIENT pong ping from" in client.stdout, client.stdout + client.stderr
+
+
 def test_ranks_that_run_on_after_one_failed_are_ended_by_lxr(
     dev_cluster: dict[str, str], store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -109,11 +109,18 @@ def apply(
     raise typer.Exit(wait_converged(store, names, timeout))
 
 
+def _executables(spec) -> list:
+    """The executables of an experiment's spec: its own, or each component's."""
+    if getattr(spec, "executable", None) is not None:
+        return [spec.executable]
+    return [c.executable for c in (getattr(spec, "components", None) or {}).values()]
+
+
 def _package(store, loaded: list, dry_run: bool) -> list:
-    """Every experiment whose executable names a package, with the package built and its
-    artifact recorded (only built, with --dry-run); exit 2 when a build fails."""
-    if not any(getattr(i.obj.spec, "executable", None) and i.obj.spec.executable.package
-               for i in loaded if i.obj.kind == "Experiment"):  # fmt: skip
+    """Every experiment whose executable (or a component's) names a package, with the package
+    built and its artifact recorded (only built, with --dry-run); exit 2 when a build fails."""
+    if not any(exe.package for i in loaded if i.obj.kind == "Experiment"
+               for exe in _executables(i.obj.spec)):  # fmt: skip
         return loaded
     import dataclasses
 
@@ -126,17 +133,34 @@ def _package(store, loaded: list, dry_run: bool) -> list:
         if not dry_run:
             store.put_artifact(blob.source, blob.digest)
 
+    def build(item, exe, field: str):
+        try:
+            return package_executable(exe, item.base_dir, put)
+        except (BuildError, OSError) as exc:
+            die(f"{item.source}: experiment {item.obj.metadata.name}: {field}.package: {exc}")
+
     out = []
     for item in loaded:
         obj = item.obj
-        if obj.kind != "Experiment" or getattr(obj.spec.executable, "package", None) is None:
+        if obj.kind != "Experiment" or not any(e.package for e in _executables(obj.spec)):
             out.append(item)
             continue
-        try:
-            exe = package_executable(obj.spec.executable, item.base_dir, put)
-        except (BuildError, OSError) as exc:
-            die(f"{item.source}: experiment {obj.metadata.name}: spec.executable.package: {exc}")
-        spec = obj.spec.model_copy(update={"executable": exe})
+        if obj.spec.executable is not None:
+            update = {"executable": build(item, obj.spec.executable, "spec.executable")}
+        else:
+            update = {
+                "components": {
+                    name: c.model_copy(
+                        update={
+                            "executable": build(
+                                item, c.executable, f"spec.components.{name}.executable"
+                            )
+                        }
+                    )
+                    for name, c in obj.spec.components.items()
+                }
+            }
+        spec = obj.spec.model_copy(update=update)
         exp = obj.model_copy(update={"spec": spec})
         cluster = _cluster_spec(store, spec.cluster) or next(
             (i.obj.spec for i in loaded
