@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from pydantic import BaseModel
@@ -48,14 +48,14 @@ __all__ = [
     "ATTEMPT_RECORD",
     "WORK_UNIT_RECORD",
     "RecordCodec",
-    "attempt_patch_values",
+    "attempt_patch_rows",
     "cluster_from_row",
     "event_row",
     "experiment_from_row",
     "experiment_record",
     "status_record",
     "ts",
-    "work_unit_patch_values",
+    "work_unit_patch_rows",
     "work_unit_view",
 ]
 
@@ -171,37 +171,60 @@ def status_record(
 _patch_fields: dict[tuple[type, type[Base]], tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
 
 
-def _patch_values(patch: Any, table: type[Base]) -> dict[str, Any]:
-    """The patch's fields that are columns of ``table``, as UPDATE values (``id`` included)."""
-    key = (type(patch), table)
+def _patch_columns(kind: type, table: type[Base]) -> tuple[tuple[str, ...], Callable[[Any], Any]]:
+    """The fields of patch type ``kind`` that are columns of ``table`` (``id`` first), and a
+    getter of their values as one tuple."""
+    key = (kind, table)
     found = _patch_fields.get(key)
     if found is None:
         columns = table.__table__.columns
-        names = tuple(f.name for f in dataclasses.fields(patch) if f.name in columns)
+        names = tuple(f.name for f in dataclasses.fields(kind) if f.name in columns)
+        assert names[0] == "id", names
         found = _patch_fields[key] = (names, attrgetter(*names))
-    names, get = found
-    return dict(zip(names, get(patch), strict=True))
+    return found
 
 
-def attempt_patch_values(patch: Any) -> dict[str, Any]:
-    """An attempt patch (``UpdateStatus.attempts``) as the values of its UPDATE."""
-    return _patch_values(patch, AttemptRow)
+def attempt_patch_rows(patches: Sequence[Any]) -> tuple[tuple[str, ...], Iterator[tuple[Any, ...]]]:
+    """Attempt patches (``UpdateStatus.attempts``) as the columns of their UPDATE (``id``
+    first) and each one's values in that order."""
+    if not patches:
+        return (), iter(())
+    names, get = _patch_columns(type(patches[0]), AttemptRow)
+    return names, map(get, patches)
 
 
 _OUTCOME = ("reason", "message", "exit_code")
 
 
-def work_unit_patch_values(patch: Any, now: float) -> dict[str, Any]:
-    """A work-unit patch as the values of its UPDATE: the outcome (reason, message, exit code)
-    only when the patch sets one, the active attempt cleared when asked."""
-    values = _patch_values(patch, WorkUnitRow)
-    if patch.reason is None:
-        for name in _OUTCOME:
-            values.pop(name, None)
-    if patch.clear_active:
-        values["active_attempt_id"] = None
-    values["updated_at"] = now
-    return values
+def work_unit_patch_rows(
+    patches: Sequence[Any], now: float
+) -> list[tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
+    """Work-unit patches as UPDATE rows, grouped by the columns they write (rows with different
+    columns cannot share one executemany): the outcome (reason, message, exit code) only when
+    the patch sets one, the active attempt cleared when asked, ``updated_at`` always."""
+    if not patches:
+        return []
+    names, get = _patch_columns(type(patches[0]), WorkUnitRow)
+    keep = tuple(i for i, n in enumerate(names) if n not in _OUTCOME)
+    short = tuple(names[i] for i in keep)
+    pick = itemgetter(*keep)
+    groups: dict[tuple[bool, bool], list[tuple[Any, ...]]] = {}
+    for patch in patches:
+        values = get(patch)
+        outcome = patch.reason is not None
+        if not outcome:
+            values = pick(values)
+        if patch.clear_active:
+            values = (*values, None, now)
+        else:
+            values = (*values, now)
+        groups.setdefault((outcome, patch.clear_active), []).append(values)
+    out = []
+    for (outcome, clear), rows in groups.items():
+        cols = names if outcome else short
+        cols = (*cols, "active_attempt_id", "updated_at") if clear else (*cols, "updated_at")
+        out.append((cols, rows))
+    return out
 
 
 # ---------------------------------------------------------------------- API objects (views)

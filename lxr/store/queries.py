@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 from sqlalchemy import JSON, ColumnElement, CursorResult, Result, bindparam, delete, select, update
@@ -104,29 +104,47 @@ def _copy_text(kind: Any) -> Callable[[Any], Any] | None:
     return text
 
 
-def update_by_id(s: Session, table: type[Base], rows: list[dict[str, Any]]) -> None:
-    """``UPDATE table SET ... WHERE id = :id`` for every row, as one executemany (Core: the ORM's
-    bulk update spends more per row than the database at 100k rows)."""
+def update_by_id(
+    s: Session, table: type[Base], keys: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """``UPDATE table SET ... WHERE id = ...`` for every row: ``keys`` name the columns of each
+    row's values, the first of them ``id``. As the driver's own executemany of plain tuples:
+    at 100k rows SQLAlchemy's per-row parameter handling (and a dict per row) cost more than
+    the database's work. A column whose type converts values (JSON) goes through that type's
+    bind processor, as SQLAlchemy would."""
+    assert keys[0] == "id", keys
     t = table.__table__
-    keys = [k for k in rows[0] if k != "id"]
     conn = s.connection()
+    procs = [(i, _bound(t.c[k].type, conn.dialect)) for i, k in enumerate(keys)]
+    converts = [(i, p) for i, p in procs if p is not None]
+
+    def converted(row: Sequence[Any]) -> Sequence[Any]:
+        if not converts:
+            return row
+        out = list(row)
+        for i, p in converts:
+            out[i] = p(out[i])
+        return out
+
     if conn.dialect.name == "sqlite":
-        # the driver's executemany with plain tuples: SQLAlchemy's per-row parameter handling
-        # was half of a 10k-row update; a column whose type converts values (JSON) goes
-        # through that type's own bind processor, as SQLAlchemy would
-        procs = [t.c[k].type.bind_processor(conn.dialect) for k in keys]
-        plain = [(k, p) for k, p in zip(keys, procs, strict=True)]
-        assignments = ", ".join(f"{t.c[k].name} = ?" for k in keys)
-        conn.exec_driver_sql(
-            f"UPDATE {t.name} SET {assignments} WHERE id = ?",
-            [(*(row[k] if p is None else p(row[k]) for k, p in plain), row["id"]) for row in rows],
-        )
+        # numbered parameters: each row's values go in as they are, ``id`` (?1) first
+        assignments = ", ".join(f"{t.c[k].name} = ?{i + 1}" for i, k in enumerate(keys) if i)
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.executemany(
+                f"UPDATE {t.name} SET {assignments} WHERE id = ?1", map(converted, rows)
+            )
+        finally:
+            cur.close()
         return
+    rows = rows if isinstance(rows, list) else list(rows)
+    if not rows:
+        return
+    names = ", ".join(t.c[k].name for k in keys[1:])
     if conn.dialect.name == "postgresql" and len(rows) >= _COPY_ROWS:
         # psycopg sends an executemany one statement per row (100k rows: tens of seconds):
         # COPY the new values into a temporary table, then one UPDATE ... FROM it
-        texts = [(k, _copy_text(t.c[k].type)) for k in keys]
-        names = ", ".join(t.c[k].name for k in keys)
+        texts = [(i, f) for i, k in enumerate(keys) if (f := _copy_text(t.c[k].type)) is not None]
         temp = f"lxr_update_{t.name}"
         raw: Any = conn.connection.driver_connection
         with raw.cursor() as cur:
@@ -136,15 +154,33 @@ def update_by_id(s: Session, table: type[Base], rows: list[dict[str, Any]]) -> N
             )
             with cur.copy(f"COPY {temp} (id, {names}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(
-                        (row["id"], *(row[k] if f is None else f(row[k]) for k, f in texts))
-                    )
-            sets = ", ".join(f"{t.c[k].name} = u.{t.c[k].name}" for k in keys)
+                    if texts:
+                        row = list(row)
+                        for i, f in texts:
+                            row[i] = f(row[i])
+                    copy.write_row(row)
+            sets = ", ".join(f"{t.c[k].name} = u.{t.c[k].name}" for k in keys[1:])
             cur.execute(f"UPDATE {t.name} SET {sets} FROM {temp} u WHERE {t.name}.id = u.id")
             cur.execute(f"DROP TABLE {temp}")
         return
-    stmt = t.update().where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in keys})
-    conn.execute(stmt, [{**row, "_id": row["id"]} for row in rows])
+    stmt = t.update().where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in keys[1:]})
+    conn.execute(
+        stmt, [{"_id": row[0], **dict(zip(keys[1:], row[1:], strict=True))} for row in rows]
+    )
+
+
+def _bound(kind: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The bind processor of a column type, with its value for None computed once (a JSON
+    column's None is the same text every row)."""
+    proc = kind.bind_processor(dialect)
+    if proc is None:
+        return None
+    for_none = proc(None)
+
+    def bound(value: Any) -> Any:
+        return for_none if value is None else proc(value)
+
+    return bound
 
 
 def rowcount(result: Result[Any]) -> int:

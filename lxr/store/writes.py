@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from lxr.api.phases import AttemptPhase, SubmissionState, SubmissionTransition, WorkUnitPhase
-from lxr.store.codecs import attempt_patch_values, event_row, work_unit_patch_values
+from lxr.store.codecs import attempt_patch_rows, event_row, work_unit_patch_rows
 from lxr.store.engine import StoreEngine
 from lxr.store.queries import chunks, update_by_id
 from lxr.store.tables import AttemptRow, ExperimentRow, SubmissionRow, WorkUnitRow
@@ -163,15 +163,9 @@ class ControllerWrites(StoreEngine):
                     .values(job_id=job_id, submit_time=now)
                 )
             if upd.attempts:
-                update_by_id(s, AttemptRow, [attempt_patch_values(a) for a in upd.attempts])
-            if upd.work_units:
-                # rows with different key sets cannot share one executemany
-                by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-                for w in upd.work_units:
-                    row = work_unit_patch_values(w, now)
-                    by_keys.setdefault(tuple(sorted(row)), []).append(row)
-                for group in by_keys.values():
-                    update_by_id(s, WorkUnitRow, group)
+                update_by_id(s, AttemptRow, *attempt_patch_rows(upd.attempts))
+            for columns, rows in work_unit_patch_rows(upd.work_units, now):
+                update_by_id(s, WorkUnitRow, columns, rows)
             # removed by a sweep edit and stopped by this plan: gone in the same transaction
             for chunk in chunks(list(upd.remove), 500):
                 s.execute(delete(AttemptRow).where(AttemptRow.work_unit_id.in_(chunk)))
