@@ -1,9 +1,10 @@
 """How a reconcile pass scales with the number of work units (1k, 10k, 100k), on SQLite and
 PostgreSQL, side by side.
 
-A scheduler stand-in accepts job arrays and reports their tasks as it is told (no processes).
-Like a real driver parsing ``squeue``, it builds new observation objects on every call; its
-own time is measured apart (``observe``) and left out of ``lxr's own``. Per size:
+A Slurm stand-in accepts job arrays and reports their tasks as it is told (no processes): its
+``squeue`` prints one line per task as Slurm does, anew on every call, and lxr's Slurm driver
+parses it as it parses a real one. Printing that text is the scheduler's time, measured apart
+and left out of ``lxr's own``; parsing it is lxr's. Per size:
 
 - apply:    writing the experiment and its work units
 - submit:   the first pass (records intents, "submits" arrays of <= 10k tasks)
@@ -43,15 +44,9 @@ import anyio
 from lxr.api.phases import AttemptPhase, WorkUnitPhase
 from lxr.api.resources import Cluster, ClusterSpec, Experiment, ObjectMeta
 from lxr.reconciler.controller import Controller
-from lxr.schedulers.base import (
-    ArrayJob,
-    Driver,
-    ObserveQuery,
-    Snapshot,
-    TaskObservation,
-    TaskPhase,
-)
-from lxr.schedulers.transport import LocalTransport
+from lxr.schedulers.base import ArrayJob
+from lxr.schedulers.slurm.driver import SlurmDriver
+from lxr.schedulers.transport import CommandResult, LocalTransport
 from lxr.store import Store
 
 SIZES = (1_000, 10_000, 100_000)
@@ -62,35 +57,98 @@ _APPLY = (
 PASSES = ("submit", "started", "steady", "finish")
 
 
-class StandInDriver(Driver):
-    """Remembers submitted arrays; reports every task with the phase it is set to."""
+#: what ``squeue -O SQUEUE_FORMAT`` prints for one array task (JobArrayID, ArrayJobID,
+#: ArrayTaskID, JobID, State, Reason, RestartCnt, exit_code, SubmitTime, EligibleTime,
+#: StartTime, EndTime, TimeLimit, Partition, Name, Comment), as captured from Slurm 22.05 in
+#: tests/fixtures/slurm/
+_SQUEUE_LINE = (
+    "{job}_{index}|{job}|{index}|{task_id}|{state}|None|0|0|{submit}|{start}|{start}|{end}|"
+    "UNLIMITED|batch|lxr-{tag}|lxr:{experiment}:{tag}"
+)
 
-    scheduler = "slurm"
+
+def _slurm_time(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+
+
+class StandInSlurm(LocalTransport):
+    """A Slurm that runs nothing: answers the driver's setup commands and ``squeue``, which
+    prints every task of the arrays submitted with the state it is set to, anew on every call
+    (its time is the scheduler's, counted apart in ``seconds``)."""
 
     def __init__(self) -> None:
-        super().__init__("bench", LocalTransport(), "/nonexistent")
-        self.jobs: dict[str, list[int]] = {}
-        self.phase = TaskPhase.RUNNING
+        super().__init__()
+        self.jobs: dict[str, tuple[str, str, list[int]]] = {}  # job id -> tag, experiment, indexes
+        self.state = "RUNNING"
+        self.seconds = 0.0  # time spent printing squeue's output (the scheduler's, not lxr's)
+        self.start = time.time()
+
+    async def _run(self, argv: tuple[str, ...], input: bytes | None) -> CommandResult:
+        if argv[0] == "squeue":
+            started = time.perf_counter()
+            out = self.squeue()
+            self.seconds += time.perf_counter() - started
+        elif argv[:2] == ("scontrol", "show"):
+            out = "MaxArraySize = 10000\nAccountingStorageType = accounting_storage/slurmdbd\n"
+        elif argv[0] == "sh":
+            out = "/home/bench +0000\n"
+        else:
+            raise AssertionError(f"the stand-in does not run {argv}")
+        return CommandResult(argv, 0, out, "", 0.0)
+
+    def squeue(self) -> str:
+        finished = self.state != "RUNNING"
+        lines = []
+        task_id = 1_000_000
+        for job, (tag, experiment, indexes) in self.jobs.items():
+            for index in indexes:
+                task_id += 1
+                # tasks start over a minute, and (finished) end over the next
+                start = self.start + index % 60
+                lines.append(
+                    _SQUEUE_LINE.format(
+                        job=job,
+                        index=index,
+                        task_id=task_id,
+                        state=self.state,
+                        submit=_slurm_time(self.start),
+                        start=_slurm_time(start),
+                        end=_slurm_time(start + 60) if finished else "NONE",
+                        tag=tag,
+                        experiment=experiment,
+                    )
+                )
+        return "\n".join(lines) + "\n"
+
+
+class StandInDriver(SlurmDriver):
+    """lxr's Slurm driver over :class:`StandInSlurm`: its submissions are remembered (no
+    files, no sbatch), its observations are the driver's own parse of squeue's output."""
+
+    def __init__(self) -> None:
+        self.slurm = StandInSlurm()
+        super().__init__("bench", self.slurm, "/nonexistent")
         self.counter = 0
-        self.observe_seconds = 0.0  # time spent in observe (the stand-in's, not lxr's)
+
+    @property
+    def jobs(self) -> dict[str, tuple[str, str, list[int]]]:
+        return self.slurm.jobs
+
+    @property
+    def observe_seconds(self) -> float:
+        """Time spent in the scheduler stand-in (left out of lxr's own)."""
+        return self.slurm.seconds
+
+    def set_state(self, state: str) -> None:
+        """What squeue says of every task from now on (RUNNING, COMPLETED)."""
+        self.slurm.state = state
 
     async def submit(self, job: ArrayJob) -> str:
         self.counter += 1
         job_id = str(self.counter)
-        self.jobs[job_id] = [t.array_index for t in job.tasks]
+        indexes = [t.array_index for t in job.tasks]
+        self.jobs[job_id] = (job.tag, job.experiment, indexes)
         return job_id
-
-    async def observe(self, query: ObserveQuery) -> Snapshot:
-        started = time.perf_counter()
-        state = "RUNNING" if self.phase is TaskPhase.RUNNING else "COMPLETED"
-        tasks = {
-            (job, i): TaskObservation(job, i, self.phase, state, exit_code=0)
-            for job, indexes in self.jobs.items()
-            for i in indexes
-        }
-        snap = Snapshot(self.cluster, time.time(), tasks, {})
-        self.observe_seconds += time.perf_counter() - started
-        return snap
 
     async def cancel(self, targets: Sequence[tuple[str, int | None]]) -> None:
         return None
@@ -160,14 +218,14 @@ def measure(backend: str, n: int, workdir: Path) -> dict[str, float]:
             return took, took - (driver.observe_seconds - before)
 
         out["submit"], out["submit_own"] = one_pass()
-        assert sum(len(v) for v in driver.jobs.values()) == n
+        assert sum(len(v[2]) for v in driver.jobs.values()) == n
         # the first observation of the new jobs: the cache reads back the new attempts
         out["reload"], out["reload_own"] = one_pass()
         out["started"], out["started_own"] = out["reload"], out["reload_own"]
         steady = [one_pass() for _ in range(5)]
         out["steady"] = statistics.median(s[0] for s in steady)
         out["steady_own"] = statistics.median(s[1] for s in steady)
-        driver.phase = TaskPhase.SUCCEEDED
+        driver.set_state("COMPLETED")
         out["finish"], out["finish_own"] = one_pass()
         phase = store.get_experiment(f"scale-{n}").status.phase.value
         assert phase == "Succeeded", phase
@@ -256,11 +314,11 @@ def write(
         f"{platform.node()}: {os.cpu_count()} CPUs, {platform.machine()}, Python "
         f"{platform.python_version()}; load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after (a machine shared with other work: the ratios hold better "
-        "than the seconds). A scheduler stand-in (no processes) that builds new observations "
-        "on every call, like a parser; `own` leaves its time out. One process per size "
-        "(peak RSS per size); `steady` is the median of 5 passes. `started` includes the "
-        "one read-back of the new attempts after the submission; `finish` is a pass where "
-        "every unit changes with nothing to read back." + note,
+        "than the seconds). A Slurm stand-in (no processes) whose squeue prints every task "
+        "anew on every call, parsed by lxr's Slurm driver; `own` leaves the printing out. "
+        "One process per size (peak RSS per size); `steady` is the median of 5 passes. "
+        "`started` includes the one read-back of the new attempts after the submission; "
+        "`finish` is a pass where every unit changes with nothing to read back." + note,
         "",
         "| backend | work units | "
         + " | ".join(f"{c} (s)" for c in cols)

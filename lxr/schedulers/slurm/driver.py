@@ -43,7 +43,7 @@ from lxr.schedulers.slurm.parse import (
     observation,
     parse_config,
     parse_sacct,
-    parse_squeue,
+    parse_squeue_line,
 )
 from lxr.schedulers.slurm.render import sbatch_options
 from lxr.schedulers.transport import CommandResult, Transport
@@ -58,6 +58,28 @@ _TRANSIENT = re.compile(
     r"Transport endpoint|slurm_load_jobs error|Insane message length",
     re.IGNORECASE,
 )
+
+
+#: one row of a squeue line: its tag (None: not lxr's job), job id, array index, what lxr
+#: makes of it, and the row itself when it is a component of a heterogeneous job
+_Parsed = tuple[str | None, str, int, TaskObservation | None, SlurmRow | None]
+
+
+def _parse_line(line: str, utc_offset: float) -> tuple[_Parsed, ...]:
+    """A squeue line's rows as :meth:`SlurmDriver.observe_tasks` uses them."""
+    out: list[_Parsed] = []
+    for row in parse_squeue_line(line, utc_offset):
+        if not row.name.startswith(JOB_NAME_PREFIX):
+            out.append((None, row.job_id, 0, None, None))
+            continue
+        tag = row.name[len(JOB_NAME_PREFIX) :]
+        if row.het_offset is not None:
+            out.append((tag, row.job_id, 0, None, row))
+        elif row.array_index is None:  # a plain job: not one lxr submits
+            out.append((None, row.job_id, 0, None, None))
+        else:
+            out.append((tag, row.job_id, row.array_index, observation(row), None))
+    return tuple(out)
 
 
 class _AccountingDown(SchedulerError):
@@ -85,6 +107,9 @@ class SlurmDriver(BatchDriver):
         self._max_array = 1001  # Slurm's default MaxArraySize, until the config is read
         #: heterogeneous jobs seen: cancelled by their job id (they are not arrays)
         self._het_jobs: set[str] = set()
+        #: the last squeue's lines, parsed (at this UTC offset)
+        self._lines: dict[str, tuple[_Parsed, ...]] = {}
+        self._lines_offset = 0.0
 
     # ------------------------------------------------------------------ setup
 
@@ -185,17 +210,24 @@ class SlurmDriver(BatchDriver):
         out = Observed()
         tasks, tags = out.tasks, out.tags
         het: dict[str, list[SlurmRow]] = {}
-        for row in parse_squeue(res.stdout, self.utc_offset):
-            if not row.name.startswith(JOB_NAME_PREFIX):
-                continue
-            if row.het_offset is not None:
-                tags[row.name[len(JOB_NAME_PREFIX) :]] = row.job_id
-                het.setdefault(row.job_id, []).append(row)
-                continue
-            if row.array_index is None:
-                continue
-            tags[row.name[len(JOB_NAME_PREFIX) :]] = row.job_id
-            tasks[(row.job_id, row.array_index)] = observation(row)
+        # A line printed as it was last cycle means what it meant then: its parse is reused
+        # (at 100k running tasks parsing every line again was most of a steady cycle)
+        before = self._lines if self._lines_offset == self.utc_offset else {}
+        lines: dict[str, tuple[_Parsed, ...]] = {}
+        for line in res.stdout.splitlines():
+            parsed = before.get(line)
+            if parsed is None:
+                parsed = lines.get(line) or _parse_line(line, self.utc_offset)
+            lines[line] = parsed
+            for tag, job_id, index, obs, row in parsed:
+                if tag is None:  # not lxr's job
+                    continue
+                tags[tag] = job_id
+                if row is not None:  # a component of a heterogeneous job
+                    het.setdefault(job_id, []).append(row)
+                elif obs is not None:
+                    tasks[(job_id, index)] = obs
+        self._lines, self._lines_offset = lines, self.utc_offset
         self._het_tasks(het, query, tasks)
 
         missing = missing_tasks(query.jobs, tasks)

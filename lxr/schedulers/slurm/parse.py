@@ -35,6 +35,7 @@ __all__ = [
     "parse_config",
     "parse_sacct",
     "parse_squeue",
+    "parse_squeue_line",
 ]
 
 #: squeue ``-O`` fields. Every field but the last has the suffix ``|`` and no width, so nothing
@@ -179,34 +180,50 @@ def parse_squeue(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
     A plain job (ArrayTaskID ``N/A``) gets ``array_index`` None."""
     rows: list[SlurmRow] = []
     for line in text.splitlines():
-        fields = line.split("|", len(SQUEUE_FIELDS) - 1)
-        if len(fields) != len(SQUEUE_FIELDS):
-            continue
-        f = dict(zip(SQUEUE_FIELDS, fields, strict=True))
-        task = f["ArrayTaskID"].strip()
-        plain = not task or task == "N/A"
-        het = _HET_JOBID.match(f["JobArrayID"].strip())
-        code, signal = exit_status(f["exit_code"], raw_wait_status=True)
-        restarts = f["RestartCnt"].strip()
-        # one row per task of an unexpanded pending range (``4-9%4``), all alike but the index
-        row = SlurmRow(
-            job_id=het.group(1) if het else f["JobID" if plain else "ArrayJobID"].strip(),
-            array_index=None,
-            state=f["State"].strip().split(" ", 1)[0],
-            reason=f["Reason"].strip(),
-            restarts=int(restarts) if restarts.isdigit() else 0,
-            exit_code=code,
-            signal=signal,
-            name=f["Name"].strip(),
-            start_time=_parse_time(f["StartTime"], utc_offset),
-            end_time=_parse_time(f["EndTime"], utc_offset),
-            het_offset=int(het.group(2)) if het else None,
-        )
-        if plain:
-            rows.append(row)
-        else:
-            rows.extend(replace(row, array_index=idx) for idx in expand_indexes(task))
+        rows.extend(parse_squeue_line(line, utc_offset))
     return rows
+
+
+_SQUEUE_COLUMNS = len(SQUEUE_FIELDS)
+# the positions of the fields read, in SQUEUE_FIELDS
+_JOB_ARRAY_ID, _ARRAY_JOB_ID, _ARRAY_TASK_ID, _JOB_ID = (
+    SQUEUE_FIELDS.index(f) for f in ("JobArrayID", "ArrayJobID", "ArrayTaskID", "JobID")
+)
+_STATE, _REASON, _RESTARTS, _EXIT = (
+    SQUEUE_FIELDS.index(f) for f in ("State", "Reason", "RestartCnt", "exit_code")
+)
+_START, _END, _NAME = (SQUEUE_FIELDS.index(f) for f in ("StartTime", "EndTime", "Name"))
+
+
+def parse_squeue_line(line: str, utc_offset: float = 0.0) -> list[SlurmRow]:
+    """The rows of one line of ``squeue -h -O SQUEUE_FORMAT``: one task, every task of a
+    pending range, or none (not such a line)."""
+    f = line.split("|", _SQUEUE_COLUMNS - 1)
+    if len(f) != _SQUEUE_COLUMNS:
+        return []
+    task = f[_ARRAY_TASK_ID].strip()
+    plain = not task or task == "N/A"
+    het = _HET_JOBID.match(f[_JOB_ARRAY_ID].strip())
+    code, signal = exit_status(f[_EXIT], raw_wait_status=True)
+    restarts = f[_RESTARTS].strip()
+    single = not plain and task.isdigit()  # one task (a started one is always its own line)
+    # one row per task of an unexpanded pending range (``4-9%4``), all alike but the index
+    row = SlurmRow(
+        job_id=het.group(1) if het else f[_JOB_ID if plain else _ARRAY_JOB_ID].strip(),
+        array_index=int(task) if single else None,
+        state=f[_STATE].strip().split(" ", 1)[0],
+        reason=f[_REASON].strip(),
+        restarts=int(restarts) if restarts.isdigit() else 0,
+        exit_code=code,
+        signal=signal,
+        name=f[_NAME].strip(),
+        start_time=_parse_time(f[_START], utc_offset),
+        end_time=_parse_time(f[_END], utc_offset),
+        het_offset=int(het.group(2)) if het else None,
+    )
+    if plain or single:
+        return [row]
+    return [replace(row, array_index=idx) for idx in expand_indexes(task)]
 
 
 def parse_sacct(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
