@@ -25,9 +25,14 @@ def shorten_middle(text: str, limit: int) -> str:
     return f"{text[:head]}…{text[len(text) - (keep - head) :]}"
 
 
-def _cell(value: object) -> str:
-    # one row per line: a newline in a message must not start a fake row
-    return str(value).replace("\r", "\\r").replace("\n", "\\n").replace("\t", " ")
+def _cells(values: Sequence[object]) -> list[str]:
+    """One column's cells as text; one row per line: a newline in a message must not start a
+    fake row (checked on the whole column at once: most have none)."""
+    cells = [v if type(v) is str else str(v) for v in values]
+    joined = "".join(cells)
+    if "\n" in joined or "\r" in joined or "\t" in joined:
+        cells = [c.replace("\r", "\\r").replace("\n", "\\n").replace("\t", " ") for c in cells]
+    return cells
 
 
 def write_table(
@@ -43,28 +48,19 @@ def write_table(
     it = iter(rows)
     first = True
     count = 0
-    while True:
-        page = [[_cell(v) for v in row] for row in islice(it, PAGE)]
-        if not page:
-            break
-        for row in page:
-            for i, value in enumerate(row):
-                if len(value) > widths[i]:
-                    widths[i] = len(value)
-        lines = []
-        if first and not no_headers:
-            lines.append(_line(headers, widths))
-        lines.extend(_line(row, widths) for row in page)
-        if lines:
-            stream.write("\n".join(lines) + "\n")
-            stream.flush()
+    while page := list(islice(it, PAGE)):
+        # column by column: the loops of a 100k-row table run in C
+        columns = [_cells(col) for col in zip(*page, strict=True)]
+        for i, col in enumerate(columns):
+            widths[i] = max(widths[i], max(map(len, col)))
+        # every cell but the last padded to its column's width; a line ends with no blanks
+        line = GAP.join([f"%-{w}s" for w in widths[:-1]] + ["%s"])
+        lines = [line % tuple(headers)] if first and not no_headers else []
+        lines += [line % row for row in zip(*columns, strict=True)]
+        stream.write("\n".join([text.rstrip() for text in lines]) + "\n")
+        stream.flush()
         count += len(page)
         first = False
         if len(page) < PAGE:
             break
     return count
-
-
-def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    last = len(cells) - 1
-    return GAP.join(c if i == last else c.ljust(widths[i]) for i, c in enumerate(cells)).rstrip()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, note
@@ -56,24 +56,37 @@ def _show(
     from lxr.cli.printing import print_items
 
     if sort_by:
-        from lxr.cli.jsonpath import JsonPathError, parse_path
-
-        try:
-            parse_path(sort_by.strip().removeprefix("{").removesuffix("}"))
-        except JsonPathError as exc:
-            die(f"--sort-by: {exc}", EXIT_USAGE)
+        _check_sort_by(sort_by)
         if presorted:
             sort_by = None
+    _render(
+        lambda: print_items(
+            kind, fetch(), spec, single=single, no_headers=no_headers, sort_by=sort_by
+        ),
+        spec,
+        what,
+        watch,
+    )
+
+
+def _check_sort_by(sort_by: str) -> None:
+    """Exit 2 naming what is wrong with a ``--sort-by`` path."""
+    from lxr.cli.jsonpath import JsonPathError, parse_path
+
+    try:
+        parse_path(sort_by.strip().removeprefix("{").removesuffix("}"))
+    except JsonPathError as exc:
+        die(f"--sort-by: {exc}", EXIT_USAGE)
+
+
+def _render(render: Callable[[], int], spec: OutputSpec, what: str, watch: bool) -> None:
+    """Print what ``render`` prints (it returns how many items) once, or (``-w``) again
+    whenever it changes."""
     if not watch:
-        n = print_items(kind, fetch(), spec, single=single, no_headers=no_headers, sort_by=sort_by)
-        if n == 0 and spec.format in ("table", "wide", "custom-columns"):
+        if render() == 0 and spec.format in ("table", "wide", "custom-columns"):
             note(f"No {what} found.")
         return
-    _watch(
-        lambda buf: print_items(
-            kind, fetch(), spec, single=single, no_headers=no_headers, sort_by=sort_by
-        )
-    )
+    _watch(lambda buf: render())
 
 
 def _watch(render: Callable[[io.StringIO], int]) -> None:
@@ -198,9 +211,10 @@ def _name(exp: Any) -> str:
     return exp["metadata"]["name"] if isinstance(exp, dict) else exp.metadata.name
 
 
-def sql_order(store: Any, sort_by: str | None) -> str | None:
-    """The SQL term that orders work units as ``--sort-by`` asks, when the store can (then
-    the listing still streams), else None (the printer sorts them all in memory)."""
+def sql_path(store: Any, sort_by: str | None) -> tuple[str, ...] | None:
+    """The work-unit field (a key of :data:`~lxr.store.reads.UNIT_ORDER`) that ``--sort-by``
+    names, when the store orders it in SQL (then the listing still streams), else None (the
+    printer sorts them all in memory)."""
     if not sort_by or not getattr(store, "orders_in_sql", False):
         return None
     from lxr.cli.jsonpath import JsonPathError, parse_path
@@ -212,7 +226,52 @@ def sql_order(store: Any, sort_by: str | None) -> str | None:
         return None  # the printer says what is wrong with it
     if not all(kind == "field" for kind, _ in steps):
         return None
-    return UNIT_ORDER.get(tuple(name for _, name in steps))
+    path = tuple(name for _, name in steps)
+    return path if path in UNIT_ORDER else None
+
+
+def sql_order(store: Any, sort_by: str | None) -> str | None:
+    """The SQL term that orders work units as ``--sort-by`` asks (:func:`sql_path`), or None."""
+    from lxr.store.reads import UNIT_ORDER
+
+    path = sql_path(store, sort_by)
+    return None if path is None else UNIT_ORDER[path]
+
+
+def _targets(
+    store: Any, names: list[str] | None, selector: Any
+) -> tuple[list[tuple[str, int | None]], Any]:
+    """What a listing of work units reads: (experiment, index or None for all) pairs, and
+    the part of ``selector`` each work unit must still match (see :func:`iter_work_units`)."""
+    from lxr.cli.selectors import Selector
+    from lxr.store.errors import NotFound
+
+    unit_sel, exp_sel = selector.split(_UNIT_KEYS)
+    targets: list[tuple[str, int | None]] = []
+    if not names:
+        for exp in store.list_experiments():
+            labels = {**_labels(exp), "experiment": _name(exp)}
+            if exp_sel.matches(labels):
+                targets.append((_name(exp), None))
+        return targets, unit_sel
+    for name in names:
+        try:
+            store.experiment_uid(name)
+            targets.append((name, None))
+            continue
+        except NotFound:
+            pass
+        exp, _, idx = name.rpartition("-")
+        try:
+            if exp and idx.isdigit():
+                store.experiment_uid(exp)
+                targets.append((exp, int(idx)))
+                continue
+        except NotFound:
+            pass
+        why = f" ({store.why})" if getattr(store, "why", "") else ""
+        die(f"no experiment or work unit named {name!r}{why}", EXIT_FAILED)
+    return targets, Selector((*unit_sel.requirements, *exp_sel.requirements))
 
 
 def iter_work_units(
@@ -235,32 +294,7 @@ def iter_work_units(
     """
     from lxr.store.errors import NotFound
 
-    unit_sel, exp_sel = selector.split(_UNIT_KEYS)
-    targets: list[tuple[str, int | None]] = []
-    if names:
-        for name in names:
-            try:
-                store.experiment_uid(name)
-                targets.append((name, None))
-                continue
-            except NotFound:
-                pass
-            exp, _, idx = name.rpartition("-")
-            try:
-                if exp and idx.isdigit():
-                    store.experiment_uid(exp)
-                    targets.append((exp, int(idx)))
-                    continue
-            except NotFound:
-                pass
-            why = f" ({store.why})" if getattr(store, "why", "") else ""
-            die(f"no experiment or work unit named {name!r}{why}", EXIT_FAILED)
-    else:
-        for exp in store.list_experiments():
-            labels = {**_labels(exp), "experiment": _name(exp)}
-            if exp_sel.matches(labels):
-                targets.append((_name(exp), None))
-        exp_sel = type(exp_sel)()
+    targets, unit_sel = _targets(store, names, selector)
     order = sql_order(store, sort_by)
     extra: dict[str, Any] = {"table": True} if table else {}
     if order is not None:
@@ -273,8 +307,6 @@ def iter_work_units(
             die(str(exc), EXIT_FAILED)
         for unit in page:
             if unit_sel and not unit_sel.matches(unit["metadata"]["labels"]):
-                continue
-            if exp_sel and not exp_sel.matches(unit["metadata"]["labels"]):
                 continue
             yield unit
 
@@ -289,6 +321,52 @@ def iter_work_units(
     # each stream is in --sort-by order already; merging keeps ties in stream order, as a
     # stable sort of them one after the other would
     yield from heapq.merge(*(units(e, i) for e, i in targets), key=sort_key(sort_by or ""))
+
+
+def _unit_rows(
+    store: Any,
+    names: list[str] | None,
+    selector: Any,
+    phase: str | None,
+    cells: Sequence[str],
+    path: tuple[str, ...] | None,
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """Pages of rows of the SQL ``cells`` (:data:`~lxr.store.reads.UNIT_CELLS`) of the work
+    units asked for (as :func:`iter_work_units`, with no ``-l`` on the work units' own
+    labels); ordered by the field at ``path`` in SQL, and merged across experiments by its
+    value (each row's last cell), ties in stream order."""
+    from lxr.store.errors import NotFound
+
+    targets, _ = _targets(store, names, selector)
+
+    def pages(exp_name: str, index: int | None) -> Iterator[Sequence[Sequence[Any]]]:
+        try:
+            return store.iter_unit_rows(exp_name, cells, phase=phase, index=index, order_by=path)
+        except NotFound as exc:
+            die(str(exc), EXIT_FAILED)
+
+    if path is None or len(targets) < 2:
+        for exp_name, index in targets:
+            yield from pages(exp_name, index)
+        return
+    import heapq
+    from itertools import chain, islice
+
+    from lxr.cli.printing import value_key
+    from lxr.store.reads import PAGE_SIZE
+
+    merged = heapq.merge(
+        *(chain.from_iterable(pages(e, i)) for e, i in targets), key=lambda r: value_key(r[-1])
+    )
+    while page := list(islice(merged, PAGE_SIZE)):
+        yield page
+
+
+def _rows_do(names: list[str] | None, selector: Any) -> bool:
+    """Whether rows from SQL can show the work units ``selector`` leaves: no requirement on
+    a work unit's own labels (those are matched on whole objects)."""
+    unit_sel, exp_sel = selector.split(_UNIT_KEYS)
+    return not unit_sel and not (names and exp_sel)
 
 
 def get_workunits(
@@ -306,7 +384,24 @@ def get_workunits(
     phase = parse_phase(phase)
     spec = parse_output(output)
     store = open_reader()
-    presorted = sql_order(store, sort_by) is not None
+    path = sql_path(store, sort_by)
+    if spec.format in _LIGHT and (path is not None or not sort_by) and _rows_do(wanted, sel):
+        # a table or names: cells from SQL, no objects built
+        from lxr.cli.printing import print_unit_rows
+        from lxr.store.reads import UNIT_NAME_CELLS, UNIT_TABLE_CELLS, UNIT_WIDE_CELLS
+
+        fmt = spec.format
+        cells = {"name": UNIT_NAME_CELLS, "wide": UNIT_WIDE_CELLS}.get(fmt, UNIT_TABLE_CELLS)
+        _render(
+            lambda: print_unit_rows(
+                _unit_rows(store, wanted, sel, phase, cells, path), fmt, no_headers=no_headers
+            ),
+            spec,
+            "work units",
+            watch,
+        )
+        return
+    presorted = path is not None
     table = not _needs_models(spec, sort_by)
     _show(
         "WorkUnit",

@@ -26,6 +26,7 @@ __all__ = [
     "dump",
     "event_dict",
     "to_dict",
+    "unit_table_rows",
     "utc",
     "write_list",
 ]
@@ -208,6 +209,39 @@ def _wu_row(d: Mapping[str, Any], wide: bool = False) -> list[str]:
     if wide:
         row += [str(st.get("failures", 0)), str(st.get("disruptions", 0)), st.get("message") or ""]
     return row
+
+
+_loads: Callable[[str], Any] | None = None
+
+
+def _args_cell(stored: str | None, wide: bool) -> str:
+    """The ARGS cell from the args' stored JSON text (:func:`args_text`)."""
+    global _loads
+    if not stored or stored == "{}":
+        return ""
+    if _loads is None:
+        import orjson
+
+        _loads = orjson.loads
+    args = _loads(stored)
+    if not args:
+        return ""
+    # f"{v}" is str(v): the values as Python prints them, as _py
+    text = " ".join([f"{k}={v}" for k, v in args.items()])
+    return text if wide or len(text) <= ARGS_WIDTH else shorten_middle(text, ARGS_WIDTH)
+
+
+def unit_table_rows(
+    pages: Iterable[Sequence[Sequence[Any]]], wide: bool
+) -> Iterator[Sequence[str]]:
+    """The rows :data:`TABLES` ``["WorkUnit"]`` makes, from pages of SQL's cells (every
+    column but ARGS as text already: ``lxr.store.reads.UNIT_TABLE_CELLS``/``UNIT_WIDE_CELLS``):
+    a table of 100k work units builds no objects."""
+    for page in pages:
+        cols = list(zip(*page, strict=True))
+        args = [_args_cell(a, wide) for a in cols[6]]
+        shown = [*cols[:6], args, *cols[7:10]] if wide else [*cols[:6], args]
+        yield from zip(*shown, strict=True)
 
 
 def _cluster_row(d: Mapping[str, Any]) -> list[str]:

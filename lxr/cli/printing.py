@@ -4,7 +4,7 @@ jsonpath, written to stdout as the items arrive (unless ``--sort-by`` needs them
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from lxr.cli.columns import write_table
@@ -12,11 +12,20 @@ from lxr.cli.console import out
 from lxr.cli.formats import OutputSpec, columns_of
 from lxr.cli.output import API_VERSION, TABLES, to_dict
 
-__all__ = ["print_items", "sort_items", "sort_key"]
+__all__ = ["print_items", "print_unit_rows", "sort_items", "sort_key", "value_key"]
+
+
+def value_key(value: Any) -> tuple[int, Any]:
+    """Where ``--sort-by`` puts a field's value: missing first, then numbers, then text."""
+    if value is None:
+        return (0, "")
+    if isinstance(value, bool | int | float):
+        return (1, float(value))
+    return (2, str(value))
 
 
 def sort_key(path: str) -> Callable[[Mapping[str, Any]], tuple[int, Any]]:
-    """The key ``--sort-by PATH`` sorts by: missing first, then numbers, then text."""
+    """The key ``--sort-by PATH`` sorts by (:func:`value_key` of the field's value)."""
     from lxr.cli.jsonpath import evaluate
 
     path = path.strip()
@@ -25,12 +34,7 @@ def sort_key(path: str) -> Callable[[Mapping[str, Any]], tuple[int, Any]]:
 
     def key(item: Mapping[str, Any]) -> tuple[int, Any]:
         found = evaluate(item, path)
-        if not found or found[0] is None:
-            return (0, "")
-        value = found[0]
-        if isinstance(value, bool | int | float):
-            return (1, float(value))
-        return (2, str(value))
+        return value_key(found[0] if found else None)
 
     return key
 
@@ -38,6 +42,25 @@ def sort_key(path: str) -> Callable[[Mapping[str, Any]], tuple[int, Any]]:
 def sort_items(items: Iterable[Mapping[str, Any]], sort_by: str) -> list[Mapping[str, Any]]:
     """Items ordered by the field at ``sort_by`` (missing first), as kubectl's --sort-by."""
     return sorted(items, key=sort_key(sort_by))
+
+
+def print_unit_rows(
+    pages: Iterable[Sequence[Sequence[Any]]], fmt: str, *, no_headers: bool = False
+) -> int:
+    """Print work units as a table (``fmt`` ``table`` or ``wide``) or names from pages of
+    SQL's cells (``lxr.store.reads.UNIT_TABLE_CELLS``, ``UNIT_WIDE_CELLS``,
+    ``UNIT_NAME_CELLS``); returns how many."""
+    if fmt == "name":
+        n = 0
+        for page in pages:
+            sys.stdout.write("\n".join([row[0] for row in page]) + "\n")
+            n += len(page)
+        return n
+    from lxr.cli.output import unit_table_rows
+
+    wide = fmt == "wide"
+    headers = TABLES["WorkUnit"].headers(wide)
+    return write_table(headers, unit_table_rows(pages, wide), no_headers=no_headers)
 
 
 def print_items(

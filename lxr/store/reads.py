@@ -40,7 +40,12 @@ from lxr.store.revision import HEAD_REVISION
 __all__ = [
     "ATTENTION_PHASES",
     "PAGE_SIZE",
+    "UNIT_CELLS",
+    "UNIT_NAME_CELLS",
     "UNIT_ORDER",
+    "UNIT_SORT_VALUE",
+    "UNIT_TABLE_CELLS",
+    "UNIT_WIDE_CELLS",
     "EventInfo",
     "Reader",
     "core_connection",
@@ -96,7 +101,7 @@ _EVENT_COLUMNS = "id, time, type, reason, message, kind, name"
 #: work-unit fields ``--sort-by`` can order in SQL (a JSON path's steps -> the SQL term):
 #: each is of one type or null, so ``ORDER BY term IS NOT NULL, term, idx`` is the order of
 #: ``lxr.cli.printing.sort_items`` (missing first, then by value, ties in index order)
-UNIT_ORDER = {
+UNIT_ORDER: dict[tuple[str, ...], str] = {
     ("metadata", "name"): "CAST(idx AS TEXT)",  # EXPERIMENT-INDEX, within one experiment
     ("spec", "index"): "idx",
     ("status", "phase"): "phase",
@@ -105,6 +110,47 @@ UNIT_ORDER = {
     ("status", "exitCode"): "exit_code",
     ("status", "failures"): "failures",
     ("status", "disruptions"): "disruptions",
+}
+
+
+# the last attempt of work unit w (the one a table's JOB names)
+_LAST_ATTEMPT = "FROM attempts a WHERE a.work_unit_id = w.id ORDER BY a.number DESC LIMIT 1"
+
+#: the cells of a work unit's row that a listing prints (``lxr.cli.output``'s table columns,
+#: and ``-o name``), as SQL over work unit ``w`` with ``:exp`` its experiment's name: a table
+#: of 100k work units builds no objects. ``args`` is the stored JSON text (the CLI writes it as
+#: ``k=v``); ``ref`` is ``-o name``'s ``workunit/NAME``.
+UNIT_CELLS = {
+    "ref": "'workunit/' || :exp || '-' || CAST(w.idx AS TEXT)",
+    "name": ":exp || '-' || CAST(w.idx AS TEXT)",
+    "phase": "w.phase",
+    "attempts": "CAST((SELECT count(*) FROM attempts a WHERE a.work_unit_id = w.id) AS TEXT)",
+    "job": (
+        "COALESCE((SELECT CASE WHEN a.job_id IS NULL OR a.job_id = '' THEN NULL"
+        " WHEN a.array_index IS NULL THEN a.job_id"
+        f" ELSE a.job_id || '[' || CAST(a.array_index AS TEXT) || ']' END {_LAST_ATTEMPT}), '-')"
+    ),
+    "exit": "COALESCE(CAST(w.exit_code AS TEXT), '-')",
+    # for a waiting work unit, what it waits for (its message)
+    "reason": (
+        "CASE WHEN w.phase = 'Waiting' AND w.message <> '' THEN w.message"
+        " ELSE COALESCE(w.reason, '') END"
+    ),
+    "args": "CAST(w.args AS TEXT)",
+    "failures": "CAST(w.failures AS TEXT)",
+    "disruptions": "CAST(w.disruptions AS TEXT)",
+    "message": "COALESCE(w.message, '')",
+}
+#: the cells of ``lxr.cli.output``'s work-unit table, of its ``-o wide`` and of ``-o name``
+UNIT_TABLE_CELLS = ("name", "phase", "attempts", "job", "exit", "reason", "args")
+UNIT_WIDE_CELLS = (*UNIT_TABLE_CELLS, "failures", "disruptions", "message")
+UNIT_NAME_CELLS = ("ref",)
+#: the value each field of :data:`UNIT_ORDER` has in a work unit's JSON form (what a merge of
+#: several experiments' ordered rows compares; :data:`UNIT_ORDER` orders within one)
+UNIT_SORT_VALUE: dict[tuple[str, ...], str] = {
+    ("metadata", "name"): UNIT_CELLS["name"],
+    ("spec", "index"): "w.idx",
+    **{path: f"w.{term}" for path, term in UNIT_ORDER.items() if path[0] == "status"},
 }
 
 
@@ -152,6 +198,18 @@ class _Sqlite:
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         return self.db.execute(sql, params or {}).fetchall()
 
+    def stream(self, sql: str, params: dict[str, Any], size: int) -> Iterator[list[Any]]:
+        """The rows of one query, ``size`` at a time, from one snapshot; a connection of its
+        own, so that streams of several experiments (merged) each hold theirs."""
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("BEGIN")
+            cursor = db.execute(sql, params)
+            while rows := cursor.fetchmany(size):
+                yield rows
+        finally:
+            db.close()  # ends its read transaction
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         self.db.execute("BEGIN")
@@ -180,6 +238,14 @@ class _Core:
             return [tuple(r) for r in self._conn.execute(self._text(sql), params or {})]
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(self._text(sql), params or {})]
+
+    def stream(self, sql: str, params: dict[str, Any], size: int) -> Iterator[Sequence[Any]]:
+        """The rows of one query, ``size`` at a time, from a server-side cursor."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, max_row_buffer=size).execute(
+                self._text(sql), params
+            )
+            yield from result.partitions(size)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -335,6 +401,38 @@ class Reader:
             assert order_by in UNIT_ORDER.values() and isinstance(self._conn, _Sqlite)
             return self._ordered(row[1], row[0], phase, index, page_size, order_by, table)
         return self._pages(row[1], row[0], phase, index, page_size, table)
+
+    def iter_unit_rows(
+        self,
+        experiment: str,
+        cells: Sequence[str],
+        *,
+        phase: str | None = None,
+        index: int | None = None,
+        order_by: tuple[str, ...] | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Sequence[Sequence[Any]]]:
+        """Pages of rows of the work units of ``experiment``, each row the ``cells`` named
+        (keys of :data:`UNIT_CELLS`), in index order or (``order_by``, a key of
+        :data:`UNIT_ORDER`, when :attr:`orders_in_sql`) in that field's order, its value
+        (:data:`UNIT_SORT_VALUE`) last in each row; one query streamed from one snapshot.
+        Raises :class:`NotFound` at once."""
+        row = self._experiment_row(experiment)
+        extra, params = _unit_filter(row[0], phase, index)
+        params["exp"] = row[1]
+        select = [UNIT_CELLS[c] for c in cells]
+        order = "idx"
+        if order_by is not None:
+            assert self.orders_in_sql
+            term = UNIT_ORDER[order_by]  # the outer query's columns: work_units'
+            select.append(UNIT_SORT_VALUE[order_by])
+            order = f"{term} IS NOT NULL, {term}, idx"
+        sql = (
+            f"SELECT {', '.join(select)} FROM work_units w "
+            f"WHERE experiment_uid = :uid{extra} ORDER BY {order}"
+        )
+        assert self._conn is not None
+        return self._conn.stream(sql, params, page_size)
 
     def _ordered(
         self,
