@@ -124,14 +124,17 @@ def run_cli(
     stdin: str | None = None,
     timeout: float = 120,
     check: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``lxr ARGS`` as a user runs it, in a clean environment of its own: the store under
-    ``state`` (``XDG_STATE_HOME`` and ``HOME``), a minimal PATH, no background controller."""
+    ``state`` (``XDG_STATE_HOME`` and ``HOME``), a minimal PATH, no background controller;
+    ``env`` adds to it (``LXR_DATABASE_URL``)."""
     env = {
         "XDG_STATE_HOME": str(state),
         "PATH": "/usr/bin:/bin",
         "HOME": str(state),
         "LXR_NO_DAEMON": "1",
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "lxr.cli", *args],

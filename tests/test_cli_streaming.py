@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-import subprocess
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -20,7 +19,7 @@ from lxr.cli.listing import _unit_rows, iter_work_units, sql_path
 from lxr.cli.printing import print_items, print_unit_rows
 from lxr.cli.selectors import parse_selector
 from lxr.store.reads import UNIT_NAME_CELLS, UNIT_TABLE_CELLS, UNIT_WIDE_CELLS, Reader
-from tests.conftest import REPO
+from tests.conftest import run_cli
 
 #: strings a printer must not mangle, nor a YAML reader read as something else
 AWKWARD = [
@@ -89,6 +88,13 @@ def _experiment() -> dict:
     }
 
 
+_APPLY_WAIT = ("apply", "-f", "-", "--wait", "--timeout", "240")
+
+
+def _awkward() -> str:
+    return json.dumps(_experiment(), ensure_ascii=False)  # (YAML has no surrogate pairs)
+
+
 PENDING = {
     "apiVersion": "lxr.dev/v1alpha1",
     "kind": "Experiment",
@@ -100,34 +106,12 @@ PENDING = {
 }
 
 
-def _lxr(state: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
-    return subprocess.run(
-        [sys.executable, "-m", "lxr.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**env, "LXR_NO_DAEMON": "1"},
-        cwd=REPO,
-        input=stdin,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def reader(tmp_path_factory: pytest.TempPathFactory):
     state = tmp_path_factory.mktemp("streaming") / "state"
-    res = _lxr(
-        state,
-        "apply",
-        "-f",
-        "-",
-        "--wait",
-        "--timeout",
-        "240",
-        stdin=json.dumps(_experiment(), ensure_ascii=False),
-    )
+    res = run_cli(state, *_APPLY_WAIT, stdin=_awkward(), timeout=300)
     assert res.returncode == 1, res.stdout + res.stderr  # the odd ones fail, on purpose
-    res = _lxr(state, "apply", "-f", "-", stdin=json.dumps(PENDING))
+    res = run_cli(state, "apply", "-f", "-", stdin=json.dumps(PENDING))
     assert res.returncode == 0, res.stderr
     db = state / "lxr" / "lxr.db"
     with sqlite3.connect(db) as conn:  # a waiting unit shows what it waits for as its reason
@@ -141,10 +125,11 @@ def reader(tmp_path_factory: pytest.TempPathFactory):
     opened.close()
 
 
-def _printed(fn) -> str:
+def _printed(fn, *args: object) -> str:
+    """What ``fn(*args)`` prints."""
     buf = io.StringIO()
     with redirect_stdout(buf):
-        fn()
+        fn(*args)
     return buf.getvalue()
 
 
@@ -185,3 +170,72 @@ def test_a_table_row_shows_the_awkward_values_on_one_line(reader: Reader) -> Non
     assert "waiting for a/1 to succeed" in lines[4], "a waiting unit's reason is what it waits for"
     assert "s=[bold]x[/bold]" in lines[2] and "s=ünïcødé ☃ 𝄞" in lines[7]
     assert "b=True c=False" in lines[6] and "f=1e-05 g=0.1" in lines[6], "values as Python prints"
+
+
+def _listing(reader: Reader, fmt: str, names: list[str], sort_by: str | None = None) -> str:
+    from lxr.cli.output import write_list
+
+    units = iter_work_units(reader, names, parse_selector(None), None, sort_by=sort_by)
+    return _printed(lambda: write_list(units, fmt, sys.stdout))
+
+
+@pytest.mark.parametrize("names", [[], ["odd"]])
+def test_yaml_reads_back_as_the_json(reader: Reader, names: list[str]) -> None:
+    import yaml
+
+    text = _listing(reader, "yaml", names)
+    assert yaml.safe_load(text) == json.loads(_listing(reader, "json", names))
+    assert 's: "[bold]x[/bold]"' in text and "s: yes" not in text and 's: "yes"' in text
+
+
+def test_work_units_in_yaml_are_written_as_the_general_writer_writes_them(reader: Reader) -> None:
+    """The writer of the work units' own shape and the general one agree, item for item."""
+    from lxr.cli import yamltext
+
+    units = list(iter_work_units(reader, [], parse_selector(None), None))
+    general: list[str] = []
+    yamltext._seq(units, "", general)
+    assert _listing(reader, "yaml", []).split("\n", 3)[3] == "\n".join(general) + "\n"
+    odd = {**units[0], "extra": 1}  # not a work unit's shape: the general writer's
+    lines: list[str] = []
+    yamltext._seq([odd], "", lines)
+    assert _printed(lambda: yamltext.write_yaml_items([odd], sys.stdout)) == "\n".join(lines) + "\n"
+
+
+def _sorted_listings_agree(reader: Reader, names_list: list[list[str]]) -> None:
+    from lxr.cli.printing import sort_items
+    from lxr.store.reads import UNIT_ORDER
+
+    sel = parse_selector(None)
+    for a, b in UNIT_ORDER:
+        path = f".{a}.{b}"
+        assert sql_path(reader, path) == (a, b)
+        for names in names_list:
+            got = list(iter_work_units(reader, names, sel, None, sort_by=path))
+            want = sort_items(iter_work_units(reader, names, sel, None), path)
+            assert [u["metadata"]["name"] for u in got] == [u["metadata"]["name"] for u in want]
+            assert got == want
+            for fmt in ("table", "name"):
+                rows = _unit_rows(reader, names, sel, None, _CELLS[fmt], (a, b))
+                fast = _printed(print_unit_rows, rows, fmt)
+                slow = _printed(print_items, "WorkUnit", want, OutputSpec(fmt))
+                assert fast == slow, (path, names, fmt)
+
+
+@pytest.mark.integration
+def test_postgresql_orders_text_in_sql_as_python_sorts_it(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL, --sort-by is ordered in SQL too (text in code-point order): the order
+    of sorting in memory, for awkward text, and the rows print what the objects print."""
+    env = {"LXR_DATABASE_URL": postgres_url}
+    res = run_cli(tmp_path, *_APPLY_WAIT, stdin=_awkward(), timeout=300, env=env)
+    assert res.returncode == 1, res.stdout + res.stderr
+    res = run_cli(tmp_path, "apply", "-f", "-", stdin=json.dumps(PENDING), env=env)
+    assert res.returncode == 0, res.stderr
+    reader = Reader.open(postgres_url)
+    assert reader is not None and reader.orders_in_sql
+    try:
+        _sorted_listings_agree(reader, [[], ["later", "odd"]])
+    finally:
+        reader.close()

@@ -295,7 +295,7 @@ def iter_work_units(
     from lxr.store.errors import NotFound
 
     targets, unit_sel = _targets(store, names, selector)
-    order = sql_order(store, sort_by)
+    order = sql_path(store, sort_by)
     extra: dict[str, Any] = {"table": True} if table else {}
     if order is not None:
         extra["order_by"] = order

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import chain, islice
 from typing import Any, TextIO
 
 from lxr.api.phases import EXPERIMENT_INITIAL, WORK_UNIT_ACTIVE, WorkUnitPhase
@@ -62,6 +63,12 @@ def dump(objs: Sequence[Any], fmt: str, single: bool) -> str:
     return buf.getvalue().rstrip("\n")
 
 
+# -o json: items dumped together, and what orjson writes around them
+_JSON_PAGE = 500
+_JSON_HEAD = len(b'{\n  "items": [')
+_JSON_TAIL = len(b"\n  ]\n}")
+
+
 def write_list(items: Iterable[Mapping[str, Any]], fmt: str, file: TextIO) -> int:
     """Stream ``items`` as a ``List`` in JSON or YAML, one item at a time; returns the count."""
     head = {"apiVersion": API_VERSION, "kind": "List"}
@@ -70,25 +77,24 @@ def write_list(items: Iterable[Mapping[str, Any]], fmt: str, file: TextIO) -> in
         import orjson
 
         file.write(f'{{\n  "apiVersion": "{API_VERSION}",\n  "kind": "List",\n  "items": [')
-        for item in items:
-            text = orjson.dumps(item, option=orjson.OPT_INDENT_2).decode()
-            file.write(("," if n else "") + "\n    " + text.replace("\n", "\n    "))
-            n += 1
+        it = iter(items)
+        while page := list(islice(it, _JSON_PAGE)):
+            # a page in one call: orjson indents the items of {"items": [...]} as they stand
+            # in the List, so its text between the brackets is theirs
+            text = orjson.dumps({"items": page}, option=orjson.OPT_INDENT_2)
+            file.write(("," if n else "") + text[_JSON_HEAD:-_JSON_TAIL].decode())
+            n += len(page)
         file.write("\n  ]\n}\n" if n else "]\n}\n")
         return n
-    from lxr.cli.yamltext import write_yaml, write_yaml_item
+    from lxr.cli.yamltext import write_yaml, write_yaml_items
 
     write_yaml(head, file)
-    first = True
-    for item in items:
-        if first:
-            file.write("items:\n")
-            first = False
-        write_yaml_item(item, file)
-        n += 1
-    if first:
-        file.write("items: []\n")
-    return n
+    it = iter(items)
+    for first in it:
+        file.write("items:\n")
+        return write_yaml_items(chain([first], it), file)
+    file.write("items: []\n")
+    return 0
 
 
 def age(when: str | datetime | float | None) -> str:

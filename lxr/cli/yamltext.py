@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Any, TextIO
 
-__all__ = ["write_yaml", "write_yaml_item"]
+__all__ = ["write_yaml", "write_yaml_items"]
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
 # plain words YAML 1.1 reads as booleans or null (y/n too, as some loaders do)
@@ -61,6 +62,22 @@ def _key(k: Any) -> str:
     return text
 
 
+# "INDENT KEY: " of each key of a mapping, by indentation and keys: a listing writes mappings
+# of the same few shapes 100k times
+_plans: dict[tuple[str, tuple[Any, ...]], list[str]] = {}
+# the YAML text of string values seen (phases, reasons, messages repeat), up to a bound
+_texts: dict[str, str] = {}
+_TEXTS = 50_000
+
+
+def _text(s: str) -> str:
+    # (called when _texts has no entry for s)
+    text = _string(s)
+    if len(_texts) < _TEXTS:
+        _texts[s] = text
+    return text
+
+
 def _scalar(value: Any) -> str:
     t = type(value)
     if t is str:
@@ -93,27 +110,38 @@ def _scalar(value: Any) -> str:
 _SCALARS = (str, int, float, bool, type(None))
 
 
+def _plan(ind: str, keys: tuple[Any, ...]) -> list[str]:
+    plan = _plans.get((ind, keys))
+    if plan is None:
+        plan = [f"{ind}{_key(k)} " for k in keys]
+        if len(_plans) < 10_000:
+            _plans[ind, keys] = plan
+    return plan
+
+
 def _map(d: Mapping[Any, Any], ind: str, out: list[str]) -> None:
-    for k, v in d.items():
-        key = _key(k)
+    # the loop of every line of a 100k listing: the common types first, texts cached
+    for key, v in zip(_plan(ind, tuple(d)), d.values(), strict=True):
         t = type(v)
-        if t in _SCALARS:
-            out.append(f"{ind}{key} {_string(v) if t is str else _scalar(v)}")
+        if t is str:
+            out.append(key + (_texts.get(v) or _text(v)))
+        elif t is int:
+            out.append(f"{key}{v}")
         elif t is dict or isinstance(v, Mapping):
             if v:
-                out.append(ind + key)
+                out.append(key[:-1])
                 _map(v, ind + "  ", out)
             else:
-                out.append(f"{ind}{key} {{}}")
+                out.append(key + "{}")
         elif t is list or t is tuple:
             if v:
-                out.append(ind + key)
+                out.append(key[:-1])
                 # sequences inside a mapping are not indented, as yaml.safe_dump writes them
                 _seq(v, ind, out)
             else:
-                out.append(f"{ind}{key} []")
+                out.append(key + "[]")
         else:
-            out.append(f"{ind}{key} {_scalar(v)}")
+            out.append(key + _scalar(v))
 
 
 def _seq(items: Any, ind: str, out: list[str]) -> None:
@@ -121,8 +149,10 @@ def _seq(items: Any, ind: str, out: list[str]) -> None:
     cut = len(inner)
     for v in items:
         t = type(v)
-        if t in _SCALARS:
-            out.append(f"{ind}- {_string(v) if t is str else _scalar(v)}")
+        if t is str:
+            out.append(f"{ind}- {_texts.get(v) or _text(v)}")
+        elif t in _SCALARS:
+            out.append(f"{ind}- {_scalar(v)}")
         elif t is dict or isinstance(v, Mapping):
             if v:
                 start = len(out)
@@ -151,8 +181,158 @@ def write_yaml(data: Mapping[str, Any], file: TextIO) -> None:
     file.write("\n".join(out) + "\n")
 
 
-def write_yaml_item(item: Any, file: TextIO) -> None:
-    """One ``- item`` of a top-level ``items:`` sequence."""
-    out: list[str] = []
-    _seq([item], "", out)
-    file.write("\n".join(out) + "\n")
+def write_yaml_items(items: Iterable[Any], file: TextIO) -> int:
+    """The ``- item`` of each of ``items`` in a top-level ``items:`` sequence, a page of them
+    in one write; returns how many."""
+    n = 0
+    it = iter(items)
+    while page := list(islice(it, _PAGE)):
+        out: list[str] = []
+        for item in page:
+            start = len(out)
+            try:
+                _unit(item, out)
+            except (_NotAUnit, TypeError):
+                del out[start:]
+                _seq([item], "", out)
+        file.write("\n".join(out) + "\n")
+        n += len(page)
+    return n
+
+
+_PAGE = 500
+
+
+# -- work units: a listing writes 100k of them, all of one shape (the JSON form of the model,
+# lxr.store.jsonform's), so their fixed parts are written from templates and each run of
+# scalar fields in one formatting; what is not of that shape goes to the general writer above
+
+
+class _NotAUnit(Exception):
+    """Not of the shape :func:`_unit` writes."""
+
+
+_UNIT = ("apiVersion", "kind", "metadata", "spec", "status")
+_META = ("name", "uid", "labels")
+_SPEC = ("index", "args", "env")
+# the fields of a status and of an attempt that hold lists or mappings (the others scalars)
+_STATUS_NESTED = frozenset({"attempts", "conditions"})
+_ATTEMPT_NESTED = frozenset({"rankExitCodes", "resources"})
+# (indentation, keys) -> segments: (a template of scalar lines, their slice of the values) or
+# (a nested field's "KEY:" line, its index)
+_Segment = tuple[bool, str, Any]
+_segments_cache: dict[tuple[str, tuple[Any, ...]], list[_Segment]] = {}
+
+
+def _value(v: Any) -> str:
+    """A scalar's YAML text (a string's through the cache)."""
+    t = type(v)
+    if t is str:
+        return _text(v)
+    if t is int:
+        return str(v)
+    if t in _SCALARS:
+        return _scalar(v)
+    raise _NotAUnit
+
+
+def _segments(ind: str, keys: tuple[Any, ...], nested: frozenset[str]) -> list[_Segment]:
+    found = _segments_cache.get((ind, keys))
+    if found is not None:
+        return found
+    segments: list[_Segment] = []
+    run: list[str] = []
+    for i, k in enumerate(keys):
+        if type(k) is not str:
+            raise _NotAUnit
+        line = f"{ind}{_key(k)}"
+        if k in nested:
+            if run:
+                segments.append((True, "\n".join(run), slice(i - len(run), i)))
+                run = []
+            segments.append((False, line, i))
+        else:
+            run.append(line.replace("%", "%%") + " %s")
+    if run:
+        segments.append((True, "\n".join(run), slice(len(keys) - len(run), len(keys))))
+    if len(_segments_cache) < 10_000:
+        _segments_cache[ind, keys] = segments
+    return segments
+
+
+def _fields(d: Any, ind: str, nested: frozenset[str], out: list[str]) -> None:
+    """A status or an attempt: runs of scalar fields each in one formatting."""
+    if type(d) is not dict:
+        raise _NotAUnit
+    values = tuple(d.values())
+    get = _texts.get
+    for scalars, text, where in _segments(ind, tuple(d), nested):
+        if scalars:
+            out.append(text % tuple([get(v) or _value(v) for v in values[where]]))
+            continue
+        v = values[where]
+        t = type(v)
+        if t is list:
+            if not v:
+                out.append(text + " []")
+            elif ind == "    " and text == "    attempts:":
+                out.append(text)
+                for attempt in v:
+                    start = len(out)
+                    _fields(attempt, "      ", _ATTEMPT_NESTED, out)
+                    out[start] = "    - " + out[start][6:]
+            else:
+                out.append(text)
+                _seq(v, ind, out)
+        elif t is dict:
+            if v:
+                out.append(text)
+                _map(v, ind + "  ", out)
+            else:
+                out.append(text + " {}")
+        else:
+            raise _NotAUnit
+
+
+def _plain(s: Any) -> str:
+    if type(s) is not str:
+        raise _NotAUnit
+    return _string(s)
+
+
+def _mapping(head: str, d: Any, ind: str, out: list[str]) -> None:
+    if type(d) is not dict:
+        raise _NotAUnit
+    if d:
+        out.append(head)
+        _map(d, ind, out)
+    else:
+        out.append(head + " {}")
+
+
+def _unit(d: Any, out: list[str]) -> None:
+    """A work unit's JSON form as a ``- `` item; raises :class:`_NotAUnit` (or TypeError)
+    when it is not of that shape, having appended to ``out`` what it wrote so far."""
+    if type(d) is not dict or tuple(d) != _UNIT:
+        raise _NotAUnit
+    meta, spec = d["metadata"], d["spec"]
+    if type(meta) is not dict or tuple(meta) != _META or type(spec) is not dict:
+        raise _NotAUnit
+    if tuple(spec) != _SPEC or type(spec["index"]) is not int:
+        raise _NotAUnit
+    get = _texts.get
+    api, kind, name, uid = d["apiVersion"], d["kind"], meta["name"], meta["uid"]
+    out.append(
+        f"- apiVersion: {get(api) or _value(api)}\n  kind: {get(kind) or _value(kind)}\n"
+        # each work unit's own: not looked up
+        f"  metadata:\n    name: {_plain(name)}\n    uid: {_plain(uid)}"
+    )
+    _mapping("    labels:", meta["labels"], "      ", out)
+    out.append(f"  spec:\n    index: {spec['index']}")
+    _mapping("    args:", spec["args"], "      ", out)
+    _mapping("    env:", spec["env"], "      ", out)
+    status = d["status"]
+    if type(status) is not dict or not status:
+        raise _NotAUnit
+    out.append("  status:")
+    _fields(status, "    ", _STATUS_NESTED, out)

@@ -16,7 +16,7 @@ A SQLite file that does not exist is never created: the reader reads nothing, an
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,17 +80,6 @@ def _cols(columns: Sequence[str], prefix: str = "") -> str:
 
 _EXPERIMENTS_SQL = f"SELECT {_cols(EXPERIMENT_COLUMNS)} FROM experiments"
 _CLUSTERS_SQL = f"SELECT {_cols(CLUSTER_COLUMNS)} FROM clusters"
-_UNITS_SQL = (
-    f"SELECT {_cols(UNIT_COLUMNS)} FROM work_units "
-    "WHERE experiment_uid = :uid AND idx > :last{extra} ORDER BY idx LIMIT :limit"
-)
-# the attempts of one page of work units: one idx range of one experiment
-_PAGE_ATTEMPTS_SQL = (
-    f"SELECT {_cols(ATTEMPT_COLUMNS, 'a.')} FROM attempts a "
-    "JOIN work_units w ON a.work_unit_id = w.id "
-    "WHERE w.experiment_uid = :uid AND w.idx >= :lo AND w.idx <= :hi "
-    "ORDER BY a.work_unit_id, a.number"
-)
 _ATTENTION = (
     "experiment_uid = :uid AND (phase IN ("
     + ", ".join(f"'{p}'" for p in ATTENTION_PHASES)
@@ -154,6 +143,32 @@ UNIT_SORT_VALUE: dict[tuple[str, ...], str] = {
 }
 
 
+#: the fields of :data:`UNIT_ORDER` that hold text (ordered in code-point order, Python's)
+_TEXT_ORDER = frozenset({("metadata", "name"), ("status", "phase"), ("status", "reason"),
+                         ("status", "message")})  # fmt: skip
+_UNIT_SELECT = tuple(f"w.{c}" for c in UNIT_COLUMNS)
+#: a query on the connection (and in the snapshot) of a stream: (SQL, parameters) -> rows
+_Query = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+
+
+def _attempts_of(
+    query: _Query, units: Sequence[Sequence[Any]], table: bool
+) -> dict[int, list[dict[str, Any]]]:
+    """The attempts of the work units ``units`` (rows whose first cell is the id), by id, in
+    their JSON form (``table``: only what a table shows)."""
+    if not units:
+        return {}
+    ids = {f"w{i}": r[0] for i, r in enumerate(units)}
+    found: dict[int, list[dict[str, Any]]] = {}
+    for a in query(
+        f"SELECT {_cols(ATTEMPT_COLUMNS)} FROM attempts WHERE work_unit_id IN "
+        f"({', '.join(':' + k for k in ids)}) ORDER BY work_unit_id, number",
+        ids,
+    ):
+        found.setdefault(a[0], []).append(attempt_json(a, table=table))
+    return found
+
+
 def _unit_filter(uid: str, phase: str | None, index: int | None) -> tuple[str, dict[str, Any]]:
     """The conditions (after ``experiment_uid = :uid``) and parameters of a listing of one
     experiment's work units."""
@@ -198,15 +213,25 @@ class _Sqlite:
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         return self.db.execute(sql, params or {}).fetchall()
 
-    def stream(self, sql: str, params: dict[str, Any], size: int) -> Iterator[list[Any]]:
-        """The rows of one query, ``size`` at a time, from one snapshot; a connection of its
-        own, so that streams of several experiments (merged) each hold theirs."""
+    #: what orders text as Python does (SQLite compares UTF-8 bytes: code-point order)
+    text_order: str | None = ""
+
+    def stream(
+        self, sql: str, params: dict[str, Any], size: int
+    ) -> Iterator[tuple[list[Any], _Query]]:
+        """The rows of one query, ``size`` at a time, from one snapshot, each page with a
+        function that queries the same snapshot; a connection of its own, so that streams of
+        several experiments (merged) each hold theirs."""
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+
+        def query(sql: str, params: dict[str, Any]) -> list[Any]:
+            return db.execute(sql, params).fetchall()
+
         try:
             db.execute("BEGIN")
             cursor = db.execute(sql, params)
             while rows := cursor.fetchmany(size):
-                yield rows
+                yield rows, query
         finally:
             db.close()  # ends its read transaction
 
@@ -232,6 +257,8 @@ class _Core:
         self._owned = owned
         self._text = text
         self._conn: Any = None
+        #: what orders text as Python does (code points), None where it is not known
+        self.text_order = {"sqlite": "", "postgresql": ' COLLATE "C"'}.get(engine.dialect.name)
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         if self._conn is not None:
@@ -239,13 +266,21 @@ class _Core:
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(self._text(sql), params or {})]
 
-    def stream(self, sql: str, params: dict[str, Any], size: int) -> Iterator[Sequence[Any]]:
-        """The rows of one query, ``size`` at a time, from a server-side cursor."""
+    def stream(
+        self, sql: str, params: dict[str, Any], size: int
+    ) -> Iterator[tuple[Sequence[Any], _Query]]:
+        """The rows of one query, ``size`` at a time, from a server-side cursor, each page
+        with a function that queries the same transaction."""
         with self.engine.connect() as conn:
+
+            def query(sql: str, params: dict[str, Any]) -> list[Any]:
+                return [tuple(r) for r in conn.execute(self._text(sql), params)]
+
             result = conn.execution_options(stream_results=True, max_row_buffer=size).execute(
                 self._text(sql), params
             )
-            yield from result.partitions(size)
+            for rows in result.partitions(size):
+                yield rows, query
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -376,9 +411,33 @@ class Reader:
 
     @property
     def orders_in_sql(self) -> bool:
-        """Whether :meth:`iter_work_units` takes ``order_by`` (SQLite, whose text order is
-        Python's; another database's collation may not be)."""
-        return isinstance(self._conn, _Sqlite)
+        """Whether :meth:`iter_work_units` and :meth:`iter_unit_rows` take ``order_by``: on
+        SQLite, and on PostgreSQL with text in code-point order (``COLLATE "C"``, Python's)."""
+        return self._conn is not None and self._conn.text_order is not None
+
+    def _unit_query(
+        self,
+        select: Sequence[str],
+        uid: str,
+        phase: str | None,
+        index: int | None,
+        order_by: tuple[str, ...] | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """The query of one experiment's work units (``w``), in index order or in the order
+        of the field ``order_by`` (:data:`UNIT_ORDER`)."""
+        extra, params = _unit_filter(uid, phase, index)
+        order = "idx"
+        if order_by is not None:
+            assert self._conn is not None and self._conn.text_order is not None
+            # (the outer query's columns, work_units'; text in code-point order)
+            term = UNIT_ORDER[order_by]
+            text = term + self._conn.text_order if order_by in _TEXT_ORDER else term
+            order = f"{term} IS NOT NULL, {text}, idx"
+        sql = (
+            f"SELECT {', '.join(select)} FROM work_units w "
+            f"WHERE experiment_uid = :uid{extra} ORDER BY {order}"
+        )
+        return sql, params
 
     def iter_work_units(
         self,
@@ -387,20 +446,28 @@ class Reader:
         phase: str | None = None,
         index: int | None = None,
         page_size: int = PAGE_SIZE,
-        order_by: str | None = None,
+        order_by: tuple[str, ...] | None = None,
         table: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """The work units of ``experiment`` in index order, as JSON-form dicts, read
-        ``page_size`` at a time (keyset pages, so each page costs the same); raises
-        :class:`NotFound` at once (before the first item is asked for). ``order_by`` (a
-        value of :data:`UNIT_ORDER`, when :attr:`orders_in_sql`) orders them in SQL instead,
-        streamed from one query. ``table``: attempts hold only what a table shows
+        """The work units of ``experiment`` in index order, as JSON-form dicts, streamed
+        from one query ``page_size`` at a time (each page's attempts in one more, in the same
+        snapshot); raises :class:`NotFound` at once (before the first item is asked for).
+        ``order_by`` (a key of :data:`UNIT_ORDER`, when :attr:`orders_in_sql`) orders them in
+        SQL by that field instead. ``table``: attempts hold only what a table shows
         (:data:`~lxr.store.jsonform.TABLE_ATTEMPT_KEYS`)."""
         row = self._experiment_row(experiment)
-        if order_by is not None:
-            assert order_by in UNIT_ORDER.values() and isinstance(self._conn, _Sqlite)
-            return self._ordered(row[1], row[0], phase, index, page_size, order_by, table)
-        return self._pages(row[1], row[0], phase, index, page_size, table)
+        uid, name = row[0], row[1]
+        sql, params = self._unit_query(_UNIT_SELECT, uid, phase, index, order_by)
+        assert self._conn is not None
+        return self._units(name, uid, self._conn.stream(sql, params, page_size), table)
+
+    def _units(
+        self, name: str, uid: str, pages: Iterator[tuple[Sequence[Any], _Query]], table: bool
+    ) -> Iterator[dict[str, Any]]:
+        for rows, query in pages:
+            attempts = _attempts_of(query, rows, table)
+            for r in rows:
+                yield unit_json(name, uid, r, attempts.get(r[0], []))
 
     def iter_unit_rows(
         self,
@@ -413,99 +480,18 @@ class Reader:
         page_size: int = PAGE_SIZE,
     ) -> Iterator[Sequence[Sequence[Any]]]:
         """Pages of rows of the work units of ``experiment``, each row the ``cells`` named
-        (keys of :data:`UNIT_CELLS`), in index order or (``order_by``, a key of
-        :data:`UNIT_ORDER`, when :attr:`orders_in_sql`) in that field's order, its value
+        (keys of :data:`UNIT_CELLS`), in index order or (``order_by``, as for
+        :meth:`iter_work_units`) in that field's order, with its value
         (:data:`UNIT_SORT_VALUE`) last in each row; one query streamed from one snapshot.
         Raises :class:`NotFound` at once."""
         row = self._experiment_row(experiment)
-        extra, params = _unit_filter(row[0], phase, index)
-        params["exp"] = row[1]
         select = [UNIT_CELLS[c] for c in cells]
-        order = "idx"
         if order_by is not None:
-            assert self.orders_in_sql
-            term = UNIT_ORDER[order_by]  # the outer query's columns: work_units'
             select.append(UNIT_SORT_VALUE[order_by])
-            order = f"{term} IS NOT NULL, {term}, idx"
-        sql = (
-            f"SELECT {', '.join(select)} FROM work_units w "
-            f"WHERE experiment_uid = :uid{extra} ORDER BY {order}"
-        )
+        sql, params = self._unit_query(select, row[0], phase, index, order_by)
+        params["exp"] = row[1]
         assert self._conn is not None
-        return self._conn.stream(sql, params, page_size)
-
-    def _ordered(
-        self,
-        name: str,
-        uid: str,
-        phase: str | None,
-        index: int | None,
-        size: int,
-        term: str,
-        table: bool,
-    ) -> Iterator[dict[str, Any]]:
-        assert isinstance(self._conn, _Sqlite)
-        # a connection of its own: one snapshot for the whole listing, while the listings of
-        # other experiments (merged with this one) hold theirs
-        db = sqlite3.connect(self._conn.path, timeout=30, isolation_level=None)
-        extra, params = _unit_filter(uid, phase, index)
-        where = f"experiment_uid = :uid{extra}"
-        db.execute("BEGIN")  # one snapshot for the whole listing
-        try:
-            cursor = db.execute(
-                f"SELECT {_cols(UNIT_COLUMNS)} FROM work_units WHERE {where} "
-                f"ORDER BY {term} IS NOT NULL, {term}, idx",
-                params,
-            )
-            while rows := cursor.fetchmany(size):
-                ids = {f"w{i}": r[0] for i, r in enumerate(rows)}
-                attempts: dict[int, list[dict[str, Any]]] = {}
-                for a in db.execute(
-                    f"SELECT {_cols(ATTEMPT_COLUMNS)} FROM attempts WHERE work_unit_id IN "
-                    f"({', '.join(':' + k for k in ids)}) ORDER BY work_unit_id, number",
-                    ids,
-                ):
-                    attempts.setdefault(a[0], []).append(attempt_json(a, table=table))
-                for r in rows:
-                    yield unit_json(name, uid, r, attempts.get(r[0], []))
-        finally:
-            db.close()  # ends its read transaction
-
-    def _pages(
-        self,
-        name: str,
-        uid: str,
-        phase: str | None,
-        index: int | None,
-        page_size: int,
-        table: bool = False,
-    ) -> Iterator[dict[str, Any]]:
-        assert self._conn is not None
-        extra, params = _unit_filter(uid, phase, index)
-        params["limit"] = page_size
-        units_sql = _UNITS_SQL.format(extra=extra)
-        last = -1
-        while True:
-            with self._conn.snapshot():
-                rows = self._rows(units_sql, {**params, "last": last})
-                if not rows:
-                    return
-                attempts = self._attempts(
-                    _PAGE_ATTEMPTS_SQL, {"uid": uid, "lo": rows[0][1], "hi": rows[-1][1]}, table
-                )
-            for r in rows:
-                yield unit_json(name, uid, r, attempts.get(r[0], []))
-            if len(rows) < page_size or index is not None:
-                return
-            last = rows[-1][1]
-
-    def _attempts(
-        self, sql: str, params: dict[str, Any], table: bool = False
-    ) -> dict[int, list[dict[str, Any]]]:
-        out: dict[int, list[dict[str, Any]]] = {}
-        for a in self._rows(sql, params):
-            out.setdefault(a[0], []).append(attempt_json(a, table=table))
-        return out
+        return (rows for rows, _ in self._conn.stream(sql, params, page_size))
 
     def work_units_needing_attention(
         self, experiment: str, limit: int = 50
@@ -522,16 +508,7 @@ class Reader:
                 "ORDER BY idx LIMIT :limit",
                 params,
             )
-            ids = {f"w{i}": r[0] for i, r in enumerate(rows)}
-            attempts = (
-                self._attempts(
-                    f"SELECT {_cols(ATTEMPT_COLUMNS)} FROM attempts WHERE work_unit_id IN "
-                    f"({', '.join(':' + k for k in ids)}) ORDER BY work_unit_id, number",
-                    ids,
-                )
-                if ids
-                else {}
-            )
+            attempts = _attempts_of(self._rows, rows, False)
         return [unit_json(name, uid, r, attempts.get(r[0], [])) for r in rows], int(total)
 
     # ------------------------------------------------------------------ clusters
