@@ -398,7 +398,11 @@ def test_ranks_that_run_on_after_one_failed_are_ended_by_lxr(
     assert "Cancelling" in events or any("cancel" in e.lower() for e in events), events
     listed = remote(dev_cluster, f"cat ~/{pids}/0 ~/{pids}/2 ~/{pids}/3").stdout.split()
     assert len(listed) == 3
-    time.sleep(3)
-    alive = remote(dev_cluster, "ps -o pid= -p " + ",".join(listed)).stdout
-    assert alive.strip() == "", f"ranks still run: {alive}"
+    # Grid Engine kills the job's processes after qdel on its own time (the execd's, a few
+    # seconds on a loaded machine); the ranks would otherwise sleep on for 300 s
+    ps = "ps -o pid=,pgid=,sid=,stat=,etime=,args= -p " + ",".join(listed)
+    deadline = time.monotonic() + 30
+    while (alive := remote(dev_cluster, ps).stdout.strip()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert alive == "", f"ranks still run 30 s after the job ended: {alive}"
     remote(dev_cluster, f"rm -rf ~/{pids}")
