@@ -97,23 +97,26 @@ class StandInSlurm(LocalTransport):
         return CommandResult(argv, 0, out, "", 0.0)
 
     def squeue(self) -> str:
+        """squeue's output for the arrays and state as they are now, printed anew."""
         finished = self.state != "RUNNING"
+        submit = _slurm_time(self.start)
+        # tasks start over a minute, and (finished) end over the next
+        starts = [_slurm_time(self.start + s) for s in range(60)]
+        ends = [_slurm_time(self.start + 60 + s) if finished else "NONE" for s in range(60)]
         lines = []
         task_id = 1_000_000
         for job, (tag, experiment, indexes) in self.jobs.items():
             for index in indexes:
                 task_id += 1
-                # tasks start over a minute, and (finished) end over the next
-                start = self.start + index % 60
                 lines.append(
                     _SQUEUE_LINE.format(
                         job=job,
                         index=index,
                         task_id=task_id,
                         state=self.state,
-                        submit=_slurm_time(self.start),
-                        start=_slurm_time(start),
-                        end=_slurm_time(start + 60) if finished else "NONE",
+                        submit=submit,
+                        start=starts[index % 60],
+                        end=ends[index % 60],
                         tag=tag,
                         experiment=experiment,
                     )

@@ -24,14 +24,16 @@ __all__ = ["BIG_CYCLE", "CycleResult", "missing_programs", "observe_query", "run
 BIG_CYCLE = 10_000
 
 
-async def missing_programs(actor: Actor, desired: Sequence[ExperimentRecord]) -> frozenset[str]:
+async def missing_programs(
+    actor: Actor, desired: Sequence[ExperimentRecord], informer: Informer
+) -> frozenset[str]:
     """The programs that work units about to be submitted need and the cluster lacks: one
     ``command -v`` round trip for the names not known yet (the driver caches the answers)."""
     names: set[str] = set()
     for exp in desired:
         if exp.deleting or exp.failed_reason:
             continue
-        if any(wu.active is None and not wu.stop_requested for wu in exp.work_units):
+        if informer.submittable(exp):
             names.update(programs_needed_by(exp.spec))
     if not names:
         return frozenset()
@@ -136,7 +138,7 @@ async def _cycle(actor: Actor, snapshot_times: dict[str, float], informer: Infor
     idle = [e for e in desired if all(wu.active is None for wu in e.work_units)]
     busy = [e for e in desired if any(wu.active is not None for wu in e.work_units)]
     # runtimes and interpreters first: a work unit needing a missing one is held, not submitted
-    missing = await missing_programs(actor, desired)
+    missing = await missing_programs(actor, desired, informer)
     on = where(actor)
     if idle:
         empty = Snapshot(cluster, time.time(), {}, missing_programs=missing, looked_up_on=on)

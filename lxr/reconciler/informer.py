@@ -112,6 +112,7 @@ class Informer:
         self._gone_since: dict[int, float] = {}  # attempt id -> when last seen, once unreported
         self._resyncing = False
         self._shapes: dict[str, tuple[ExperimentRecord, ObserveQuery]] = {}
+        self._submittable: dict[str, tuple[ExperimentRecord, bool]] = {}
         #: what the last refresh read (for the cycle's log line and the benchmarks)
         self.loaded = 0
 
@@ -143,6 +144,16 @@ class Informer:
         self._shapes[exp.uid] = (exp, query)
         return query
 
+    def submittable(self, exp: ExperimentRecord) -> bool:
+        """Whether ``exp`` has a work unit with nothing in flight and no stop asked for (one
+        a plan may submit), found once per version of the cached record."""
+        memo = self._submittable.get(exp.uid)
+        if memo is not None and memo[0] is exp:
+            return memo[1]
+        found = any(wu.active is None and not wu.stop_requested for wu in exp.work_units)
+        self._submittable[exp.uid] = (exp, found)
+        return found
+
     def query(self, exps: Sequence[ExperimentRecord]) -> ObserveQuery:
         """What one snapshot of these experiments must cover (see :func:`observe_query`)."""
         shapes = [self.shape(e) for e in exps]
@@ -170,6 +181,10 @@ class Informer:
                 todo.full.add(uid)
             elif uid in self._headers:
                 todo.headers.add(uid)
+        # what is read again (or gone) is let go now, before its new version is built
+        for memo in (self._entries, self._shapes, self._submittable):
+            for uid in [u for u in memo if u not in todo.versions or u in todo.full]:
+                del memo[uid]
         return todo
 
     def refreshed(
@@ -182,9 +197,6 @@ class Informer:
         for uid in list(self._entries):
             if uid not in todo.versions or uid in todo.full:
                 del self._entries[uid]
-        for uid in list(self._shapes):
-            if uid not in todo.versions:
-                del self._shapes[uid]
         self.loaded = 0
         for rec in loaded:
             self._entries[rec.uid] = _Entry(rec, todo.versions[rec.uid])

@@ -101,14 +101,19 @@ class DesiredState(StoreEngine):
                 if not units:
                     out.append(experiment_record(exp, failed_count, (), status))
                     continue
+                # rows streamed into records (not all 100k rows held first)
                 rows = s.execute(
                     select(*columns)
                     .outerjoin(AttemptRow, AttemptRow.id == w.active_attempt_id)
                     .outerjoin(SubmissionRow, SubmissionRow.id == AttemptRow.submission_id)
                     .where(w.experiment_uid == exp.uid, w.phase.not_in(TERMINAL))
                     .order_by(w.idx)
-                ).all()
-                loaded = tuple(unit(r[:n], None if r[n] is None else attempt(r[n:])) for r in rows)
+                )
+                strings: dict[str, str] = {}
+                loaded = tuple(
+                    unit(r[:n], None if r[n] is None else attempt(r[n:], None, strings), strings)
+                    for r in rows
+                )
                 record = experiment_record(exp, failed_count, loaded, status)
                 if upstream_experiments(record.spec):
                     upstream, args = upstream_inputs(s, exp.uid, record.spec, loaded)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from lxr.api.resources import ClusterSpec, component_variable
 from lxr.schedulers.base import (
@@ -60,9 +61,28 @@ _TRANSIENT = re.compile(
 )
 
 
-#: one row of a squeue line: its tag (None: not lxr's job), job id, array index, what lxr
-#: makes of it, and the row itself when it is a component of a heterogeneous job
-_Parsed = tuple[str | None, str, int, TaskObservation | None, SlurmRow | None]
+#: one row of a squeue line: its tag (None: not lxr's job), job id, (job id, array index),
+#: what lxr makes of it, and the row itself when it is a component of a heterogeneous job
+_Parsed = tuple[str | None, str, tuple[str, int], TaskObservation | None, SlurmRow | None]
+
+
+@dataclass(frozen=True)
+class _Squeue:
+    """One squeue's output (read at a UTC offset), each line's rows (in order), and the
+    tasks, tags and heterogeneous jobs's rows they make."""
+
+    text: str
+    offset: float
+    parsed: list[tuple[_Parsed, ...]]
+    tasks: dict[tuple[str, int], TaskObservation]
+    tags: dict[str, str]
+    het: dict[str, tuple[SlurmRow, ...]]
+    reported: dict[str, set[int]]  # job id -> the array indexes of its tasks
+
+
+#: this many lines not printed last cycle: the previous cycle's parsed lines are dropped
+#: before the rest is read (a cycle where most tasks changed holds one set, not two)
+_MOSTLY_NEW = 10_000
 
 
 def _parse_line(line: str, utc_offset: float) -> tuple[_Parsed, ...]:
@@ -70,16 +90,33 @@ def _parse_line(line: str, utc_offset: float) -> tuple[_Parsed, ...]:
     out: list[_Parsed] = []
     for row in parse_squeue_line(line, utc_offset):
         if not row.name.startswith(JOB_NAME_PREFIX):
-            out.append((None, row.job_id, 0, None, None))
+            out.append((None, row.job_id, (row.job_id, 0), None, None))
             continue
         tag = row.name[len(JOB_NAME_PREFIX) :]
         if row.het_offset is not None:
-            out.append((tag, row.job_id, 0, None, row))
+            out.append((tag, row.job_id, (row.job_id, 0), None, row))
         elif row.array_index is None:  # a plain job: not one lxr submits
-            out.append((None, row.job_id, 0, None, None))
+            out.append((None, row.job_id, (row.job_id, 0), None, None))
         else:
-            out.append((tag, row.job_id, row.array_index, observation(row), None))
+            key = (row.job_id, row.array_index)
+            out.append((tag, row.job_id, key, observation(row), None))
     return tuple(out)
+
+
+def _missing(
+    jobs: Mapping[str, frozenset[int]],
+    tasks: Mapping[tuple[str, int], TaskObservation],
+    reported: Mapping[str, set[int]],
+) -> dict[str, set[int]]:
+    """:func:`missing_tasks`, by set differences with the indexes squeue printed per job
+    (``reported``; what ``tasks`` got otherwise is checked for the few left)."""
+    out: dict[str, set[int]] = {}
+    for job_id, indexes in jobs.items():
+        left = indexes - reported.get(job_id, set())
+        gone = {i for i in left if (job_id, i) not in tasks}
+        if gone:
+            out[job_id] = gone
+    return out
 
 
 class _AccountingDown(SchedulerError):
@@ -107,9 +144,8 @@ class SlurmDriver(BatchDriver):
         self._max_array = 1001  # Slurm's default MaxArraySize, until the config is read
         #: heterogeneous jobs seen: cancelled by their job id (they are not arrays)
         self._het_jobs: set[str] = set()
-        #: the last squeue's lines, parsed (at this UTC offset)
-        self._lines: dict[str, tuple[_Parsed, ...]] = {}
-        self._lines_offset = 0.0
+        #: the last squeue's output and what was made of it
+        self._last: _Squeue | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -210,27 +246,56 @@ class SlurmDriver(BatchDriver):
         out = Observed()
         tasks, tags = out.tasks, out.tags
         het: dict[str, list[SlurmRow]] = {}
-        # A line printed as it was last cycle means what it meant then: its parse is reused
-        # (at 100k running tasks parsing every line again was most of a steady cycle)
-        before = self._lines if self._lines_offset == self.utc_offset else {}
-        lines: dict[str, tuple[_Parsed, ...]] = {}
-        for line in res.stdout.splitlines():
-            parsed = before.get(line)
-            if parsed is None:
-                parsed = lines.get(line) or _parse_line(line, self.utc_offset)
-            lines[line] = parsed
-            for tag, job_id, index, obs, row in parsed:
-                if tag is None:  # not lxr's job
-                    continue
-                tags[tag] = job_id
-                if row is not None:  # a component of a heterogeneous job
-                    het.setdefault(job_id, []).append(row)
-                elif obs is not None:
-                    tasks[(job_id, index)] = obs
-        self._lines, self._lines_offset = lines, self.utc_offset
+        stdout = res.stdout
+        del res
+        last = (
+            self._last if self._last is not None and self._last.offset == self.utc_offset else None
+        )
+        if last is not None and stdout == last.text:
+            # printed exactly as last cycle (nothing changed in the queue): what it meant then
+            tasks.update(last.tasks)
+            tags.update(last.tags)
+            for job_id, components in last.het.items():
+                het[job_id] = list(components)
+        else:
+            self._last = None
+            # a line printed as last cycle means what it meant then: its parse is reused
+            # (at 100k running tasks parsing every line again was most of a steady cycle)
+            before = dict(zip(last.text.splitlines(), last.parsed, strict=True)) if last else {}
+            del last
+            parsed_lines: list[tuple[_Parsed, ...]] = []
+            reported: dict[str, set[int]] = {}  # job id -> the array indexes printed
+            misses = 0
+            for line in stdout.splitlines():
+                parsed = before.pop(line, None)
+                if parsed is None:
+                    parsed = _parse_line(line, self.utc_offset)
+                    misses += 1
+                    if misses == _MOSTLY_NEW:  # mostly new lines: let the old ones go now
+                        before = {}
+                parsed_lines.append(parsed)
+                for tag, job_id, key, obs, row in parsed:
+                    if tag is None:  # not lxr's job
+                        continue
+                    tags[tag] = job_id
+                    if row is not None:  # a component of a heterogeneous job
+                        het.setdefault(job_id, []).append(row)
+                    elif obs is not None:
+                        tasks[key] = obs
+                        reported.setdefault(job_id, set()).add(key[1])
+            del before
+            self._last = _Squeue(
+                stdout,
+                self.utc_offset,
+                parsed_lines,
+                dict(tasks),
+                dict(tags),
+                {job_id: tuple(components) for job_id, components in het.items()},
+                reported,
+            )
         self._het_tasks(het, query, tasks)
 
-        missing = missing_tasks(query.jobs, tasks)
+        missing = _missing(query.jobs, tasks, self._last.reported if self._last else {})
         lost_tags = sorted(t for t in query.intents if t not in tags)
         if self.accounting and (missing or lost_tags):
             try:

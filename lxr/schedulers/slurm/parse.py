@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from sys import intern
 
 from lxr.api.resources import FailureReason
 from lxr.schedulers.base import TaskObservation, TaskPhase
@@ -208,11 +209,13 @@ def parse_squeue_line(line: str, utc_offset: float = 0.0) -> list[SlurmRow]:
     restarts = f[_RESTARTS].strip()
     single = not plain and task.isdigit()  # one task (a started one is always its own line)
     # one row per task of an unexpanded pending range (``4-9%4``), all alike but the index
+    # the job id, state and reason are the same few strings on thousands of lines: one
+    # object each (sys.intern), not one per line
     row = SlurmRow(
-        job_id=het.group(1) if het else f[_JOB_ID if plain else _ARRAY_JOB_ID].strip(),
+        job_id=intern(het.group(1) if het else f[_JOB_ID if plain else _ARRAY_JOB_ID].strip()),
         array_index=int(task) if single else None,
-        state=f[_STATE].strip().split(" ", 1)[0],
-        reason=f[_REASON].strip(),
+        state=intern(f[_STATE].strip().split(" ", 1)[0]),
+        reason=intern(f[_REASON].strip()),
         restarts=int(restarts) if restarts.isdigit() else 0,
         exit_code=code,
         signal=signal,
