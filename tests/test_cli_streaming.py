@@ -239,3 +239,17 @@ def test_postgresql_orders_text_in_sql_as_python_sorts_it(
         _sorted_listings_agree(reader, [[], ["later", "odd"]])
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("sort_by", [None, ".status.phase", ".metadata.name"])
+@pytest.mark.parametrize("names", [[], ["odd"], ["later", "odd"], ["odd-3", "odd-5"]])
+def test_yaml_from_rows_is_the_yaml_of_the_json_form(
+    reader: Reader, names: list[str], sort_by: str | None
+) -> None:
+    from lxr.cli.listing import _unit_records_yaml
+
+    sel = parse_selector(None)
+    fast = _printed(
+        _unit_records_yaml, reader, names, sel, None, sort_by, sql_path(reader, sort_by)
+    )
+    assert fast == _listing(reader, "yaml", names, sort_by)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from lxr.cli.console import EXIT_FAILED, EXIT_USAGE, die, note
@@ -362,6 +363,52 @@ def _unit_rows(
         yield page
 
 
+def _unit_records_yaml(
+    store: Any,
+    names: list[str] | None,
+    selector: Any,
+    phase: str | None,
+    sort_by: str | None,
+    path: tuple[str, ...] | None,
+) -> int:
+    """``-o yaml`` of the work units asked for, written from their rows (no JSON form built),
+    experiment after experiment; several experiments in ``--sort-by`` order are merged as
+    JSON forms (:func:`iter_work_units`). Returns how many."""
+    import sys
+
+    from lxr.cli.output import write_list
+    from lxr.cli.yamltext import write_unit_records, write_yaml
+    from lxr.store.errors import NotFound
+    from lxr.store.jsonform import API_VERSION
+
+    targets, _ = _targets(store, names, selector)
+    if path is not None and len(targets) > 1:
+        return write_list(
+            iter_work_units(store, names or [], selector, phase, sort_by=sort_by),
+            "yaml",
+            sys.stdout,
+        )
+
+    def records() -> Iterator[Any]:
+        for exp_name, index in targets:
+            try:
+                name, uid, rows = store.iter_unit_records(
+                    exp_name, phase=phase, index=index, order_by=path
+                )
+            except NotFound as exc:
+                die(str(exc), EXIT_FAILED)
+            for unit, attempts in rows:
+                yield name, uid, unit, attempts
+
+    write_yaml({"apiVersion": API_VERSION, "kind": "List"}, sys.stdout)
+    it = records()
+    for first in it:
+        sys.stdout.write("items:\n")
+        return write_unit_records(chain([first], it), sys.stdout)
+    sys.stdout.write("items: []\n")
+    return 0
+
+
 def _rows_do(names: list[str] | None, selector: Any) -> bool:
     """Whether rows from SQL can show the work units ``selector`` leaves: no requirement on
     a work unit's own labels (those are matched on whole objects)."""
@@ -396,6 +443,14 @@ def get_workunits(
             lambda: print_unit_rows(
                 _unit_rows(store, wanted, sel, phase, cells, path), fmt, no_headers=no_headers
             ),
+            spec,
+            "work units",
+            watch,
+        )
+        return
+    if spec.format == "yaml" and (path is not None or not sort_by) and _rows_do(wanted, sel):
+        _render(
+            lambda: _unit_records_yaml(store, wanted, sel, phase, sort_by, path),
             spec,
             "work units",
             watch,

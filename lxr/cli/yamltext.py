@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any, TextIO
 
-__all__ = ["write_yaml", "write_yaml_items"]
+from lxr.api.dependency_reasons import dependency_condition
+from lxr.store.jsonform import ATTEMPT_FIELDS, UNIT_STATUS_FIELDS, json_value
+
+__all__ = ["write_unit_records", "write_yaml", "write_yaml_items"]
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
 # plain words YAML 1.1 reads as booleans or null (y/n too, as some loaders do)
@@ -336,3 +339,98 @@ def _unit(d: Any, out: list[str]) -> None:
         raise _NotAUnit
     out.append("  status:")
     _fields(status, "    ", _STATUS_NESTED, out)
+
+
+# -- work units straight from their rows (lxr.store.reads.Reader.iter_unit_records): the same
+# text as the JSON form written above, without building it
+
+_Record = tuple[str, str, Sequence[Any], Sequence[Sequence[Any]]]
+_UNIT_HEAD = "- apiVersion: lxr.dev/v1alpha1\n  kind: WorkUnit\n  metadata:\n    name: "
+# per experiment (name, uid): how its work units' names and uids are written
+_plain_ids: dict[tuple[str, str], tuple[bool, bool]] = {}
+
+
+def _field_lines(
+    fields: Sequence[tuple[str, Any]], values: Sequence[Any], ind: str, out: list[str]
+) -> None:
+    """The lines of the non-null fields (key, conversion) of a status or an attempt row."""
+    get = _texts.get
+    for (key, conv), v in zip(fields, values, strict=True):
+        if v is None:
+            continue
+        if conv is not None:
+            v = conv(v)
+            if v is None:
+                continue
+        t = type(v)
+        if t is str:
+            out.append(f"{ind}{key}: {get(v) or _text(v)}")
+        elif t is int:
+            out.append(f"{ind}{key}: {v}")
+        else:
+            _map({key: v}, ind, out)
+
+
+def _ids_plain(exp_name: str, exp_uid: str) -> tuple[bool, bool]:
+    # NAME-INDEX and UID/INDEX are plain words whenever NAME- and UID/ start like one: a
+    # digit string cannot follow to make them a number, a date or a boolean ('/' and '-0'
+    # are in none of YAML's other forms when the word starts with a letter or has a '/')
+    found = _plain_ids.get((exp_name, exp_uid))
+    if found is None:
+        name = bool(_PLAIN.match(exp_name + "-0")) and (
+            exp_name[:1].isalpha() or exp_name[:1] == "_"
+        )
+        found = (name, bool(_PLAIN.match(exp_uid + "/0")))
+        _plain_ids[exp_name, exp_uid] = found
+    return found
+
+
+def write_unit_records(records: Iterable[_Record], file: TextIO) -> int:
+    """The ``- item`` of each work unit of ``records`` ((experiment name, experiment uid,
+    work-unit row, attempt rows), as ``lxr.store.reads.Reader.iter_unit_records`` gives
+    them) in a top-level ``items:`` sequence, as :func:`write_yaml_items` writes their JSON
+    form, a page of them in one write; returns how many."""
+    n = 0
+    it = iter(records)
+    while page := list(islice(it, _PAGE)):
+        out: list[str] = []
+        for record in page:
+            _unit_record(record, out)
+        file.write("\n".join(out) + "\n")
+        n += len(page)
+    return n
+
+
+def _unit_record(record: _Record, out: list[str]) -> None:
+    exp_name, exp_uid, row, attempts = record
+    idx, name = row[1], row[2]
+    index = str(idx)
+    plain_name, plain_uid = _ids_plain(exp_name, exp_uid)
+    unit_name, uid = f"{exp_name}-{index}", f"{exp_uid}/{index}"
+    # (a string of digits is always quoted: YAML would read a number)
+    out.append(
+        f"{_UNIT_HEAD}{unit_name if plain_name else _string(unit_name)}\n"
+        f"    uid: {uid if plain_uid else _string(uid)}\n"
+        f"    labels:\n      experiment: {_texts.get(exp_name) or _text(exp_name)}\n"
+        f'      index: "{index}"'
+    )
+    if name != index:
+        out.append(f"      name: {_texts.get(name) or _text(name)}")
+    out.append(f"  spec:\n    index: {idx}")
+    _map({"args": json_value(row[3]), "env": json_value(row[4])}, "    ", out)
+    out.append("  status:")
+    _field_lines(UNIT_STATUS_FIELDS, row[5:], "    ", out)
+    if attempts:
+        out.append("    attempts:")
+        for a in attempts:
+            start = len(out)
+            _field_lines(ATTEMPT_FIELDS, a[1:], "      ", out)
+            out[start] = "    - " + out[start][6:]
+    else:
+        out.append("    attempts: []")
+    found = dependency_condition(row[5], row[6], row[7])
+    if found:
+        out.append("    conditions:")
+        _seq([found], "    ", out)
+    else:
+        out.append("    conditions: []")

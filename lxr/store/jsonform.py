@@ -21,10 +21,12 @@ from lxr.api.dependency_reasons import dependency_condition
 __all__ = [
     "API_VERSION",
     "ATTEMPT_COLUMNS",
+    "ATTEMPT_FIELDS",
     "CLUSTER_COLUMNS",
     "EXPERIMENT_COLUMNS",
     "TABLE_ATTEMPT_KEYS",
     "UNIT_COLUMNS",
+    "UNIT_STATUS_FIELDS",
     "attempt_json",
     "cluster_json",
     "experiment_json",
@@ -149,6 +151,11 @@ def _keys(fields: _Fields) -> _Keys:
 
 _ATTEMPT_KEYS = _keys(_ATTEMPT)
 _UNIT_STATUS_KEYS = _keys(_UNIT_STATUS)
+#: (JSON key, conversion) of each attempt column after the work unit's id, and of each work
+#: unit's status column (:data:`UNIT_COLUMNS` from the sixth): what writers of the JSON form
+#: straight from rows go by (``lxr.cli.yamltext``)
+ATTEMPT_FIELDS = _ATTEMPT_KEYS
+UNIT_STATUS_FIELDS = _UNIT_STATUS_KEYS
 
 
 def _fields(keys: _Keys, values: Sequence[Any], out: dict[str, Any]) -> dict[str, Any]:

@@ -91,14 +91,14 @@ _EVENT_COLUMNS = "id, time, type, reason, message, kind, name"
 #: each is of one type or null, so ``ORDER BY term IS NOT NULL, term, idx`` is the order of
 #: ``lxr.cli.printing.sort_items`` (missing first, then by value, ties in index order)
 UNIT_ORDER: dict[tuple[str, ...], str] = {
-    ("metadata", "name"): "CAST(idx AS TEXT)",  # EXPERIMENT-INDEX, within one experiment
-    ("spec", "index"): "idx",
-    ("status", "phase"): "phase",
-    ("status", "reason"): "reason",
-    ("status", "message"): "message",
-    ("status", "exitCode"): "exit_code",
-    ("status", "failures"): "failures",
-    ("status", "disruptions"): "disruptions",
+    ("metadata", "name"): "CAST(w.idx AS TEXT)",  # EXPERIMENT-INDEX, within one experiment
+    ("spec", "index"): "w.idx",
+    ("status", "phase"): "w.phase",
+    ("status", "reason"): "w.reason",
+    ("status", "message"): "w.message",
+    ("status", "exitCode"): "w.exit_code",
+    ("status", "failures"): "w.failures",
+    ("status", "disruptions"): "w.disruptions",
 }
 
 
@@ -139,16 +139,46 @@ UNIT_NAME_CELLS = ("ref",)
 UNIT_SORT_VALUE: dict[tuple[str, ...], str] = {
     ("metadata", "name"): UNIT_CELLS["name"],
     ("spec", "index"): "w.idx",
-    **{path: f"w.{term}" for path, term in UNIT_ORDER.items() if path[0] == "status"},
+    **{path: term for path, term in UNIT_ORDER.items() if path[0] == "status"},
 }
 
 
 #: the fields of :data:`UNIT_ORDER` that hold text (ordered in code-point order, Python's)
 _TEXT_ORDER = frozenset({("metadata", "name"), ("status", "phase"), ("status", "reason"),
                          ("status", "message")})  # fmt: skip
-_UNIT_SELECT = tuple(f"w.{c}" for c in UNIT_COLUMNS)
+# JSON columns are read as their text: orjson parses it faster than a driver's json module
+_JSON_COLUMNS = frozenset({"args", "env", "rank_exit_codes", "resources"})
+
+
+def _select(columns: Sequence[str], table: str) -> list[str]:
+    return [f"CAST({table}.{c} AS TEXT)" if c in _JSON_COLUMNS else f"{table}.{c}" for c in columns]
+
+
+# a work unit and (joined) each of its attempts, one row each: the JSON form's columns
+_UNIT_SELECT = (*_select(UNIT_COLUMNS, "w"), *_select(ATTEMPT_COLUMNS, "a"))
+_JOIN_ATTEMPTS = "LEFT JOIN attempts a ON a.work_unit_id = w.id"
 #: a query on the connection (and in the snapshot) of a stream: (SQL, parameters) -> rows
 _Query = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+
+
+def _records(
+    pages: Iterator[tuple[Sequence[Any], _Query]],
+) -> Iterator[tuple[Sequence[Any], list[Sequence[Any]]]]:
+    """(work unit, its attempts) from rows of a work unit joined with each of its attempts,
+    a work unit's rows one after another."""
+    cut = len(UNIT_COLUMNS)
+    unit: Sequence[Any] = ()
+    attempts: list[Sequence[Any]] = []
+    for rows, _ in pages:
+        for r in rows:
+            if not unit or r[0] != unit[0]:
+                if unit:
+                    yield unit, attempts
+                unit, attempts = r[:cut], []
+            if r[cut] is not None:  # (no attempt: the join's nulls)
+                attempts.append(r[cut:])
+    if unit:
+        yield unit, attempts
 
 
 def _attempts_of(
@@ -161,8 +191,8 @@ def _attempts_of(
     ids = {f"w{i}": r[0] for i, r in enumerate(units)}
     found: dict[int, list[dict[str, Any]]] = {}
     for a in query(
-        f"SELECT {_cols(ATTEMPT_COLUMNS)} FROM attempts WHERE work_unit_id IN "
-        f"({', '.join(':' + k for k in ids)}) ORDER BY work_unit_id, number",
+        f"SELECT {', '.join(_select(ATTEMPT_COLUMNS, 'a'))} FROM attempts a WHERE work_unit_id "
+        f"IN ({', '.join(':' + k for k in ids)}) ORDER BY work_unit_id, number",
         ids,
     ):
         found.setdefault(a[0], []).append(attempt_json(a, table=table))
@@ -175,10 +205,10 @@ def _unit_filter(uid: str, phase: str | None, index: int | None) -> tuple[str, d
     extra = ""
     params: dict[str, Any] = {"uid": uid}
     if phase:
-        extra += " AND phase = :phase"
+        extra += " AND w.phase = :phase"
         params["phase"] = phase
     if index is not None:
-        extra += " AND idx = :index"
+        extra += " AND w.idx = :index"
         params["index"] = index
     return extra, params
 
@@ -422,20 +452,22 @@ class Reader:
         phase: str | None,
         index: int | None,
         order_by: tuple[str, ...] | None,
+        join: str = "",
     ) -> tuple[str, dict[str, Any]]:
         """The query of one experiment's work units (``w``), in index order or in the order
-        of the field ``order_by`` (:data:`UNIT_ORDER`)."""
+        of the field ``order_by`` (:data:`UNIT_ORDER`); ``join``: each with its attempts."""
         extra, params = _unit_filter(uid, phase, index)
-        order = "idx"
+        order = "w.idx"
         if order_by is not None:
             assert self._conn is not None and self._conn.text_order is not None
-            # (the outer query's columns, work_units'; text in code-point order)
             term = UNIT_ORDER[order_by]
             text = term + self._conn.text_order if order_by in _TEXT_ORDER else term
-            order = f"{term} IS NOT NULL, {text}, idx"
+            order = f"{term} IS NOT NULL, {text}, w.idx"
+        if join:
+            order += ", a.number"
         sql = (
-            f"SELECT {', '.join(select)} FROM work_units w "
-            f"WHERE experiment_uid = :uid{extra} ORDER BY {order}"
+            f"SELECT {', '.join(select)} FROM work_units w {join} "
+            f"WHERE w.experiment_uid = :uid{extra} ORDER BY {order}"
         )
         return sql, params
 
@@ -450,24 +482,36 @@ class Reader:
         table: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """The work units of ``experiment`` in index order, as JSON-form dicts, streamed
-        from one query ``page_size`` at a time (each page's attempts in one more, in the same
-        snapshot); raises :class:`NotFound` at once (before the first item is asked for).
-        ``order_by`` (a key of :data:`UNIT_ORDER`, when :attr:`orders_in_sql`) orders them in
-        SQL by that field instead. ``table``: attempts hold only what a table shows
+        from one query (with their attempts) ``page_size`` rows at a time; raises
+        :class:`NotFound` at once (before the first item is asked for). ``order_by`` (a key
+        of :data:`UNIT_ORDER`, when :attr:`orders_in_sql`) orders them in SQL by that field
+        instead. ``table``: attempts hold only what a table shows
         (:data:`~lxr.store.jsonform.TABLE_ATTEMPT_KEYS`)."""
+        name, uid, records = self.iter_unit_records(
+            experiment, phase=phase, index=index, page_size=page_size, order_by=order_by
+        )
+        return (
+            unit_json(name, uid, unit, [attempt_json(a, table=table) for a in attempts])
+            for unit, attempts in records
+        )
+
+    def iter_unit_records(
+        self,
+        experiment: str,
+        *,
+        phase: str | None = None,
+        index: int | None = None,
+        page_size: int = PAGE_SIZE,
+        order_by: tuple[str, ...] | None = None,
+    ) -> tuple[str, str, Iterator[tuple[Sequence[Any], list[Sequence[Any]]]]]:
+        """The experiment's name and uid, and its work units as in :meth:`iter_work_units`
+        but as rows: each work unit's (:data:`~lxr.store.jsonform.UNIT_COLUMNS`) with its
+        attempts' (:data:`~lxr.store.jsonform.ATTEMPT_COLUMNS`). Raises :class:`NotFound`."""
         row = self._experiment_row(experiment)
         uid, name = row[0], row[1]
-        sql, params = self._unit_query(_UNIT_SELECT, uid, phase, index, order_by)
+        sql, params = self._unit_query(_UNIT_SELECT, uid, phase, index, order_by, _JOIN_ATTEMPTS)
         assert self._conn is not None
-        return self._units(name, uid, self._conn.stream(sql, params, page_size), table)
-
-    def _units(
-        self, name: str, uid: str, pages: Iterator[tuple[Sequence[Any], _Query]], table: bool
-    ) -> Iterator[dict[str, Any]]:
-        for rows, query in pages:
-            attempts = _attempts_of(query, rows, table)
-            for r in rows:
-                yield unit_json(name, uid, r, attempts.get(r[0], []))
+        return name, uid, _records(self._conn.stream(sql, params, page_size))
 
     def iter_unit_rows(
         self,
