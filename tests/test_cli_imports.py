@@ -174,3 +174,47 @@ def test_a_store_that_does_not_exist_is_said_without_sqlalchemy(tmp_path: Path) 
     assert "lxr.store.reads" in mods
     assert _hits(mods, FORBIDDEN_FOR_FAST_READS) == []
     assert not (tmp_path / "state").exists()
+
+
+# `lxr apply -f FILE` to a running controller hands the file over (lxr.cli.applyclient): the
+# command imports the standard library and a few lxr modules of plain paths, no more
+FORBIDDEN_FOR_HANDED_APPLY = (
+    *FORBIDDEN_FOR_FAST_READS,
+    "yaml",
+    "lxr.api",
+    "lxr.store",
+    "lxr.cli.console",
+    "lxr.cli.fastpath",
+    "logging",
+)
+#: how many modules a handed-over apply may import (stdlib included; 90 when this was written)
+HANDED_APPLY_MODULES = 110
+
+
+def test_apply_to_a_running_controller_imports_the_standard_library_only(tmp_path: Path) -> None:
+    state = _store_with_an_experiment(tmp_path)
+    env = {"XDG_STATE_HOME": str(state), "PATH": "/usr/bin:/bin", "HOME": str(state)}
+    ctl = subprocess.Popen(
+        [sys.executable, "-m", "lxr.cli", "controller", "run", "--interval", "60"],
+        env={**env, "LXR_NO_DAEMON": "1"},
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import time
+
+        deadline = time.monotonic() + 60
+        while not list((state / "lxr" / "run").glob("*.api.sock")):
+            assert time.monotonic() < deadline and ctl.poll() is None, "no controller"
+            time.sleep(0.1)
+        time.sleep(0.5)  # leading: its first pass takes the lease
+        mods = imported(state, "apply", "-f", str(REPO / "examples" / "quickstart.yaml"))
+    finally:
+        ctl.terminate()
+        ctl.wait(30)
+    assert "lxr.cli.applyclient" in mods, "the probe ran the command"
+    # of the reconciler, only where its sockets are
+    allowed = {"lxr.reconciler", "lxr.reconciler.sockets"}
+    assert [m for m in _hits(mods, FORBIDDEN_FOR_HANDED_APPLY) if m not in allowed] == []
+    assert len(mods) <= HANDED_APPLY_MODULES, len(mods)

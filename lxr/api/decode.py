@@ -321,9 +321,12 @@ def decode_file(file: Path, limits: InputLimits = DEFAULT_LIMITS) -> list[Any]:
 
 def decode_text(text: str, source: Path, limits: InputLimits = DEFAULT_LIMITS) -> list[Any]:
     """The non-empty documents of YAML (or JSON) ``text``, e.g. read from stdin; ``source``
-    names it in errors. Raises :class:`DecodeError`."""
+    names it in errors and, as for :func:`decode_file`, a ``.json`` source is read as JSON
+    (the text of a file read by another process). Raises :class:`DecodeError`."""
     if len(text.encode("utf-8", "surrogatepass")) > limits.max_file_bytes:
         raise DecodeError(
             f"{source}: larger than {limits.max_file_bytes} bytes (the limit on one input file)"
         )
+    if source.suffix == ".json":
+        return _decode_json(text, source, limits)
     return _decode_yaml(text, source, limits)

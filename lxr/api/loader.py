@@ -258,16 +258,19 @@ def load_text(
     *,
     max_work_units: int = DEFAULT_MAX_WORK_UNITS,
     limits: InputLimits = DEFAULT_LIMITS,
+    base_dir: str | None = None,
 ) -> list[Loaded]:
     """Every resource in YAML/JSON ``text`` (``lxr apply -f -``), as :func:`load_objects`;
-    relative paths in it are relative to the current directory."""
+    relative paths in it are relative to ``base_dir`` (the current directory when None).
+    The text of the file ``source`` (``.json``: JSON), with its directory as ``base_dir``,
+    loads exactly as :func:`load_objects` loads that file."""
     loaded: list[Loaded] = []
     problems: list[str] = []
     try:
         docs = decode_text(text, Path(source), limits)
     except DecodeError as exc:
         raise LoadError([str(exc)]) from None
-    _parse_docs(docs, source, os.getcwd(), max_work_units, loaded, problems)
+    _parse_docs(docs, source, base_dir or os.getcwd(), max_work_units, loaded, problems)
     return _checked(source, loaded, problems)
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from lxr.redaction import redact
 
@@ -20,6 +22,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "Sink",
     "configure_logging",
     "die",
     "error",
@@ -27,6 +30,7 @@ __all__ = [
     "note",
     "out",
     "rich_console",
+    "sink",
     "warn",
 ]
 
@@ -35,9 +39,39 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _COLORS = {"error": "31", "warning": "33", "dim": "2"}
 
 
+@dataclass(frozen=True)
+class Sink:
+    """Where a command's lines go when it runs for another process (a running controller
+    applying a file for ``lxr apply``): its stdout and stderr, and whether that process's
+    stderr takes colours."""
+
+    stdout: TextIO
+    stderr: TextIO
+    color: bool
+
+
+#: the current thread's sink; None: this process's own stdout and stderr
+sink: ContextVar[Sink | None] = ContextVar("lxr_console_sink", default=None)
+
+
+def _stdout() -> TextIO:
+    current = sink.get()
+    return sys.stdout if current is None else current.stdout
+
+
+def _stderr() -> TextIO:
+    current = sink.get()
+    return sys.stderr if current is None else current.stderr
+
+
 def _paint(word: str, color: str) -> str:
     """``word`` in an ANSI colour when stderr is a terminal (and NO_COLOR is unset)."""
-    if os.environ.get("NO_COLOR") or not sys.stderr.isatty():
+    current = sink.get()
+    if current is not None:
+        painted = current.color
+    else:
+        painted = not os.environ.get("NO_COLOR") and sys.stderr.isatty()
+    if not painted:
         return word
     return f"\x1b[{_COLORS[color]}m{word}\x1b[0m"
 
@@ -65,23 +99,23 @@ def configure_logging(verbose: bool) -> None:
 
 def out(line: str = "") -> None:
     """One line of results on stdout, verbatim."""
-    sys.stdout.write(line + "\n")
+    _stdout().write(line + "\n")
 
 
 def error(message: str) -> None:
     """``error: message`` on stderr, verbatim and unwrapped (people and tools grep it), with
     URL passwords masked."""
-    sys.stderr.write(f"{_paint('error:', 'error')} {redact(message)}\n")
+    _stderr().write(f"{_paint('error:', 'error')} {redact(message)}\n")
 
 
 def warn(message: str) -> None:
     """``warning: message`` on stderr (URL passwords masked)."""
-    sys.stderr.write(f"{_paint('warning:', 'warning')} {redact(message)}\n")
+    _stderr().write(f"{_paint('warning:', 'warning')} {redact(message)}\n")
 
 
 def note(message: str, *, dim: bool = False) -> None:
     """A message on stderr (progress remarks, hints)."""
-    sys.stderr.write((_paint(message, "dim") if dim else message) + "\n")
+    _stderr().write((_paint(message, "dim") if dim else message) + "\n")
 
 
 def die(message: str, code: int = EXIT_USAGE) -> NoReturn:

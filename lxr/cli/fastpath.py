@@ -3,19 +3,20 @@ describe experiment NAME`` run their bodies (:mod:`lxr.cli.listing`) without imp
 which with its click costs more than the whole read on a small store.
 
 Only what this parser understands fully is run here: the options of those commands in the
-forms ``--opt VALUE``, ``--opt=VALUE``, ``-o VALUE`` and their flags, names that do not start
-with ``-``. Everything else (``--help``, ``--``, ``-ojson``, an unknown or misspelt option, a
-missing value, another command) is left to typer, which parses it, explains it or refuses it
-in its own words; so the output is the same either way (a test runs both).
+forms ``--opt VALUE``, ``--opt=VALUE``, ``-o VALUE`` and their flags
+(:func:`~lxr.cli.argwords.read_words`), names that do not start with ``-``. Everything else
+(``--help``, ``--``, ``-ojson``, an unknown or misspelt option, a missing value, another
+command) is left to typer, which parses it, explains it or refuses it in its own words; so
+the output is the same either way (a test runs both).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lxr.cli.argwords import read_words
 from lxr.cli.kinds import kind_of
 
 __all__ = ["COMMANDS", "Command", "dispatch", "parse"]
@@ -85,8 +86,6 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ),
 }
 
-_INT = re.compile(r"[0-9]+")
-
 
 def parse(argv: list[str]) -> tuple[Command, dict[str, Any]] | None:
     """The command and its arguments, or None when typer should read ``argv``."""
@@ -98,42 +97,10 @@ def parse(argv: list[str]) -> tuple[Command, dict[str, Any]] | None:
     if command is None:
         return None
     args = dict(command.defaults)
-    positional: list[str] = [name] if sep else []
-    rest = argv[2:]
-    i = 0
-    while i < len(rest):
-        arg = rest[i]
-        i += 1
-        if not arg.startswith("-") or arg == "-":
-            if arg == "-":
-                return None
-            positional.append(arg)
-            continue
-        opt, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        found = command.options.get(opt)
-        if found is None:
-            return None  # --help, --, -ojson, a typo: typer's
-        param, how = found
-        if how == "flag":
-            if eq:
-                return None
-            args[param] = True
-            continue
-        if not eq:
-            if i >= len(rest):
-                return None
-            value = rest[i]
-            i += 1
-        if value.startswith("-"):
-            return None
-        if how == "int":
-            if not _INT.fullmatch(value):
-                return None
-            args[param] = int(value)
-        elif how == "values":
-            args[param] = [*(args[param] or []), value]
-        else:
-            args[param] = value
+    words = read_words(argv[2:], command.options, args)
+    if words is None:
+        return None
+    positional = [name, *words] if sep else words
     param, count = command.positional
     if count == "1":
         if len(positional) != 1:

@@ -3,8 +3,9 @@
 The commands and their options are a typer app (:mod:`lxr.cli.app`). Reads that people run
 all day (``get``, ``describe experiment``) first go through :mod:`lxr.cli.fastpath`, which
 runs the same command bodies straight from ``argv`` when it understands every word of it, so
-they start without importing typer; anything else (``--help``, a typo, another command) is
-typer's.
+they start without importing typer; ``apply -f FILE`` is first offered to a running
+controller (:mod:`lxr.cli.applyclient`); anything else (``--help``, a typo, another command)
+is typer's.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ def main(*, fast: bool = True) -> None:
     ``fast=False`` leaves every command to typer (tests compare the two)."""
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
     sys.excepthook = _redacted_excepthook
-    if fast and "_LXR_COMPLETE" not in os.environ:
+    if fast and "_LXR_COMPLETE" not in os.environ and sys.argv[1:2] == ["apply"]:
+        from lxr.cli.applyclient import handoff
+
+        code = handoff(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
+    elif fast and "_LXR_COMPLETE" not in os.environ:
         from lxr.cli.fastpath import dispatch
 
         try:

@@ -28,7 +28,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -36,11 +36,16 @@ from anyio.abc import TaskGroup
 from lxr.api.resources import ClusterSpec
 from lxr.reconciler.actor import CRASH_ENV, STOP_ENV, Actor, env_crash_hook
 from lxr.reconciler.cycle import CycleResult, observe_query, run_cycle
+from lxr.reconciler.handoff import RequestServer
 from lxr.reconciler.informer import Informer
 from lxr.reconciler.lease import LeaseKeeper
 from lxr.reconciler.publish import SnapshotPublisher
 from lxr.reconciler.reachability import Reachability, describe_error
-from lxr.reconciler.sockets import controller_socket_path, remove_dead_sockets
+from lxr.reconciler.sockets import (
+    controller_socket_path,
+    remove_dead_sockets,
+    request_socket_path,
+)
 from lxr.reconciler.storecalls import StoreCalls, is_transient
 from lxr.reconciler.wakeup import WakeupListener
 from lxr.reconciler.workqueue import WorkQueue
@@ -57,6 +62,7 @@ __all__ = [
     "Actor",
     "Controller",
     "CycleResult",
+    "RequestHandler",
     "controller_socket_path",
     "observe_query",
 ]
@@ -70,13 +76,18 @@ _EVENT_REPEAT_SECONDS = 60.0
 #: a cluster's spec is read again at least this often (and after every wake-up)
 _SPEC_RECHECK_SECONDS = 10.0
 
+#: what a leading controller does for a request handed to it (``lxr apply``'s file), in a
+#: worker thread with its store; ``"wake": True`` in the answer starts a pass at once
+RequestHandler = Callable[[Store, dict[str, Any]], dict[str, Any]]
+
 
 class Controller:
     """Runs reconcile cycles for every cluster with work, as the lease holder.
 
     ``standby_interval``: how often a controller that does not lead checks whether the lease
     lapsed (and ``until()``, for in-process waiters). ``lease_ttl``: the lease's lifetime
-    without renewal (``LXR_LEASE_TTL`` or 15 s).
+    without renewal (``LXR_LEASE_TTL`` or 15 s). ``requests``: serve requests on a socket
+    beside the wake-up socket while leading (:mod:`lxr.reconciler.handoff`).
     """
 
     def __init__(
@@ -92,8 +103,10 @@ class Controller:
         standby_interval: float | None = None,
         calls: StoreCalls | None = None,
         idle_exit: float | None = None,
+        requests: RequestHandler | None = None,
     ) -> None:
         self.store = store
+        self.requests = requests
         self.idle_exit = idle_exit
         self._busy_at = time.monotonic()  # when a cluster last had work (or we started)
         self.interval = interval
@@ -358,8 +371,12 @@ class Controller:
         standby (or an in-process waiter) takes the lease over once its holder stopped
         renewing it, never before. Never exits on a store or cluster error."""
         remove_dead_sockets(self.socket_path)
-        async with WakeupListener(self.socket_path, self.store.postgres_conninfo()) as wake:
-            self._wake = wake
+        async with contextlib.AsyncExitStack() as stack:
+            wake = WakeupListener(self.socket_path, self.store.postgres_conninfo())
+            self._wake = await stack.enter_async_context(wake)
+            if self.requests is not None:
+                path = request_socket_path(self.socket_path)
+                await stack.enter_async_context(RequestServer(path, self._request))
             try:
                 while True:
                     try:
@@ -377,6 +394,17 @@ class Controller:
             finally:
                 with anyio.CancelScope(shield=True):
                     await self.close()
+
+    async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Serve a request handed over the request socket, while leading (a standby's
+        work would wait for the leader's next resync): then its desired state is
+        planned at once."""
+        if self.requests is None or not self.leader or self.keeper.valid_for() <= 0:
+            return {"fallback": "this controller does not lead"}
+        answer = await anyio.to_thread.run_sync(self.requests, self.store, request)
+        if answer.pop("wake", False) and self._wake is not None:
+            self._wake.wake()
+        return answer
 
     async def close(self) -> None:
         """Close the drivers and give the lease up (best effort, bounded)."""

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskGroup
 
+from lxr.reconciler.sockets import free_socket_path
+
 if TYPE_CHECKING:
     from lxr.store import Store
 
@@ -68,10 +70,7 @@ class WakeupListener:
         self._tg: TaskGroup | None = None
 
     async def __aenter__(self) -> WakeupListener:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        sock = await anyio.create_unix_datagram_socket(local_path=str(self.path))
+        sock = await anyio.create_unix_datagram_socket(local_path=free_socket_path(self.path))
         os.chmod(self.path, 0o600)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -118,6 +117,12 @@ class WakeupListener:
                     task_status.started()
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 60.0)
+
+    def wake(self) -> None:
+        """A wake-up from inside this process that counts as one from outside: this
+        controller itself changed desired state (a request it served)."""
+        self._external = True
+        self._woken.set()
 
     def poke(self) -> None:
         """End the current :meth:`wait` early from inside this process (it returns False,

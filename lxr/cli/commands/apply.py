@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from lxr.api.limits import DEFAULT_MAX_WORK_UNITS
-from lxr.cli.console import EXIT_USAGE, die, error, out, warn
+from lxr.cli.console import EXIT_USAGE, die, error, exit_with, out, warn
 from lxr.cli.options import open_store
 from lxr.cli.waiting import (
     start_background_controller,
@@ -16,7 +16,7 @@ from lxr.cli.waiting import (
     wake_controller,
 )
 
-__all__ = ["apply", "load_or_exit", "register"]
+__all__ = ["apply", "load_or_exit", "needs_build", "register", "write_loaded"]
 
 
 def apply(
@@ -67,10 +67,27 @@ def apply(
     """
     loaded = load_or_exit(filename, max_work_units)
     # the store (SQLAlchemy, ~1 s to import on a busy machine) only once the input is valid
+    store = open_store()
+    names = write_loaded(store, loaded, dry_run)
+    if dry_run:
+        return
+    controller = wake_controller(store)
+    if not wait:
+        if names and controller is None:
+            start_background_controller(store, no_daemon)
+        return
+    raise typer.Exit(wait_converged(store, names, timeout))
+
+
+def write_loaded(store, loaded: list, dry_run: bool) -> list[str]:
+    """Write ``loaded`` (what :func:`load_or_exit` read) as desired state in one transaction,
+    printing a line per resource, and return the names of the experiments written: what every
+    ``lxr apply`` does, in this process or in a running controller on its behalf. Packages
+    are built here, paths resolved now (desired state is self-contained). Exit 2 (nothing
+    written) when something is refused."""
     from lxr.api.paths import resolve_loaded
     from lxr.store import Conflict, Invalid
 
-    store = open_store()
     # code to ship: built here (from a temporary copy), recorded by digest in the store
     loaded = _package(store, loaded, dry_run)
     # desired state never depends on the reconciler's cwd: workingDir is fixed now
@@ -98,15 +115,14 @@ def apply(
         suffix = f" ({res.detail})" if res.detail else ""
         suffix += " (dry run)" if dry_run else ""
         out(f"{res.kind.lower()}/{res.name} {res.action}{suffix}")
-    if dry_run:
-        return
-    names = [r.name for r in results if r.kind == "Experiment"]
-    controller = wake_controller(store)
-    if not wait:
-        if names and controller is None:
-            start_background_controller(store, no_daemon)
-        return
-    raise typer.Exit(wait_converged(store, names, timeout))
+    return [r.name for r in results if r.kind == "Experiment"]
+
+
+def needs_build(loaded: list) -> bool:
+    """True when an experiment of ``loaded`` names a package (in its executable or a
+    component's), which apply builds here."""
+    return any(exe.package for i in loaded if i.obj.kind == "Experiment"
+               for exe in _executables(i.obj.spec))  # fmt: skip
 
 
 def _executables(spec) -> list:
@@ -119,8 +135,7 @@ def _executables(spec) -> list:
 def _package(store, loaded: list, dry_run: bool) -> list:
     """Every experiment whose executable (or a component's) names a package, with the package
     built and its artifact recorded (only built, with --dry-run); exit 2 when a build fails."""
-    if not any(exe.package for i in loaded if i.obj.kind == "Experiment"
-               for exe in _executables(i.obj.spec)):  # fmt: skip
+    if not needs_build(loaded):
         return loaded
     import dataclasses
 
@@ -183,20 +198,30 @@ def _cluster_spec(store, name: str):
         return None
 
 
-def load_or_exit(filename: Path, max_work_units: int = DEFAULT_MAX_WORK_UNITS) -> list:
-    """The resources in ``filename`` (``-`` reads stdin); exit 2 listing every problem."""
+def load_or_exit(
+    filename: Path,
+    max_work_units: int = DEFAULT_MAX_WORK_UNITS,
+    *,
+    text: str | None = None,
+    base_dir: str | None = None,
+) -> list:
+    """The resources in ``filename`` (``-`` reads stdin); exit 2 listing every problem.
+    ``text``: the file's text, already read (``<stdin>``'s too), its relative paths
+    relative to ``base_dir``, as another process read it for a controller to apply."""
     import sys
 
     from lxr.api.loader import LoadError, load_objects, load_text
 
     try:
+        if text is not None:
+            return load_text(text, str(filename), max_work_units=max_work_units, base_dir=base_dir)
         if str(filename) == "-":
             return load_text(sys.stdin.read(), "<stdin>", max_work_units=max_work_units)
         return load_objects(filename, max_work_units=max_work_units)
     except LoadError as exc:
         for problem in exc.problems:
             error(problem)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise exit_with(EXIT_USAGE) from None
 
 
 def _check_experiment(store, item, batch) -> None:

@@ -61,6 +61,7 @@ def controller_run(
 
     import anyio
 
+    from lxr.cli.applyserve import serve_apply
     from lxr.cli.daemon import DEFAULT_IDLE_SECONDS, daemon_files, daemon_pid, hold_daemon_lock
     from lxr.reconciler.controller import Controller
 
@@ -88,7 +89,13 @@ def controller_run(
             exit_when_idle = float(os.environ.get("LXR_DAEMON_IDLE") or DEFAULT_IDLE_SECONDS)
 
     def new_controller() -> Controller:
-        return Controller(store, interval=interval, metrics=metrics, idle_exit=exit_when_idle)
+        return Controller(
+            store,
+            interval=interval,
+            metrics=metrics,
+            idle_exit=exit_when_idle,
+            requests=serve_apply,  # `lxr apply -f` hands its file over (lxr.cli.applyclient)
+        )
 
     controller = new_controller()
     logging.getLogger("lxr").setLevel(

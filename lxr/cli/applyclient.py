@@ -1,0 +1,139 @@
+"""``lxr apply -f FILE`` handed to the running controller, as kubectl hands a file to the API
+server: with a controller of this store leading on this host, the command reads the file and
+sends it over the controller's request socket (:mod:`lxr.reconciler.handoff`); the
+controller, which has the models, the store and the schedulers imported already, validates,
+resolves and writes it, starts a pass at once and answers with what ``lxr apply`` prints and
+its exit code (:mod:`lxr.cli.applyserve`). This module imports only the standard library, so
+the command costs little more than starting Python.
+
+Only ``apply -f FILE`` (a file, or ``-`` for stdin) with ``--dry-run``, ``--max-work-units N``
+and ``--no-daemon`` is handed over, in the forms ``--opt VALUE`` and ``--opt=VALUE``. The
+command does the work itself, as it always did, for anything else (``--wait``, ``--help``, a
+directory, a file it cannot read, an unknown option), when no controller answers, when the
+controller does not lead or hands it back (a package to build, another version), or when its
+answer does not come.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from lxr.cli.argwords import read_words
+
+__all__ = ["PROTOCOL", "handoff", "parse"]
+
+#: the request's version; a controller of another version hands the work back
+PROTOCOL = 1
+
+#: the options handed over: word -> (parameter, kind), as :func:`read_words` reads them
+_OPTIONS = {
+    "-f": ("filename", "value"),
+    "--filename": ("filename", "value"),
+    "--dry-run": ("dry_run", "flag"),
+    "--max-work-units": ("max_work_units", "int"),
+    "--no-daemon": ("no_daemon", "flag"),
+}
+#: a larger file is left to the command (which refuses one over its limit in its own words)
+_MAX_FILE_BYTES = 16 * 1024 * 1024
+#: how long to wait for the controller's answer before applying here (a write is one
+#: transaction and applying again is idempotent: nothing is done twice)
+_ANSWER_SECONDS = 120.0
+
+
+def parse(argv: list[str]) -> dict[str, Any] | None:
+    """The options of ``apply ...`` in ``argv``, or None when the command should read it."""
+    if not argv or argv[0] != "apply":
+        return None
+    # max_work_units None: the command's default (the controller knows it)
+    args: dict[str, Any] = {"dry_run": False, "max_work_units": None, "filename": None}
+    words = read_words(argv[1:], _OPTIONS, args, dash="filename")
+    if words is None or words or args["filename"] is None:
+        return None  # --wait, --help, a typo, a word: the command's
+    if args["max_work_units"] is not None and args["max_work_units"] < 1:
+        return None  # refused by the command, in its words
+    return args
+
+
+def handoff(argv: list[str]) -> int | None:
+    """Run ``argv`` through a running controller: its exit code, or None when the command
+    must do the work itself (with stdin as it was)."""
+    args = parse(argv)
+    if args is None:
+        return None
+    request = _request(args)
+    if request is None:
+        return None
+    from lxr.paths import default_database_url
+    from lxr.reconciler.sockets import request_sockets
+
+    payload = json.dumps(request).encode()
+    for path in request_sockets(default_database_url()):
+        answer = _ask(path, payload)
+        if answer is None or "fallback" in answer:
+            continue
+        sys.stdout.write(answer["stdout"])
+        sys.stderr.write(answer["stderr"])
+        return int(answer["code"])
+    if args["filename"] == "-":  # read already: the command reads it again from here
+        import io
+
+        sys.stdin = io.StringIO(request["text"])
+    return None
+
+
+def _request(args: dict[str, Any]) -> dict[str, Any] | None:
+    """What the controller needs to apply the file, or None when the command should read it."""
+    filename = args["filename"]
+    if filename == "-":
+        text = sys.stdin.read()
+        source, base_dir = "<stdin>", os.getcwd()
+    else:
+        path = Path(filename)
+        try:
+            with path.open("rb") as fh:
+                if not os.path.isfile(path):
+                    return None  # a directory (and whatever else): the command's
+                raw = fh.read(_MAX_FILE_BYTES + 1)
+            if len(raw) > _MAX_FILE_BYTES:
+                return None
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None  # the command says why, in its words
+        # as the command names it (typer's Path) and resolves it
+        source, base_dir = str(path), os.path.abspath(path.parent)
+    return {
+        "protocol": PROTOCOL,
+        "command": "apply",
+        "text": text,
+        "source": source,
+        "base_dir": base_dir,
+        "home": os.environ.get("HOME"),
+        "color": not os.environ.get("NO_COLOR") and sys.stderr.isatty(),
+        "dry_run": args["dry_run"],
+        "max_work_units": args["max_work_units"],
+    }
+
+
+def _ask(path: Path, payload: bytes) -> dict[str, Any] | None:
+    """The answer of the controller at ``path``, None when none came (no one listens, or it
+    went away)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(_ANSWER_SECONDS)
+        sock.connect(os.fspath(path))
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(1 << 16):
+            chunks.append(chunk)
+        answer = json.loads(b"".join(chunks))
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
+    return answer if isinstance(answer, dict) else None
