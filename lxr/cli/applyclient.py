@@ -21,9 +21,12 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
 from lxr.cli.argwords import read_words
+
+TYPE_CHECKING = False  # typing is not imported at run time (see lxr.cli.main)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["PROTOCOL", "handoff", "parse"]
 

@@ -8,7 +8,9 @@ reader gives up and typer reads the words, explaining or refusing them in its ow
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time (see lxr.cli.main)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["read_words"]
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
 
+# typing is not imported at run time: `lxr apply` to a running controller starts on the
+# standard library's cheapest modules (tests/test_cli_imports.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     from lxr.cli.app import COMMANDS, app
 
 __all__ = ["COMMANDS", "app", "main"]
