@@ -275,6 +275,13 @@ def test_the_controller_hands_back_what_it_must_not_apply(store: Store, tmp_path
         "spec:\n  executable:\n    package: {path: ., kind: files}\n    command: [./run.sh]\n"
     )
     assert "fallback" in serve_apply(store, _request(package, tmp_path))
+    parts = (
+        "apiVersion: lxr.dev/v1alpha1\nkind: Experiment\nmetadata: {name: parts}\n"
+        "spec:\n  components:\n    a:\n      executable: {command: [./a]}\n"
+        "    b:\n      executable:\n        package: {path: ., kind: files}\n"
+        "        command: [./b]\n"
+    )
+    assert "fallback" in serve_apply(store, _request(parts, tmp_path)), "a component's package"
     assert "fallback" in serve_apply(store, _request(package, tmp_path, protocol=PROTOCOL + 1))
     assert "fallback" in serve_apply(store, _request(package, tmp_path, home="/elsewhere"))
     assert store.list_experiments() == [], "nothing written"
