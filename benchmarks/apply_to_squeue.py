@@ -7,9 +7,12 @@ of the sweep. All jobs are submitted held (``--hold``) and cancelled at the end.
 
 - ``lxr apply (ssh)``: ``lxr apply -f sweep.yaml`` while ``lxr controller run`` (another
   process, ``--interval 60``, so only the wake-up explains a fast pick-up) leads, already
-  connected to the dev cluster's Slurm over SSH; the apply wakes it, it records the intent
-  and submits. ``lxr apply (login node)``: the same on a cluster without ``ssh`` (sbatch runs
-  on this machine, as submitit's does).
+  connected to the dev cluster's Slurm over SSH; the apply hands the file to it over its
+  request socket, it writes the experiment, records the intent and submits. ``lxr apply
+  (login node)``: the same on a cluster without ``ssh`` (sbatch runs on this machine, as
+  submitit's does). ``lxr apply in-process (ssh)``: the same command applying the file in its
+  own process and waking the controller (what it did before it handed files over; typer's
+  path, ``main(fast=False)``), for comparison in the same run.
 - ``submitit``: a script doing ``AutoExecutor.map_array`` (local ``sbatch``; submitit has no
   SSH), in benchmarks/.venv-peers.
 - ``lxm3``: an lxm3 launch script (``ArrayJob`` of a ``UniversalPackage``) over SSH, in
@@ -55,6 +58,8 @@ from sweep_to_submitted import (  # noqa: E402
 )
 
 PREFIX = f"q{os.getpid() % 100000}"
+#: the command applying the file itself, beside the same controller (for comparison)
+HERE_TOOL = "lxr apply in-process (ssh)"
 
 SUBMITIT = """
 import sys
@@ -78,6 +83,9 @@ def squeue_names() -> list[str]:
 #: the last run's seconds from the moment ``written()`` first held (lxr: the experiment is in
 #: the store) to its last task in squeue
 AFTER_WRITE = [0.0]
+#: the last run's seconds from spawn until the command exited (or None: after its tasks
+#: were listed)
+EXITED: list[float | None] = [None]
 
 
 def until_visible(
@@ -100,9 +108,12 @@ def until_visible(
         **kw,  # type: ignore[call-overload]
     )
     wrote = None
+    EXITED[0] = None
     while True:
         if written is not None and wrote is None and written():
             wrote = time.perf_counter() - t0
+        if EXITED[0] is None and proc.poll() is not None:
+            EXITED[0] = time.perf_counter() - t0
         seen = sum(name in job for job in squeue_names())
         if seen >= n:
             took = time.perf_counter() - t0
@@ -158,11 +169,16 @@ class LxrController:
             time.sleep(0.05)
         time.sleep(1.0)  # its cycle over: it sleeps until woken
 
-    def apply(self, name: str, n: int, pyc: bool, cache: Path) -> float:
+    def apply(self, name: str, n: int, pyc: bool, cache: Path, here: bool = False) -> float:
+        """``lxr apply -f`` of a sweep of ``n``; ``here``: applied in the command's own
+        process (typer's path), not handed to the controller."""
         path = self.tmp / f"{name}.yaml"
         path.write_text(experiment_yaml(name, n))
         env = env_for(pyc, cache, XDG_STATE_HOME=str(self.state), LXR_NO_DAEMON="1")
         argv = [sys.executable, "-m", "lxr.cli", "apply", "-f", str(path)]
+        if here:
+            main = "from lxr.cli.main import main; main(fast=False)"
+            argv = [sys.executable, "-c", main, "apply", "-f", str(path)]
         db = self.state / "lxr" / "lxr.db"
 
         def written() -> bool:  # the apply's transaction committed
@@ -226,14 +242,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", default="10,1000")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma-separated: lxm3,submitit,login")
+    ap.add_argument("--skip", default="", help="comma-separated: lxm3,submitit,login,here")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-apply-to-squeue.md")
     args = ap.parse_args()
     sizes = [int(x) for x in args.n.split(",")]
     skip = set(filter(None, args.skip.split(",")))
-    skip = {"lxr apply (login node)" if s == "login" else s for s in skip}
+    names = {"login": "lxr apply (login node)", "here": HERE_TOOL}
+    skip = {names.get(s, s) for s in skip}
     results: dict[tuple[str, int, bool], list[float]] = {}
     after: dict[tuple[str, int, bool], list[float]] = {}
+    exited: dict[tuple[str, int, bool], list[float]] = {}
     errors: dict[str, str] = {}
     load_before = os.getloadavg()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -249,7 +267,7 @@ def main() -> None:
             for n in sizes:
                 for _rep in range(args.repeat):
                     for pyc in (True, False):
-                        for tool in [*controllers, "ssh sbatch", "submitit", "lxm3"]:
+                        for tool in [*controllers, HERE_TOOL, "ssh sbatch", "submitit", "lxm3"]:
                             if tool in errors or tool in skip:
                                 continue
                             runs += 1
@@ -257,6 +275,9 @@ def main() -> None:
                             try:
                                 if tool in controllers:
                                     seconds = controllers[tool].apply(name, n, pyc, cache)
+                                elif tool == HERE_TOOL:
+                                    ssh = controllers["lxr apply (ssh)"]
+                                    seconds = ssh.apply(name, n, pyc, cache, here=True)
                                 else:
                                     seconds = PEER_TOOLS[tool](name, n, pyc, cache, tmp)
                             except Exception as exc:  # report it, keep measuring the others
@@ -265,6 +286,8 @@ def main() -> None:
                                 continue
                             results.setdefault((tool, n, pyc), []).append(seconds)
                             after.setdefault((tool, n, pyc), []).append(AFTER_WRITE[0])
+                            if EXITED[0] is not None:
+                                exited.setdefault((tool, n, pyc), []).append(EXITED[0])
                             print(
                                 f"{tool:>24} n={n:<5} pyc={pyc!s:<5} {seconds:7.3f} s", flush=True
                             )
@@ -274,13 +297,25 @@ def main() -> None:
                 ctl.stop()
             cancel_ours()
     load_after = os.getloadavg()
-    write(args.out, results, after, errors, sizes, started, load_before, load_after, args.repeat)
+    write(
+        args.out,
+        results,
+        after,
+        exited,
+        errors,
+        sizes,
+        started,
+        load_before,
+        load_after,
+        args.repeat,
+    )
 
 
 def write(
     out: Path,
     results: dict[tuple[str, int, bool], list[float]],
     after: dict[tuple[str, int, bool], list[float]],
+    exited: dict[tuple[str, int, bool], list[float]],
     errors: dict[str, str],
     sizes: list[int],
     started: datetime.datetime,
@@ -318,6 +353,18 @@ def write(
                 f"- {tool}, {n:,} tasks, {'with' if pyc else 'without'} .pyc: "
                 f"{statistics.median(values):.3f} s"
             )
+    lines += [
+        "",
+        "The `lxr apply` process itself, from spawn to its exit (median; tasks may be listed "
+        "before it exits):",
+        "",
+    ]
+    for (tool, n, pyc), values in exited.items():
+        if tool.startswith("lxr"):
+            lines.append(
+                f"- {tool}, {n:,} tasks, {'with' if pyc else 'without'} .pyc: "
+                f"{statistics.median(values):.3f} s"
+            )
     lines += ["", "Ratios to submitit's whole process (same .pyc mode, same size):", ""]
     for tool in tools:
         if tool == "submitit":
@@ -338,7 +385,7 @@ def write(
     ]
     for n, target in ((10, 0.35), (1000, 0.5)):
         for tool in tools:
-            if tool.startswith("lxr") and (tool, n, True) in med:
+            if tool.startswith("lxr") and tool != HERE_TOOL and (tool, n, True) in med:
                 got = med[tool, n, True]
                 verdict = "met" if got <= target else "not met"
                 lines.append(f"- {tool}, {n:,} tasks, with .pyc: {got:.3f} s ({verdict})")
