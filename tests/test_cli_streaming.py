@@ -16,6 +16,7 @@ import pytest
 
 from lxr.cli.formats import OutputSpec
 from lxr.cli.listing import _unit_rows, iter_work_units, sql_path
+from lxr.cli.output import write_list
 from lxr.cli.printing import print_items, print_unit_rows
 from lxr.cli.selectors import parse_selector
 from lxr.store.reads import UNIT_NAME_CELLS, UNIT_TABLE_CELLS, UNIT_WIDE_CELLS, Reader
@@ -173,8 +174,6 @@ def test_a_table_row_shows_the_awkward_values_on_one_line(reader: Reader) -> Non
 
 
 def _listing(reader: Reader, fmt: str, names: list[str], sort_by: str | None = None) -> str:
-    from lxr.cli.output import write_list
-
     units = iter_work_units(reader, names, parse_selector(None), None, sort_by=sort_by)
     return _printed(lambda: write_list(units, fmt, sys.stdout))
 
@@ -241,15 +240,22 @@ def test_postgresql_orders_text_in_sql_as_python_sorts_it(
         reader.close()
 
 
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
 @pytest.mark.parametrize("sort_by", [None, ".status.phase", ".metadata.name"])
-@pytest.mark.parametrize("names", [[], ["odd"], ["later", "odd"], ["odd-3", "odd-5"]])
-def test_yaml_from_rows_is_the_yaml_of_the_json_form(
-    reader: Reader, names: list[str], sort_by: str | None
+@pytest.mark.parametrize("names", [[], ["odd"], ["later", "odd"], ["odd-3", "odd-5"], ["nope-1"]])
+def test_json_and_yaml_from_rows_are_those_of_the_json_form(
+    reader: Reader, names: list[str], sort_by: str | None, fmt: str
 ) -> None:
-    from lxr.cli.listing import _unit_records_yaml
+    from lxr.cli.listing import _print_unit_records
 
     sel = parse_selector(None)
-    fast = _printed(
-        _unit_records_yaml, reader, names, sel, None, sort_by, sql_path(reader, sort_by)
-    )
-    assert fast == _listing(reader, "yaml", names, sort_by)
+    path = sql_path(reader, sort_by)
+    if names == ["nope-1"]:
+        with pytest.raises(SystemExit):
+            _printed(_print_unit_records, reader, names, sel, None, sort_by, path, fmt)
+        return
+    fast = _printed(_print_unit_records, reader, names, sel, None, sort_by, path, fmt)
+    assert fast == _listing(reader, fmt, names, sort_by)
+    failed = _printed(_print_unit_records, reader, names, sel, "Failed", sort_by, path, fmt)
+    units = iter_work_units(reader, names, sel, "Failed", sort_by=sort_by)
+    assert failed == _printed(lambda: write_list(units, fmt, sys.stdout))

@@ -363,31 +363,28 @@ def _unit_rows(
         yield page
 
 
-def _unit_records_yaml(
+def _print_unit_records(
     store: Any,
     names: list[str] | None,
     selector: Any,
     phase: str | None,
     sort_by: str | None,
     path: tuple[str, ...] | None,
+    fmt: str,
 ) -> int:
-    """``-o yaml`` of the work units asked for, written from their rows (no JSON form built),
-    experiment after experiment; several experiments in ``--sort-by`` order are merged as
-    JSON forms (:func:`iter_work_units`). Returns how many."""
+    """``-o json`` or ``-o yaml`` of the work units asked for, written from their rows (no
+    JSON form built), experiment after experiment; several experiments in ``--sort-by``
+    order are merged as JSON forms (:func:`iter_work_units`). Returns how many."""
     import sys
 
     from lxr.cli.output import write_list
-    from lxr.cli.yamltext import write_unit_records, write_yaml
     from lxr.store.errors import NotFound
     from lxr.store.jsonform import API_VERSION
 
     targets, _ = _targets(store, names, selector)
     if path is not None and len(targets) > 1:
-        return write_list(
-            iter_work_units(store, names or [], selector, phase, sort_by=sort_by),
-            "yaml",
-            sys.stdout,
-        )
+        units = iter_work_units(store, names or [], selector, phase, sort_by=sort_by)
+        return write_list(units, fmt, sys.stdout)
 
     def records() -> Iterator[Any]:
         for exp_name, index in targets:
@@ -399,6 +396,15 @@ def _unit_records_yaml(
                 die(str(exc), EXIT_FAILED)
             for unit, attempts in rows:
                 yield name, uid, unit, attempts
+
+    if fmt == "json":
+        from lxr.cli import jsontext
+
+        sys.stdout.write(f'{{\n  "apiVersion": "{API_VERSION}",\n  "kind": "List",\n  "items": [')
+        n = jsontext.write_unit_records(records(), sys.stdout)
+        sys.stdout.write("\n  ]\n}\n" if n else "]\n}\n")
+        return n
+    from lxr.cli.yamltext import write_unit_records, write_yaml
 
     write_yaml({"apiVersion": API_VERSION, "kind": "List"}, sys.stdout)
     it = records()
@@ -448,9 +454,14 @@ def get_workunits(
             watch,
         )
         return
-    if spec.format == "yaml" and (path is not None or not sort_by) and _rows_do(wanted, sel):
+    if (
+        spec.format in ("json", "yaml")
+        and (path is not None or not sort_by)
+        and _rows_do(wanted, sel)
+    ):
+        fmt = spec.format
         _render(
-            lambda: _unit_records_yaml(store, wanted, sel, phase, sort_by, path),
+            lambda: _print_unit_records(store, wanted, sel, phase, sort_by, path, fmt),
             spec,
             "work units",
             watch,

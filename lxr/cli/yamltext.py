@@ -350,12 +350,17 @@ _UNIT_HEAD = "- apiVersion: lxr.dev/v1alpha1\n  kind: WorkUnit\n  metadata:\n   
 _plain_ids: dict[tuple[str, str], tuple[bool, bool]] = {}
 
 
+def _prefixed(fields: Sequence[tuple[str, Any]], ind: str) -> list[tuple[str, str, Any]]:
+    """(key, ``INDKEY: ``, conversion) of each field (key, conversion)."""
+    return [(key, f"{ind}{_key(key)} ", conv) for key, conv in fields]
+
+
 def _field_lines(
-    fields: Sequence[tuple[str, Any]], values: Sequence[Any], ind: str, out: list[str]
+    fields: Sequence[tuple[str, str, Any]], values: Sequence[Any], ind: str, out: list[str]
 ) -> None:
-    """The lines of the non-null fields (key, conversion) of a status or an attempt row."""
+    """The lines of the non-null fields (:func:`_prefixed`) of a status or an attempt row."""
     get = _texts.get
-    for (key, conv), v in zip(fields, values, strict=True):
+    for (key, line, conv), v in zip(fields, values, strict=True):
         if v is None:
             continue
         if conv is not None:
@@ -364,11 +369,15 @@ def _field_lines(
                 continue
         t = type(v)
         if t is str:
-            out.append(f"{ind}{key}: {get(v) or _text(v)}")
+            out.append(line + (get(v) or _text(v)))
         elif t is int:
-            out.append(f"{ind}{key}: {v}")
+            out.append(f"{line}{v}")
         else:
             _map({key: v}, ind, out)
+
+
+_STATUS = _prefixed(UNIT_STATUS_FIELDS, "    ")
+_ATTEMPT = _prefixed(ATTEMPT_FIELDS, "      ")
 
 
 def _ids_plain(exp_name: str, exp_uid: str) -> tuple[bool, bool]:
@@ -419,12 +428,12 @@ def _unit_record(record: _Record, out: list[str]) -> None:
     out.append(f"  spec:\n    index: {idx}")
     _map({"args": json_value(row[3]), "env": json_value(row[4])}, "    ", out)
     out.append("  status:")
-    _field_lines(UNIT_STATUS_FIELDS, row[5:], "    ", out)
+    _field_lines(_STATUS, row[5:], "    ", out)
     if attempts:
         out.append("    attempts:")
         for a in attempts:
             start = len(out)
-            _field_lines(ATTEMPT_FIELDS, a[1:], "      ", out)
+            _field_lines(_ATTEMPT, a[1:], "      ", out)
             out[start] = "    - " + out[start][6:]
     else:
         out.append("    attempts: []")

@@ -1,0 +1,116 @@
+"""``-o json`` of work units written straight from their rows
+(:meth:`lxr.store.reads.Reader.iter_unit_records`): the text ``orjson`` writes for their JSON
+form in a ``List`` (two spaces an indent), without building that form, so 100k work units
+cost a template each; values go through ``orjson`` (strings once each, as repeated ones are
+looked up)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import islice
+from typing import Any, TextIO
+
+import orjson
+
+from lxr.api.dependency_reasons import dependency_condition
+from lxr.store.jsonform import API_VERSION, ATTEMPT_FIELDS, UNIT_STATUS_FIELDS, json_value
+
+__all__ = ["write_unit_records"]
+
+_Record = tuple[str, str, Sequence[Any], Sequence[Sequence[Any]]]
+_PAGE = 500
+_INDENT = orjson.OPT_INDENT_2
+# the JSON text of strings seen (phases, reasons, messages repeat), up to a bound
+_texts: dict[str, str] = {}
+_TEXTS = 50_000
+
+
+def _text(s: str) -> str:
+    # (called when _texts has no entry for s)
+    text = orjson.dumps(s).decode()
+    if len(_texts) < _TEXTS:
+        _texts[s] = text
+    return text
+
+
+def _nested(value: Any, ind: str) -> str:
+    """Any value as orjson writes it at indentation ``ind``."""
+    return orjson.dumps(value, option=_INDENT).decode().replace("\n", "\n" + ind)
+
+
+def _prefixed(fields: Sequence[tuple[str, Any]], ind: str) -> list[tuple[str, Any]]:
+    """(``IND"KEY": ``, conversion) of each field (key, conversion)."""
+    return [(f"{ind}{orjson.dumps(key).decode()}: ", conv) for key, conv in fields]
+
+
+_STATUS = _prefixed(UNIT_STATUS_FIELDS, "        ")
+_ATTEMPT = _prefixed(ATTEMPT_FIELDS, "            ")
+
+
+def _fields(
+    fields: Sequence[tuple[str, Any]], values: Sequence[Any], ind: str, out: list[str]
+) -> None:
+    """The members of the non-null fields (:func:`_prefixed`) of a status or an attempt row."""
+    get = _texts.get
+    for (key, conv), v in zip(fields, values, strict=True):
+        if v is None:
+            continue
+        if conv is not None:
+            v = conv(v)
+            if v is None:
+                continue
+        t = type(v)
+        if t is str:
+            out.append(key + (get(v) or _text(v)))
+        elif t is int:
+            out.append(f"{key}{v}")
+        else:
+            out.append(key + _nested(v, ind))
+
+
+def _unit(record: _Record) -> str:
+    exp_name, exp_uid, row, attempts = record
+    get = _texts.get
+    idx, name = row[1], row[2]
+    index = str(idx)
+    labels = (
+        f'          "experiment": {get(exp_name) or _text(exp_name)},\n          "index": "{index}"'
+    )
+    if name != index:
+        labels += f',\n          "name": {get(name) or _text(name)}'
+    status: list[str] = []
+    _fields(_STATUS, row[5:], "        ", status)
+    if attempts:
+        items = []
+        for a in attempts:
+            members: list[str] = []
+            _fields(_ATTEMPT, a[1:], "            ", members)
+            items.append("          {\n" + ",\n".join(members) + "\n          }")
+        status.append('        "attempts": [\n' + ",\n".join(items) + "\n        ]")
+    else:
+        status.append('        "attempts": []')
+    found = dependency_condition(row[5], row[6], row[7])
+    status.append('        "conditions": ' + (_nested([found], "        ") if found else "[]"))
+    return (
+        f'    {{\n      "apiVersion": "{API_VERSION}",\n      "kind": "WorkUnit",\n'
+        # (each work unit's own: not looked up)
+        f'      "metadata": {{\n        "name": {orjson.dumps(f"{exp_name}-{index}").decode()},\n'
+        f'        "uid": {orjson.dumps(f"{exp_uid}/{index}").decode()},\n'
+        f'        "labels": {{\n{labels}\n        }}\n      }},\n'
+        f'      "spec": {{\n        "index": {idx},\n'
+        f'        "args": {_nested(json_value(row[3]), "        ")},\n'
+        f'        "env": {_nested(json_value(row[4]), "        ")}\n      }},\n'
+        f'      "status": {{\n' + ",\n".join(status) + "\n      }\n    }"
+    )
+
+
+def write_unit_records(records: Iterable[_Record], file: TextIO) -> int:
+    """The items of a JSON ``List`` (after its ``"items": [``) for the work units of
+    ``records`` ((experiment name, experiment uid, work-unit row, attempt rows)), each on a
+    line of its own as orjson writes their JSON form, a page in one write; returns how many."""
+    n = 0
+    it = iter(records)
+    while page := list(islice(it, _PAGE)):
+        file.write(("," if n else "") + "\n" + ",\n".join([_unit(r) for r in page]))
+        n += len(page)
+    return n
