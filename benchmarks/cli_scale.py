@@ -9,7 +9,10 @@ Startup (``lxr get experiments`` on an empty store) is timed with and without ``
 ``python -c pass`` and (when ``benchmarks/.venv-peers`` has it) ``lxm3 --help``, with ratios:
 the machine is shared, so ratios say more than seconds.
 
-Run: ``uv run python benchmarks/cli_scale.py [--db PATH]`` (writes
+With ``--postgres URL`` the whole-list listings are timed on PostgreSQL too (the experiment is
+seeded there when the database has none of that name).
+
+Run: ``uv run python benchmarks/cli_scale.py [--db PATH] [--postgres URL]`` (writes
 benchmarks/RESULTS-cli-scale.md).
 """
 
@@ -39,6 +42,15 @@ from lxr.store import Store
 REPO = Path(__file__).resolve().parents[1]
 N = 100_000
 NAME = "scale"
+#: the whole-list listings timed (``--sort-by`` is ordered in SQL)
+LISTINGS = [
+    ("-o", "table"),
+    ("-o", "wide"),
+    ("-o", "json"),
+    ("-o", "yaml"),
+    ("-o", "name"),
+    ("--sort-by", ".status.phase"),
+]
 
 
 def reconcile(ctl: Controller, cluster: str) -> None:
@@ -174,7 +186,9 @@ def median_of(k: int, fn) -> float:
     return statistics.median(fn() for _ in range(k))
 
 
-def write(rows: list[tuple[str, str, str]], n: int, seeded: float | None) -> None:
+def write(
+    rows: list[tuple[str, str, str]], n: int, seeded: float | None, postgres: bool = False
+) -> None:
     """The results file, with machine, date and load."""
     load = os.getloadavg()
     lines = [
@@ -183,7 +197,8 @@ def write(rows: list[tuple[str, str, str]], n: int, seeded: float | None) -> Non
         f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
         "`uv run python benchmarks/cli_scale.py` on "
         f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
-        f"SQLite, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {n:,} work units in one "
+        f"SQLite{' and PostgreSQL' if postgres else ''}, load {load[0]:.1f} {load[1]:.1f} "
+        f"{load[2]:.1f} (at the end); {n:,} work units in one "
         "experiment, each with one attempt (a scheduler stand-in ran them)"
         + (f"; seeding took {seeded:.0f} s." if seeded else "."),
         "Times are from process spawn (`python -m lxr.cli`), with .pyc unless said otherwise.",
@@ -200,10 +215,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", help="reuse (or create) this SQLite file")
     parser.add_argument("-n", type=int, default=N)
+    parser.add_argument("--postgres", help="also time the listings on this database URL")
     parser.add_argument("--seed-only", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.seed_only:
-        seed(f"sqlite:///{opts.db}", opts.n)
+        seed(opts.db if "://" in opts.db else f"sqlite:///{opts.db}", opts.n)
         return
     tmp = Path(tempfile.mkdtemp(prefix="lxr-cli-scale-"))
     db = Path(opts.db) if opts.db else tmp / "scale.db"
@@ -227,27 +243,33 @@ def main() -> None:
     def add(what: str, value: str, target: str) -> None:
         rows.append((what, value, target))
         print(f"{what}: {value} (target {target})", flush=True)
-        write(rows, opts.n, seeded)  # after each row: a run cut short still leaves its rows
+        # after each row: a run cut short still leaves its rows
+        write(rows, opts.n, seeded, bool(opts.postgres))
 
-    for fmt in ("table", "json", "yaml", "name"):
-        took, rss = run_full(lxr_cmd("get", "workunits", NAME, "-o", fmt), env)
-        add(
-            f"`get workunits` -o {fmt}, whole list",
-            f"{took:.2f} s ({CPU['last']:.2f} s CPU), {rss:.0f} MiB",
-            "≤ 3 s, ≤ 150 MiB",
-        )
+    def whole_lists(env: dict[str, str], where: str) -> None:
+        for args in LISTINGS:
+            took, rss = run_full(lxr_cmd("get", "workunits", NAME, *args), env)
+            add(
+                f"`get workunits {' '.join(args)}`, whole list{where}",
+                f"{took:.2f} s ({CPU['last']:.2f} s CPU), {rss:.0f} MiB",
+                "≤ 3 s, ≤ 150 MiB",
+            )
+
+    whole_lists(env, "")
     took = median_of(5, lambda: first_row(lxr_cmd("get", "workunits", NAME), env))
     add("`get workunits`: first row on a pipe (median of 5)", f"{took:.3f} s", "≤ 0.3 s")
     took = median_of(5, lambda: head(lxr_cmd("get", "workunits", NAME), env))
     add("`get workunits \\| head` (median of 5)", f"{took:.3f} s", "instant")
     took = median_of(5, lambda: run_full(lxr_cmd("describe", "experiment", NAME), env)[0])
     add("`describe experiment` (median of 5)", f"{took:.3f} s", "≤ 0.5 s")
-    took, rss = run_full(lxr_cmd("get", "workunits", NAME, "--sort-by", ".status.phase"), env)
-    add(
-        "`get workunits --sort-by .status.phase`, whole list (ordered in SQL)",
-        f"{took:.2f} s ({CPU['last']:.2f} s CPU), {rss:.0f} MiB",
-        "streams",
-    )
+    if opts.postgres:
+        pg = opts.postgres
+        if subprocess.run(lxr_cmd("get", "experiment", NAME), env=_env(pg, pyc)).returncode:
+            subprocess.run(
+                [sys.executable, __file__, "--seed-only", "--db", pg, "-n", str(opts.n)],
+                check=True,
+            )
+        whole_lists(_env(pg, pyc), " (PostgreSQL)")
 
     tomb, gone = delete_in_process(url, NAME)
     add("`delete` of the experiment: tombstone", f"{tomb:.3f} s", "≤ 10 s to tombstone and cancel")

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import orjson
 
 from lxr.api.dependency_reasons import dependency_condition
-from lxr.store.jsonform import API_VERSION, ATTEMPT_FIELDS, UNIT_STATUS_FIELDS, json_value
+from lxr.store.jsonform import API_VERSION, attempt_fields, json_value, status_fields
 
 __all__ = ["write_unit_records"]
 
@@ -23,6 +23,8 @@ _INDENT = orjson.OPT_INDENT_2
 # the JSON text of strings seen (phases, reasons, messages repeat), up to a bound
 _texts: dict[str, str] = {}
 _TEXTS = 50_000
+# IND"KEY": of a status's and an attempt's keys, by indentation
+_keys: dict[str, dict[str, str]] = {}
 
 
 def _text(s: str) -> str:
@@ -38,34 +40,23 @@ def _nested(value: Any, ind: str) -> str:
     return orjson.dumps(value, option=_INDENT).decode().replace("\n", "\n" + ind)
 
 
-def _prefixed(fields: Sequence[tuple[str, Any]], ind: str) -> list[tuple[str, Any]]:
-    """(``IND"KEY": ``, conversion) of each field (key, conversion)."""
-    return [(f"{ind}{orjson.dumps(key).decode()}: ", conv) for key, conv in fields]
-
-
-_STATUS = _prefixed(UNIT_STATUS_FIELDS, "        ")
-_ATTEMPT = _prefixed(ATTEMPT_FIELDS, "            ")
-
-
-def _fields(
-    fields: Sequence[tuple[str, Any]], values: Sequence[Any], ind: str, out: list[str]
-) -> None:
-    """The members of the non-null fields (:func:`_prefixed`) of a status or an attempt row."""
+def _members(fields: dict[str, Any], ind: str, out: list[str]) -> None:
+    """The members of a status's or an attempt's fields (``status_fields``, ...)."""
     get = _texts.get
-    for (key, conv), v in zip(fields, values, strict=True):
-        if v is None:
-            continue
-        if conv is not None:
-            v = conv(v)
-            if v is None:
-                continue
+    keys = _keys.get(ind)
+    if keys is None:
+        keys = _keys[ind] = {}
+    for key, v in fields.items():
+        line = keys.get(key)
+        if line is None:
+            line = keys[key] = f"{ind}{orjson.dumps(key).decode()}: "
         t = type(v)
         if t is str:
-            out.append(key + (get(v) or _text(v)))
+            out.append(line + (get(v) or _text(v)))
         elif t is int:
-            out.append(f"{key}{v}")
+            out.append(f"{line}{v}")
         else:
-            out.append(key + _nested(v, ind))
+            out.append(line + _nested(v, ind))
 
 
 def _unit(record: _Record) -> str:
@@ -79,12 +70,12 @@ def _unit(record: _Record) -> str:
     if name != index:
         labels += f',\n          "name": {get(name) or _text(name)}'
     status: list[str] = []
-    _fields(_STATUS, row[5:], "        ", status)
+    _members(status_fields(row), "        ", status)
     if attempts:
         items = []
         for a in attempts:
             members: list[str] = []
-            _fields(_ATTEMPT, a[1:], "            ", members)
+            _members(attempt_fields(a), "            ", members)
             items.append("          {\n" + ",\n".join(members) + "\n          }")
         status.append('        "attempts": [\n' + ",\n".join(items) + "\n        ]")
     else:

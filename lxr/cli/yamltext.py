@@ -11,7 +11,7 @@ from itertools import islice
 from typing import Any, TextIO
 
 from lxr.api.dependency_reasons import dependency_condition
-from lxr.store.jsonform import ATTEMPT_FIELDS, UNIT_STATUS_FIELDS, json_value
+from lxr.store.jsonform import attempt_fields, json_value, status_fields
 
 __all__ = ["write_unit_records", "write_yaml", "write_yaml_items"]
 
@@ -350,36 +350,6 @@ _UNIT_HEAD = "- apiVersion: lxr.dev/v1alpha1\n  kind: WorkUnit\n  metadata:\n   
 _plain_ids: dict[tuple[str, str], tuple[bool, bool]] = {}
 
 
-def _prefixed(fields: Sequence[tuple[str, Any]], ind: str) -> list[tuple[str, str, Any]]:
-    """(key, ``INDKEY: ``, conversion) of each field (key, conversion)."""
-    return [(key, f"{ind}{_key(key)} ", conv) for key, conv in fields]
-
-
-def _field_lines(
-    fields: Sequence[tuple[str, str, Any]], values: Sequence[Any], ind: str, out: list[str]
-) -> None:
-    """The lines of the non-null fields (:func:`_prefixed`) of a status or an attempt row."""
-    get = _texts.get
-    for (key, line, conv), v in zip(fields, values, strict=True):
-        if v is None:
-            continue
-        if conv is not None:
-            v = conv(v)
-            if v is None:
-                continue
-        t = type(v)
-        if t is str:
-            out.append(line + (get(v) or _text(v)))
-        elif t is int:
-            out.append(f"{line}{v}")
-        else:
-            _map({key: v}, ind, out)
-
-
-_STATUS = _prefixed(UNIT_STATUS_FIELDS, "    ")
-_ATTEMPT = _prefixed(ATTEMPT_FIELDS, "      ")
-
-
 def _ids_plain(exp_name: str, exp_uid: str) -> tuple[bool, bool]:
     # NAME-INDEX and UID/INDEX are plain words whenever NAME- and UID/ start like one: a
     # digit string cannot follow to make them a number, a date or a boolean ('/' and '-0'
@@ -428,12 +398,12 @@ def _unit_record(record: _Record, out: list[str]) -> None:
     out.append(f"  spec:\n    index: {idx}")
     _map({"args": json_value(row[3]), "env": json_value(row[4])}, "    ", out)
     out.append("  status:")
-    _field_lines(_STATUS, row[5:], "    ", out)
+    _map(status_fields(row), "    ", out)
     if attempts:
         out.append("    attempts:")
         for a in attempts:
             start = len(out)
-            _field_lines(_ATTEMPT, a[1:], "      ", out)
+            _map(attempt_fields(a), "      ", out)
             out[start] = "    - " + out[start][6:]
     else:
         out.append("    attempts: []")

@@ -21,17 +21,17 @@ from lxr.api.dependency_reasons import dependency_condition
 __all__ = [
     "API_VERSION",
     "ATTEMPT_COLUMNS",
-    "ATTEMPT_FIELDS",
     "CLUSTER_COLUMNS",
     "EXPERIMENT_COLUMNS",
     "TABLE_ATTEMPT_KEYS",
     "UNIT_COLUMNS",
-    "UNIT_STATUS_FIELDS",
+    "attempt_fields",
     "attempt_json",
     "cluster_json",
     "experiment_json",
     "json_value",
     "rfc3339",
+    "status_fields",
     "unit_json",
 ]
 
@@ -151,11 +151,6 @@ def _keys(fields: _Fields) -> _Keys:
 
 _ATTEMPT_KEYS = _keys(_ATTEMPT)
 _UNIT_STATUS_KEYS = _keys(_UNIT_STATUS)
-#: (JSON key, conversion) of each attempt column after the work unit's id, and of each work
-#: unit's status column (:data:`UNIT_COLUMNS` from the sixth): what writers of the JSON form
-#: straight from rows go by (``lxr.cli.yamltext``)
-ATTEMPT_FIELDS = _ATTEMPT_KEYS
-UNIT_STATUS_FIELDS = _UNIT_STATUS_KEYS
 
 
 def _fields(keys: _Keys, values: Sequence[Any], out: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +166,17 @@ def _fields(keys: _Keys, values: Sequence[Any], out: dict[str, Any]) -> dict[str
     return out
 
 
+def status_fields(row: Sequence[Any]) -> dict[str, Any]:
+    """A work-unit row's (:data:`UNIT_COLUMNS`) status fields with a value, in the JSON form
+    (without its attempts and conditions): for writers of the JSON form straight from rows."""
+    return _fields(_UNIT_STATUS_KEYS, row[5:], {})
+
+
+def attempt_fields(row: Sequence[Any]) -> dict[str, Any]:
+    """An attempt row's (:data:`ATTEMPT_COLUMNS`) fields with a value, in the JSON form."""
+    return _fields(_ATTEMPT_KEYS, row[1:], {})
+
+
 #: what a table of work units shows of their attempts (``lxr.cli.output``: ATTEMPTS, JOB): a
 #: listing printed as a table builds only these (no times to format, no JSON to parse)
 TABLE_ATTEMPT_KEYS = frozenset({"attempt", "jobId", "index", "phase"})
@@ -183,7 +189,7 @@ def attempt_json(row: Sequence[Any], *, table: bool = False) -> dict[str, Any]:
     """An attempt row (:data:`ATTEMPT_COLUMNS`) as the JSON form of an ``Attempt``; with
     ``table``, only its :data:`TABLE_ATTEMPT_KEYS`."""
     if not table:
-        return _fields(_ATTEMPT_KEYS, row[1:], {})
+        return attempt_fields(row)
     out: dict[str, Any] = {}
     for i, key, conv in _TABLE_ATTEMPT:
         value = row[i + 1]
@@ -201,7 +207,7 @@ def unit_json(
     labels = {"experiment": exp_name, "index": index}
     if name != index:
         labels["name"] = name
-    status = _fields(_UNIT_STATUS_KEYS, row[5:], {})
+    status = status_fields(row)
     status["attempts"] = attempts
     found = dependency_condition(status["phase"], status.get("reason"), status.get("message"))
     status["conditions"] = [found] if found else []
