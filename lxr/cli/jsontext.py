@@ -19,6 +19,8 @@ __all__ = ["write_unit_records"]
 
 _Record = tuple[str, str, Sequence[Any], Sequence[Sequence[Any]]]
 _PAGE = 500
+# the first page is small: `| head` has its lines at once
+_FIRST_PAGE = 20
 _INDENT = orjson.OPT_INDENT_2
 # the JSON text of strings seen (phases, reasons, messages repeat), up to a bound
 _texts: dict[str, str] = {}
@@ -101,7 +103,7 @@ def write_unit_records(records: Iterable[_Record], file: TextIO) -> int:
     line of its own as orjson writes their JSON form, a page in one write; returns how many."""
     n = 0
     it = iter(records)
-    while page := list(islice(it, _PAGE)):
+    while page := list(islice(it, _PAGE if n else _FIRST_PAGE)):
         file.write(("," if n else "") + "\n" + ",\n".join([_unit(r) for r in page]))
         n += len(page)
     return n

@@ -189,7 +189,7 @@ def write_yaml_items(items: Iterable[Any], file: TextIO) -> int:
     in one write; returns how many."""
     n = 0
     it = iter(items)
-    while page := list(islice(it, _PAGE)):
+    while page := list(islice(it, _PAGE if n else _FIRST_PAGE)):
         out: list[str] = []
         for item in page:
             start = len(out)
@@ -204,6 +204,8 @@ def write_yaml_items(items: Iterable[Any], file: TextIO) -> int:
 
 
 _PAGE = 500
+# the first page is small: `| head` has its lines at once
+_FIRST_PAGE = 20
 
 
 # -- work units: a listing writes 100k of them, all of one shape (the JSON form of the model,
@@ -371,7 +373,7 @@ def write_unit_records(records: Iterable[_Record], file: TextIO) -> int:
     form, a page of them in one write; returns how many."""
     n = 0
     it = iter(records)
-    while page := list(islice(it, _PAGE)):
+    while page := list(islice(it, _PAGE if n else _FIRST_PAGE)):
         out: list[str] = []
         for record in page:
             _unit_record(record, out)
