@@ -36,7 +36,6 @@ from reconcile_scale import StandInDriver
 
 from lxr.api.resources import Cluster, ClusterSpec, Experiment, ObjectMeta
 from lxr.reconciler.controller import Controller
-from lxr.schedulers.base import TaskPhase
 from lxr.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +84,7 @@ def seed(url: str, n: int, name: str = NAME) -> float:
     ctl.drivers["bench"] = (driver, store.get_cluster("bench").spec)
     reconcile(ctl, "bench")
     reconcile(ctl, "bench")
-    driver.phase = TaskPhase.SUCCEEDED
+    driver.set_state("COMPLETED")
     reconcile(ctl, "bench")
     store.close()
     return time.perf_counter() - t
@@ -149,7 +148,7 @@ def delete_in_process(url: str, name: str) -> tuple[float, float]:
     store = Store(url)
     ctl = Controller(store)
     driver = StandInDriver()
-    driver.jobs = {}
+    driver.slurm.jobs = {}  # cancelled: squeue shows none of them
     ctl.drivers["bench"] = (driver, store.get_cluster("bench").spec)
     t = time.perf_counter()
     store.delete_experiment(name)

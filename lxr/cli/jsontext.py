@@ -39,6 +39,8 @@ def _text(s: str) -> str:
 
 def _nested(value: Any, ind: str) -> str:
     """Any value as orjson writes it at indentation ``ind``."""
+    if not value and type(value) is dict:  # (most work units' env)
+        return "{}"
     return orjson.dumps(value, option=_INDENT).decode().replace("\n", "\n" + ind)
 
 
