@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkUnitPatch:
     """The new state of a work unit (all fields are written)."""
 
@@ -44,7 +44,7 @@ class WorkUnitPatch:
     resource_scale: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttemptPatch:
     """The new state of an attempt (all fields are written)."""
 
@@ -110,7 +110,7 @@ class UpdateStatus:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubmitEntry:
     """One work unit to start an attempt for."""
 

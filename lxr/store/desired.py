@@ -108,6 +108,8 @@ class DesiredState(StoreEngine):
                     .outerjoin(SubmissionRow, SubmissionRow.id == AttemptRow.submission_id)
                     .where(w.experiment_uid == exp.uid, w.phase.not_in(TERMINAL))
                     .order_by(w.idx)
+                    # in batches (PostgreSQL: a server-side cursor, not 100k rows in libpq)
+                    .execution_options(yield_per=2000)
                 )
                 strings: dict[str, str] = {}
                 loaded = tuple(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain, islice
 from typing import Any, cast
 
 from sqlalchemy import JSON, ColumnElement, CursorResult, Result, bindparam, delete, select, update
@@ -115,7 +116,14 @@ def update_by_id(
     assert keys[0] == "id", keys
     t = table.__table__
     conn = s.connection()
-    procs = [(i, _bound(t.c[k].type, conn.dialect)) for i, k in enumerate(keys)]
+    sqlite = conn.dialect.name == "sqlite"
+    # on SQLite only JSON changes form on the way in: the driver stores floats, ints and
+    # bools as SQLAlchemy's own coercions would (REAL affinity, booleans as 0/1)
+    procs = [
+        (i, _bound(t.c[k].type, conn.dialect))
+        for i, k in enumerate(keys)
+        if not sqlite or isinstance(t.c[k].type, JSON)
+    ]
     converts = [(i, p) for i, p in procs if p is not None]
 
     def converted(row: Sequence[Any]) -> Sequence[Any]:
@@ -126,7 +134,7 @@ def update_by_id(
             out[i] = p(out[i])
         return out
 
-    if conn.dialect.name == "sqlite":
+    if sqlite:
         # numbered parameters: each row's values go in as they are, ``id`` (?1) first
         assignments = ", ".join(f"{t.c[k].name} = ?{i + 1}" for i, k in enumerate(keys) if i)
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -137,11 +145,13 @@ def update_by_id(
         finally:
             cur.close()
         return
-    rows = rows if isinstance(rows, list) else list(rows)
-    if not rows:
+    # the first rows tell whether there are enough for COPY; the rest stream (not held)
+    stream = iter(rows)
+    head = list(islice(stream, _COPY_ROWS))
+    if not head:
         return
     names = ", ".join(t.c[k].name for k in keys[1:])
-    if conn.dialect.name == "postgresql" and len(rows) >= _COPY_ROWS:
+    if conn.dialect.name == "postgresql" and len(head) >= _COPY_ROWS:
         # psycopg sends an executemany one statement per row (100k rows: tens of seconds):
         # COPY the new values into a temporary table, then one UPDATE ... FROM it
         texts = [(i, f) for i, k in enumerate(keys) if (f := _copy_text(t.c[k].type)) is not None]
@@ -153,7 +163,7 @@ def update_by_id(
                 f"SELECT id, {names} FROM {t.name} WITH NO DATA"
             )
             with cur.copy(f"COPY {temp} (id, {names}) FROM STDIN") as copy:
-                for row in rows:
+                for row in chain(head, stream):
                     if texts:
                         row = list(row)
                         for i, f in texts:
@@ -165,7 +175,11 @@ def update_by_id(
         return
     stmt = t.update().where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in keys[1:]})
     conn.execute(
-        stmt, [{"_id": row[0], **dict(zip(keys[1:], row[1:], strict=True))} for row in rows]
+        stmt,
+        [
+            {"_id": row[0], **dict(zip(keys[1:], row[1:], strict=True))}
+            for row in chain(head, stream)
+        ],
     )
 
 

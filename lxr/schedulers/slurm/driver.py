@@ -17,6 +17,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from sys import intern
 
 from lxr.api.resources import ClusterSpec, component_variable
 from lxr.schedulers.base import (
@@ -82,7 +83,7 @@ class _Squeue:
 
 #: this many lines not printed last cycle: the previous cycle's parsed lines are dropped
 #: before the rest is read (a cycle where most tasks changed holds one set, not two)
-_MOSTLY_NEW = 10_000
+_MOSTLY_NEW = 1_000
 
 
 def _parse_line(line: str, utc_offset: float) -> tuple[_Parsed, ...]:
@@ -92,7 +93,7 @@ def _parse_line(line: str, utc_offset: float) -> tuple[_Parsed, ...]:
         if not row.name.startswith(JOB_NAME_PREFIX):
             out.append((None, row.job_id, (row.job_id, 0), None, None))
             continue
-        tag = row.name[len(JOB_NAME_PREFIX) :]
+        tag = intern(row.name[len(JOB_NAME_PREFIX) :])  # the same on every task of an array
         if row.het_offset is not None:
             out.append((tag, row.job_id, (row.job_id, 0), None, row))
         elif row.array_index is None:  # a plain job: not one lxr submits
