@@ -63,6 +63,21 @@ def _members(fields: dict[str, Any], ind: str, out: list[str]) -> None:
             out.append(line + _nested(v, ind))
 
 
+_statuses: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+
+def _status(row: Sequence[Any]) -> tuple[str, str]:
+    """The members of a work unit's status before its attempts, and its conditions."""
+    members: list[str] = []
+    _members(status_fields(row), "        ", members)
+    found = dependency_condition(row[5], row[6], row[7])
+    conditions = '        "conditions": ' + (_nested([found], "        ") if found else "[]")
+    written = (",\n".join(members), conditions)
+    if len(_statuses) < _TEXTS:
+        _statuses[tuple(row[5:])] = written
+    return written
+
+
 def _unit(record: _Record) -> str:
     exp_name, exp_uid, row, attempts = record
     get = _texts.get
@@ -73,8 +88,10 @@ def _unit(record: _Record) -> str:
     )
     if name != index:
         labels += f',\n          "name": {get(name) or _text(name)}'
-    status: list[str] = []
-    _members(status_fields(row), "        ", status)
+    # most work units of a listing share their status (phase, reason, exit code...): its
+    # members and its conditions are written once for each
+    head, conditions = _statuses.get(tuple(row[5:])) or _status(row)
+    status = [head] if head else []
     if attempts:
         items = []
         for a in attempts:
@@ -84,8 +101,7 @@ def _unit(record: _Record) -> str:
         status.append('        "attempts": [\n' + ",\n".join(items) + "\n        ]")
     else:
         status.append('        "attempts": []')
-    found = dependency_condition(row[5], row[6], row[7])
-    status.append('        "conditions": ' + (_nested([found], "        ") if found else "[]"))
+    status.append(conditions)
     return (
         f'    {{\n      "apiVersion": "{API_VERSION}",\n      "kind": "WorkUnit",\n'
         # (each work unit's own: not looked up)

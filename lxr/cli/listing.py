@@ -70,6 +70,25 @@ def _show(
     )
 
 
+def _without_gc(render: Callable[[], int]) -> Callable[[], int]:
+    """``render`` with the cycle collector paused: a listing of 100k work units makes
+    millions of short-lived objects and no cycles, which reference counting frees as it goes
+    (the collector's passes over them cost ~5-10% of the listing)."""
+
+    def run() -> int:
+        import gc
+
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return render()
+        finally:
+            if was:
+                gc.enable()
+
+    return run
+
+
 def _check_sort_by(sort_by: str) -> None:
     """Exit 2 naming what is wrong with a ``--sort-by`` path."""
     from lxr.cli.jsonpath import JsonPathError, parse_path
@@ -83,6 +102,7 @@ def _check_sort_by(sort_by: str) -> None:
 def _render(render: Callable[[], int], spec: OutputSpec, what: str, watch: bool) -> None:
     """Print what ``render`` prints (it returns how many items) once, or (``-w``) again
     whenever it changes."""
+    render = _without_gc(render)
     if not watch:
         if render() == 0 and spec.format in ("table", "wide", "custom-columns"):
             note(f"No {what} found.")

@@ -399,8 +399,10 @@ def _unit_record(record: _Record, out: list[str]) -> None:
         out.append(f"      name: {_texts.get(name) or _text(name)}")
     out.append(f"  spec:\n    index: {idx}")
     _map({"args": json_value(row[3]), "env": json_value(row[4])}, "    ", out)
-    out.append("  status:")
-    _map(status_fields(row), "    ", out)
+    # most work units of a listing share their status (phase, reason, exit code...): its
+    # lines and its conditions are written once for each
+    head, conditions = _statuses.get(tuple(row[5:])) or _status(row)
+    out.append(head)
     if attempts:
         out.append("    attempts:")
         for a in attempts:
@@ -409,9 +411,21 @@ def _unit_record(record: _Record, out: list[str]) -> None:
             out[start] = "    - " + out[start][6:]
     else:
         out.append("    attempts: []")
+    out.append(conditions)
+
+
+_statuses: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+
+def _status(row: Sequence[Any]) -> tuple[str, str]:
+    """The lines of a work unit's status before its attempts, and of its conditions."""
+    lines = ["  status:"]
+    _map(status_fields(row), "    ", lines)
     found = dependency_condition(row[5], row[6], row[7])
+    conditions = ["    conditions:"] if found else ["    conditions: []"]
     if found:
-        out.append("    conditions:")
-        _seq([found], "    ", out)
-    else:
-        out.append("    conditions: []")
+        _seq([found], "    ", conditions)
+    written = ("\n".join(lines), "\n".join(conditions))
+    if len(_statuses) < _TEXTS:
+        _statuses[tuple(row[5:])] = written
+    return written
