@@ -334,3 +334,28 @@ def test_the_handed_over_apply_starts_a_pass_at_once(
     finally:
         store.close()
     assert time.monotonic() - started < 10
+
+
+def test_a_controller_that_does_not_lead_hands_every_file_back(store: Store) -> None:
+    """A standby's write would wait for the leader's resync: the command applies it itself."""
+    import anyio
+
+    from lxr.reconciler.controller import Controller
+
+    served: list[dict[str, object]] = []
+
+    def handler(_store: Store, request: dict[str, object]) -> dict[str, object]:
+        served.append(request)
+        return {"stdout": "", "stderr": "", "code": 0, "wake": True}
+
+    standby = Controller(store, requests=handler)
+    assert not standby.leader
+    answer = anyio.run(standby._request, {"protocol": PROTOCOL, "command": "apply"})
+    assert "fallback" in answer and served == []
+
+    async def leading() -> dict[str, object]:
+        assert await standby.acquire_lease()
+        return await standby._request({"protocol": PROTOCOL, "command": "apply"})
+
+    assert anyio.run(leading) == {"stdout": "", "stderr": "", "code": 0}, "wake is the server's"
+    assert len(served) == 1
