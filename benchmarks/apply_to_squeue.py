@@ -311,6 +311,16 @@ def main() -> None:
     )
 
 
+def lxr_medians(figures: dict[tuple[str, int, bool], list[float]]) -> list[str]:
+    """A line per lxr tool, size and .pyc mode: the median of ``figures``."""
+    return [
+        f"- {tool}, {n:,} tasks, {'with' if pyc else 'without'} .pyc: "
+        f"{statistics.median(values):.3f} s"
+        for (tool, n, pyc), values in figures.items()
+        if tool.startswith("lxr")
+    ]
+
+
 def write(
     out: Path,
     results: dict[tuple[str, int, bool], list[float]],
@@ -347,24 +357,14 @@ def write(
         "part: wake-up, intent, sbatch, until squeue lists the tasks), median:",
         "",
     ]
-    for (tool, n, pyc), values in after.items():
-        if tool.startswith("lxr"):
-            lines.append(
-                f"- {tool}, {n:,} tasks, {'with' if pyc else 'without'} .pyc: "
-                f"{statistics.median(values):.3f} s"
-            )
+    lines += lxr_medians(after)
     lines += [
         "",
         "The `lxr apply` process itself, from spawn to its exit (median; tasks may be listed "
         "before it exits):",
         "",
     ]
-    for (tool, n, pyc), values in exited.items():
-        if tool.startswith("lxr"):
-            lines.append(
-                f"- {tool}, {n:,} tasks, {'with' if pyc else 'without'} .pyc: "
-                f"{statistics.median(values):.3f} s"
-            )
+    lines += lxr_medians(exited)
     lines += ["", "Ratios to submitit's whole process (same .pyc mode, same size):", ""]
     for tool in tools:
         if tool == "submitit":

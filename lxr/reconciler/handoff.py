@@ -14,7 +14,6 @@ controller at all (this module answers so when the handler fails).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -25,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import SocketAttribute, SocketStream, TaskGroup
+from anyio.abc import SocketAttribute, SocketStream
 
 from lxr.reconciler.sockets import free_socket_path
+from lxr.reconciler.wakeup import SocketService
 
 __all__ = ["MAX_REQUEST_BYTES", "Handler", "RequestServer"]
 
@@ -42,28 +42,17 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 log = logging.getLogger("lxr.handoff")
 
 
-class RequestServer:
+class RequestServer(SocketService):
     """``async with RequestServer(path, handler):`` serves ``path`` until the block ends."""
 
     def __init__(self, path: Path, handler: Handler) -> None:
-        self.path = path
+        super().__init__(path)
         self.handler = handler
-        self._tg: TaskGroup | None = None
 
     async def __aenter__(self) -> RequestServer:
         listener = await anyio.create_unix_listener(free_socket_path(self.path))
-        os.chmod(self.path, 0o600)
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(listener.serve, self._serve)
+        (await self._serve_in()).start_soon(listener.serve, self._serve)
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
 
     async def _serve(self, stream: SocketStream) -> None:
         async with stream:

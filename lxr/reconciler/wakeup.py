@@ -24,7 +24,7 @@ from lxr.reconciler.sockets import free_socket_path
 if TYPE_CHECKING:
     from lxr.store import Store
 
-__all__ = ["CHANNEL", "WakeupListener", "notify", "wake_controller"]
+__all__ = ["CHANNEL", "SocketService", "WakeupListener", "notify", "wake_controller"]
 
 #: the PostgreSQL NOTIFY channel
 CHANNEL = "lxr_wakeup"
@@ -55,29 +55,20 @@ def wake_controller(store: Store) -> str | None:
     return lease[0]
 
 
-class WakeupListener:
-    """The controller's end: ``await wait(timeout)`` returns True when woken.
+class SocketService:
+    """A controller's Unix socket at ``path`` (mode 0600) and the tasks serving it, for the
+    length of an ``async with`` block; the socket file is removed at its end."""
 
-    Listens on the Unix socket ``path`` and, when ``postgres_url`` is given, on the
-    PostgreSQL channel :data:`CHANNEL` over a connection of its own.
-    """
-
-    def __init__(self, path: Path, postgres_url: str | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.postgres_url = postgres_url
-        self._woken = anyio.Event()
-        self._external = False  # a wake-up came from outside (not a poke)
         self._tg: TaskGroup | None = None
 
-    async def __aenter__(self) -> WakeupListener:
-        sock = await anyio.create_unix_datagram_socket(local_path=free_socket_path(self.path))
+    async def _serve_in(self) -> TaskGroup:
+        """The task group for the serving tasks, once the socket is bound at ``path``."""
         os.chmod(self.path, 0o600)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._from_socket, sock)
-        if self.postgres_url:
-            await self._tg.start(self._from_postgres, self.postgres_url)
-        return self
+        return self._tg
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._tg is not None
@@ -85,6 +76,28 @@ class WakeupListener:
         await self._tg.__aexit__(None, None, None)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+class WakeupListener(SocketService):
+    """The controller's end: ``await wait(timeout)`` returns True when woken.
+
+    Listens on the Unix socket ``path`` and, when ``postgres_url`` is given, on the
+    PostgreSQL channel :data:`CHANNEL` over a connection of its own.
+    """
+
+    def __init__(self, path: Path, postgres_url: str | None = None) -> None:
+        super().__init__(path)
+        self.postgres_url = postgres_url
+        self._woken = anyio.Event()
+        self._external = False  # a wake-up came from outside (not a poke)
+
+    async def __aenter__(self) -> WakeupListener:
+        sock = await anyio.create_unix_datagram_socket(local_path=free_socket_path(self.path))
+        tg = await self._serve_in()
+        tg.start_soon(self._from_socket, sock)
+        if self.postgres_url:
+            await tg.start(self._from_postgres, self.postgres_url)
+        return self
 
     async def _from_socket(self, sock) -> None:
         async with sock:
