@@ -55,8 +55,9 @@ def controller_run(
     ] = False,
 ) -> None:
     """Run the reconcile loop until interrupted. One controller leads at a time (a lease in
-    the database); `lxr apply` wakes it at once. Store and cluster errors are retried: the
-    loop never exits on them."""
+    the database); `lxr apply` wakes it at once, and on this host hands it the file to apply
+    (a socket beside the wake-up socket). Store and cluster errors are retried: the loop
+    never exits on them."""
     import os
 
     import anyio
