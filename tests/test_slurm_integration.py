@@ -526,10 +526,11 @@ def test_env_from_a_file_and_a_command_resolved_on_the_cluster(slurm: Slurm) -> 
 def test_a_timed_out_task_is_retried_with_a_scaled_time_limit(slurm: Slurm) -> None:
     """A task that runs past its 1-minute limit ends Timeout; the failurePolicy rule scales the
     retry's limit 3x: the second sbatch asks for --time 3 minutes, the attempt records it, and
-    the same task, 100 s long, now succeeds (issue 15.5)."""
+    the same task now succeeds (issue 15.5). It sleeps 100 s under its 1-minute limit and 65 s
+    under the scaled one: past the old limit, without a second 100 s in the suite."""
     name = slurm.apply(
         "scaledtime",
-        ["bash", "-c", "sleep 100"],
+        ["bash", "-c", '[ "$(squeue -h -j "$SLURM_JOB_ID" -o %l)" = 1:00 ] && sleep 100; sleep 65'],
         1,
         resources={"timeLimitSeconds": 60},
         backoff={"initialSeconds": 1, "jitter": 0},

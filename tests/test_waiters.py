@@ -103,3 +103,26 @@ def test_timeout_says_no_controller_runs_when_none_does(
     assert "otherhost:1:ghost has not renewed its lease" in lapsed.stderr, lapsed.stderr
     # cancel what the timed-out waiter left behind
     subprocess.run([*CLI, "delete", "experiment", "slowpoke"], cwd=REPO, env=env, timeout=60)
+
+
+def test_wait_for_a_condition_returns_once_it_holds_while_reconciling_here(
+    state_home: Path, store: Store, tmp_path: Path
+) -> None:
+    """With no controller, ``wait --for=condition=Submitted`` reconciles here and returns as soon
+    as the condition holds, long before the experiment converges (it used to reconcile on
+    until the experiment converged or --timeout ran out)."""
+    env = {**os.environ, "XDG_STATE_HOME": str(state_home)}
+    path = _yaml(tmp_path / "r.yaml", "runner", 1, 120)
+    subprocess.run([*CLI, "apply", "-f", str(path)], cwd=REPO, env=env, check=True, timeout=60)
+    started = time.monotonic()
+    res = subprocess.run(
+        [*CLI, "wait", "experiment", "runner", "--for=condition=Submitted", "--timeout", "60"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert res.returncode == 0, res.stderr
+    assert "experiment/runner condition met: Submitted" in res.stdout
+    assert "timed out" not in res.stderr, res.stderr
+    assert took < 30, f"wait took {took:.1f}s"
+    assert store.lease() is None  # the waiter gave its lease up
+    subprocess.run([*CLI, "delete", "experiment", "runner"], cwd=REPO, env=env, timeout=60)

@@ -10,7 +10,7 @@ import typer
 from lxr.cli.completion import experiment_names
 from lxr.cli.console import EXIT_FAILED, EXIT_OK, die, out
 from lxr.cli.options import experiment_ref, open_store
-from lxr.cli.waiting import wait_converged
+from lxr.cli.waiting import WAIT_STOPPED, wait_converged
 
 __all__ = ["CONDITIONS", "register", "wait_cmd"]
 
@@ -61,14 +61,25 @@ def wait_cmd(
     cond = known[cond.lower()]
     store = open_store(read_only=True)
     deadline = None if timeout is None else time.monotonic() + timeout
+    def condition_of(exp):
+        st = exp.status
+        current = next((c for c in (st.conditions if st else []) if c.type == cond), None)
+        current_gen = st is not None and st.observed_generation == exp.metadata.generation
+        return st, current, current_gen
+
+    def met() -> bool:
+        try:
+            _, current, current_gen = condition_of(store.get_experiment(name))
+        except NotFound:
+            return True  # said by the loop below
+        return current is not None and current_gen and current.status.value == "True"
+
     while True:
         try:
             exp = store.get_experiment(name)
         except NotFound as exc:
             die(str(exc), EXIT_FAILED)
-        st = exp.status
-        current = next((c for c in (st.conditions if st else []) if c.type == cond), None)
-        current_gen = st is not None and st.observed_generation == exp.metadata.generation
+        st, current, current_gen = condition_of(exp)
         if current is not None and current_gen and current.status.value == "True":
             out(f"experiment/{name} condition met: {cond}")
             raise typer.Exit(EXIT_OK)
@@ -79,11 +90,13 @@ def wait_cmd(
         if deadline is not None and time.monotonic() > deadline:
             die(f"timed out waiting for {cond} on experiment/{name}", EXIT_FAILED)
         if store.lease() is None:
-            # nobody reconciles: do it here until the condition settles
-            code = wait_converged(
-                store, [name], None if deadline is None else deadline - time.monotonic()
-            )
-            if code not in (EXIT_OK, EXIT_FAILED):
+            # nobody reconciles: do it here until the condition is met or the experiment
+            # settles (a condition such as Submitted comes long before convergence)
+            left = None if deadline is None else deadline - time.monotonic()
+            code = wait_converged(store, [name], left, stop_when=met)
+            if code == EXIT_FAILED and deadline is not None and time.monotonic() > deadline:
+                raise typer.Exit(EXIT_FAILED)  # wait_converged said it timed out, and why
+            if code not in (EXIT_OK, EXIT_FAILED, WAIT_STOPPED):
                 raise typer.Exit(code)
             continue
         time.sleep(0.5)
