@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -124,25 +124,28 @@ def run_cli(
     stdin: str | None = None,
     timeout: float = 120,
     check: bool = False,
+    home: Path | None = None,
     env: dict[str, str] | None = None,
+    argv: Sequence[str] = (sys.executable, "-m", "lxr.cli"),
 ) -> subprocess.CompletedProcess[str]:
     """``lxr ARGS`` as a user runs it, in a clean environment of its own: the store under
-    ``state`` (``XDG_STATE_HOME`` and ``HOME``), a minimal PATH, no background controller;
-    ``env`` adds to it (``LXR_DATABASE_URL``)."""
-    env = {
+    ``state`` (``XDG_STATE_HOME``; ``HOME`` too unless ``home`` is given), a minimal PATH, no
+    background controller, ``env`` on top; stdin is ``stdin`` or empty, never the test's."""
+    full = {
         "XDG_STATE_HOME": str(state),
         "PATH": "/usr/bin:/bin",
-        "HOME": str(state),
+        "HOME": str(home or state),
         "LXR_NO_DAEMON": "1",
         **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "lxr.cli", *args],
+        [*argv, *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=full,
         cwd=REPO,
         input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         timeout=timeout,
         check=check,
     )

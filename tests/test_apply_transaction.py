@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lxr.store import Store
-from tests.conftest import REPO
+from tests.conftest import run_cli
 
 EXPERIMENT = """\
 apiVersion: lxr.dev/v1alpha1
@@ -35,21 +34,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def lxr(*args: str, url: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "XDG_STATE_HOME": str(home / "state"),
-        "LXR_DATABASE_URL": url,
-        "LXR_NO_DAEMON": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lxr.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LXR_DATABASE_URL": url}
+    return run_cli(home / "state", *args, home=home, env=env)
 
 
 def test_refused_last_document_writes_nothing(db_url: str, tmp_path: Path) -> None:

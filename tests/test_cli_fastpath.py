@@ -14,7 +14,7 @@ import pytest
 
 from lxr.cli.fastpath import parse
 from lxr.store.reads import UNIT_ORDER
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 SWEEP = f"""\
 apiVersion: lxr.dev/v1alpha1
@@ -54,15 +54,7 @@ TYPER = [sys.executable, "-c", "from lxr.cli.main import main; main(fast=False)"
 
 
 def run(cmd: list[str], state: Path, *args: str, stdin: str | None = None):
-    env = {
-        "XDG_STATE_HOME": str(state),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(state),
-        "LXR_NO_DAEMON": "1",
-    }
-    return subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, env=env, cwd=REPO, input=stdin, timeout=120
-    )
+    return run_cli(state, *args, stdin=stdin, argv=cmd)
 
 
 @pytest.fixture(scope="module")

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import run_cli
 
 
 def lxr(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {
-        "XDG_STATE_HOME": str(home / "state"),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(home),
-        "LXR_NO_DAEMON": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lxr.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**full, **env},
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
+    return run_cli(home / "state", *args, home=home, env=env)
 
 
 @pytest.mark.parametrize(
