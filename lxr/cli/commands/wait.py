@@ -61,6 +61,7 @@ def wait_cmd(
     cond = known[cond.lower()]
     store = open_store(read_only=True)
     deadline = None if timeout is None else time.monotonic() + timeout
+
     def condition_of(exp):
         st = exp.status
         current = next((c for c in (st.conditions if st else []) if c.type == cond), None)
