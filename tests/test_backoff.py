@@ -110,3 +110,25 @@ def test_recovery_within_two_poll_periods_and_a_wakeup_resets_the_backoff(
     assert marks["recovery"] <= 2 * POLL
     assert marks["wakeup"] < 0.5 * POLL
     assert max(gaps) <= POLL + 0.5  # the backoff never exceeds a poll period
+
+
+@pytest.mark.parametrize(
+    ("interval", "periods"),
+    [
+        (2.0, {"slurm": 2.0, "sge": 2.0, "local": 0.5}),
+        (60.0, {"slurm": 60.0, "sge": 60.0, "local": 0.5}),  # was 0.5 for Slurm and SGE
+        (0.2, {"slurm": 0.2, "sge": 0.2, "local": 0.2}),
+    ],
+)
+def test_a_busy_cluster_is_observed_every_interval_and_the_local_one_faster(
+    store, interval: float, periods: dict[str, float]
+) -> None:
+    """``controller run --interval`` sets the period of Slurm and Grid Engine clusters, longer
+    or shorter than their default; only the local cluster, cheap to poll, goes faster."""
+    from lxr.api.resources import ClusterSpec
+
+    ctl = Controller(store, interval=interval, local_interval=0.5)
+    for kind in periods:
+        spec = ClusterSpec(scheduler=kind, ssh={"host": "h"} if kind != "local" else None)
+        ctl.drivers[kind] = (None, spec)  # type: ignore[assignment]  # only the spec is read
+    assert {kind: ctl._period(kind) for kind in periods} == periods

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CRASH_ENV",
+    "DEFAULT_INTERVAL",
     "STOP_ENV",
     "Actor",
     "Controller",
@@ -71,6 +72,8 @@ log = logging.getLogger("lxr.controller")
 #: one line per cycle (cluster, counts, duration): shown with ``lxr -v``
 cycle_log = logging.getLogger("lxr.cycles")
 
+#: seconds between the cycles of a busy Slurm or Grid Engine cluster unless told otherwise
+DEFAULT_INTERVAL = 2.0
 #: a failing cluster's ReconcileError event is repeated at most this often (same message)
 _EVENT_REPEAT_SECONDS = 60.0
 #: a cluster's spec is read again at least this often (and after every wake-up)
@@ -94,7 +97,7 @@ class Controller:
         self,
         store: Store,
         *,
-        interval: float = 2.0,
+        interval: float = DEFAULT_INTERVAL,
         local_interval: float = 0.5,
         metrics: Metrics | None = None,
         holder: str | None = None,
@@ -297,12 +300,16 @@ class Controller:
 
     def _period(self, cluster: str) -> float:
         """How often a busy cluster is observed: ``interval``, or ``local_interval`` for
-        schedulers that ask to be polled faster than that (their plugin's poll interval)."""
+        schedulers cheap to poll, those whose plugin asks for less than the default interval
+        (the local one). A Slurm or Grid Engine cluster asks for that default itself, so a
+        longer ``--interval`` is what it gets, not the local cluster's period."""
         cached = self.drivers.get(cluster)
         if cached is None:
             return self.interval
         wanted = poll_interval(cached[1])
-        return min(wanted, self.local_interval) if wanted < self.interval else self.interval
+        if wanted < min(self.interval, DEFAULT_INTERVAL):
+            return min(wanted, self.local_interval)
+        return self.interval
 
     async def run_once(self) -> list[CycleResult]:
         """One pass over every cluster that is due, in parallel; errors back the cluster off.
