@@ -266,7 +266,7 @@ def test_a_database_at_another_revision_is_not_read_by_the_reader(tmp_path: Path
 
 
 @pytest.mark.integration
-def test_reads_on_postgresql_go_through_core_and_print_what_typer_prints(
+def test_reads_on_postgresql_go_through_psycopg_and_print_what_typer_prints(
     tmp_path: Path, postgres_url: str
 ) -> None:
     env_url = {"LXR_DATABASE_URL": postgres_url}
@@ -306,17 +306,22 @@ def test_reads_on_postgresql_go_through_core_and_print_what_typer_prints(
             _same(slow.stdout),
             _same(slow.stderr),
         ), line
-    from lxr.store.reads import Reader, _Core
+    from lxr.store.reads import Reader, _Core, _core_reader, _Psycopg
 
+    # psycopg itself for a psycopg URL (no SQLAlchemy in a read), SQLAlchemy Core's
+    # connection otherwise (the full store's engine, another driver): the same pages
     reader = Reader.open(postgres_url)
-    assert reader is not None and isinstance(reader._conn, _Core)
-    assert [d["spec"]["index"] for d in reader.iter_work_units("waits", page_size=3)] == [
-        0,
-        1,
-        2,
-        3,
-    ]
-    reader.close()
+    assert reader is not None and isinstance(reader._conn, _Psycopg)
+    core = _core_reader(postgres_url)
+    assert isinstance(core, _Core)
+    for conn in (reader, Reader(core, postgres_url)):
+        assert [d["spec"]["index"] for d in conn.iter_work_units("waits", page_size=3)] == [
+            0,
+            1,
+            2,
+            3,
+        ]
+        conn.close()
 
 
 def test_the_schema_revision_is_written_once() -> None:

@@ -15,6 +15,8 @@ A SQLite file that does not exist is never created: the reader reads nothing, an
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -326,6 +328,77 @@ class _Core:
             self.engine.dispose()
 
 
+class _Psycopg:
+    """The same on PostgreSQL through :mod:`psycopg` itself: a read command then loads neither
+    SQLAlchemy nor its result rows (~0.3-0.5 s of CPU at 100k work units). The SQL is the
+    same, its ``:name`` parameters written as psycopg's ``%(name)s``."""
+
+    text_order = ' COLLATE "C"'
+
+    def __init__(self, conninfo: str) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.conninfo = conninfo
+        self.db = psycopg.connect(conninfo, connect_timeout=10)
+        self._in_snapshot = False
+
+    @staticmethod
+    @functools.cache
+    def _sql(sql: str) -> str:
+        return _NAMED_PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        try:
+            return self.db.execute(self._sql(sql), params or {}).fetchall()
+        finally:
+            if not self._in_snapshot:
+                self.db.rollback()  # ends the read's transaction: never idle in one
+
+    def stream(
+        self, sql: str, params: dict[str, Any], size: int
+    ) -> Iterator[tuple[list[Any], _Query]]:
+        """The rows of one query, ``size`` at a time, from a server-side cursor on a
+        connection of its own, each page with a function that queries the same transaction."""
+        db = self._psycopg.connect(self.conninfo, connect_timeout=10)
+
+        def query(sql: str, params: dict[str, Any]) -> list[Any]:
+            return db.execute(self._sql(sql), params).fetchall()
+
+        try:
+            with db.cursor(name="lxr_stream") as cursor:
+                cursor.itersize = size
+                cursor.execute(self._sql(sql), params)
+                while rows := cursor.fetchmany(size):
+                    yield rows, query
+        finally:
+            db.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self._in_snapshot = True
+        try:
+            yield
+        finally:
+            self._in_snapshot = False
+            self.db.rollback()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+#: a ``:name`` parameter of the SQL here (not a ``::type`` cast)
+_NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _psycopg_conninfo(url: str) -> str | None:
+    """The libpq URI of a ``postgresql[+psycopg]://`` URL, None for any other driver."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgresql+psycopg"):
+        return None
+    return f"postgresql://{rest}"
+
+
 def core_connection(engine: Any) -> _Core:
     """A reader's connection over an existing SQLAlchemy engine (the full store's)."""
     return _Core(engine, owned=False)
@@ -345,10 +418,31 @@ def _datetime(value: float) -> Any:
     return datetime.fromtimestamp(value, tz=timezone.utc)
 
 
+def _psycopg_reader(url: str) -> _Psycopg | None:
+    """A psycopg connection for a PostgreSQL URL, None when it is not one or does not connect
+    (SQLAlchemy's connection tries next, and the full store says why, redacted)."""
+    conninfo = _psycopg_conninfo(url)
+    if conninfo is None:
+        return None
+    try:
+        return _Psycopg(conninfo)
+    except Exception:
+        return None
+
+
+def _core_reader(url: str) -> _Core | None:
+    from sqlalchemy import create_engine
+
+    try:
+        return _Core(create_engine(url), owned=True)
+    except Exception:  # a URL it cannot read: the full store says why, redacted
+        return None
+
+
 class Reader:
     """Read-only access for ``get`` and ``describe``; see the module's docstring."""
 
-    def __init__(self, conn: _Sqlite | _Core | None, url: str, why: str = "") -> None:
+    def __init__(self, conn: _Sqlite | _Core | _Psycopg | None, url: str, why: str = "") -> None:
         self._conn = conn
         self.url = url
         #: why nothing is there (no database yet), for messages; empty when there is one
@@ -362,7 +456,7 @@ class Reader:
         (open the full store to migrate it). A SQLite file that does not exist gives a
         reader of nothing."""
         path = sqlite_file(url)
-        conn: _Sqlite | _Core
+        conn: _Sqlite | _Core | _Psycopg
         if path is not None:
             db = Path(path)
             if not db.exists():
@@ -372,12 +466,10 @@ class Reader:
         elif url.partition(":")[0].startswith("sqlite"):
             return None  # in memory, or options for SQLAlchemy: the full store
         else:
-            from sqlalchemy import create_engine
-
-            try:
-                conn = _Core(create_engine(url), owned=True)
-            except Exception:  # a URL it cannot read: the full store says why, redacted
+            found_conn = _psycopg_reader(url) or _core_reader(url)
+            if found_conn is None:
                 return None
+            conn = found_conn
         try:
             found = conn.rows("SELECT version_num FROM alembic_version")
         except Exception:  # no such table (a new file), or the driver's own words: the store says
