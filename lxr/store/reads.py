@@ -2,10 +2,11 @@
 
 A read command must start fast: the full :class:`~lxr.store.Store` costs SQLAlchemy's ORM,
 pydantic and lxr's models at every start (~0.5 s on a quiet machine), a :class:`Reader` costs
-``sqlite3``. On SQLite it talks to the file through :mod:`sqlite3`; on other databases through
-SQLAlchemy Core's connection (no ORM), with the same SQL. Rows become the JSON form of the API
-objects (:mod:`lxr.store.jsonform`); ``full=True`` passes experiments and clusters through
-their pydantic models, so ``-o json``/``yaml`` print exactly what the model holds.
+``sqlite3``. On SQLite it talks to the file through :mod:`sqlite3`, on PostgreSQL through
+:mod:`psycopg`, elsewhere through SQLAlchemy Core's connection (no ORM), with the same SQL.
+Rows become the JSON form of the API objects (:mod:`lxr.store.jsonform`); ``full=True``
+passes experiments and clusters through their pydantic models, so ``-o json``/``yaml`` print
+exactly what the model holds.
 
 The schema revision is checked with one query: a database at another revision is not read
 here (:meth:`Reader.open` returns None, and the caller opens the full store, which migrates).
@@ -280,7 +281,8 @@ class _Sqlite:
 
 
 class _Core:
-    """The same on another database, through SQLAlchemy Core's connection."""
+    """The same on another database (or the full store's engine), through SQLAlchemy Core's
+    connection."""
 
     def __init__(self, engine: Any, *, owned: bool) -> None:
         from sqlalchemy import text
