@@ -359,3 +359,65 @@ def test_a_controller_that_does_not_lead_hands_every_file_back(store: Store) -> 
 
     assert anyio.run(leading) == {"stdout": "", "stderr": "", "code": 0}, "wake is the server's"
     assert len(served) == 1
+
+
+def test_an_idle_controller_answers_the_request_it_is_applying_before_it_exits(
+    store: Store,
+) -> None:
+    """A background controller exits after an idle period; a file handed to it just then is
+    applied and answered (the command must not apply it again itself), and the controller
+    stays for the work it was given."""
+    import anyio
+
+    from lxr.cli.applyclient import _ask
+    from lxr.reconciler.controller import Controller
+    from lxr.reconciler.sockets import request_socket_path
+
+    def slow(_store: Store, request: dict[str, object]) -> dict[str, object]:
+        time.sleep(1.5)  # applying takes longer than the idle period
+        return {"stdout": "experiment/x created\n", "stderr": "", "code": 0}
+
+    ctl = Controller(store, requests=slow, idle_exit=0.5, interval=0.1)
+    answers: list[object] = []
+    exited_at: list[float] = []
+
+    async def main() -> None:
+        async def ask() -> None:
+            path = request_socket_path(ctl.socket_path)
+            for _ in range(3000):  # until it leads and serves
+                if ctl.leader and path.exists():
+                    break
+                await anyio.sleep(0.01)
+            payload = json.dumps({"protocol": PROTOCOL, "command": "apply"}).encode()
+            answers.append(await anyio.to_thread.run_sync(_ask, path, payload))
+            answers.append(time.monotonic())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask)
+            with anyio.fail_after(30):
+                await ctl.run()
+            exited_at.append(time.monotonic())
+
+    anyio.run(main)
+    answer, answered_at = answers
+    assert answer == {"stdout": "experiment/x created\n", "stderr": "", "code": 0}
+    # it exited idle, but only after the answer and a whole idle period after it
+    assert exited_at[0] - answered_at >= 0.5 - 0.05  # type: ignore[operator]
+
+
+def test_a_controller_that_decided_to_exit_hands_the_file_back(store: Store) -> None:
+    """Once idle enough to exit, nothing it is handed is applied: no one would reconcile it."""
+    import anyio
+
+    from lxr.reconciler.controller import Controller
+
+    served: list[object] = []
+    ctl = Controller(store, requests=lambda _s, r: served.append(r) or {}, idle_exit=0.0)
+
+    async def exiting() -> dict[str, object]:
+        assert await ctl.acquire_lease()
+        assert ctl._idle()
+        return await ctl._request({"protocol": PROTOCOL, "command": "apply"})
+
+    answer = anyio.run(exiting)
+    assert "fallback" in answer and served == []

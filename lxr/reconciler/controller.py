@@ -112,6 +112,8 @@ class Controller:
         self.requests = requests
         self.idle_exit = idle_exit
         self._busy_at = time.monotonic()  # when a cluster last had work (or we started)
+        self._serving = 0  # requests being applied
+        self._exiting = False  # idle: decided to exit
         self.interval = interval
         self.local_interval = local_interval
         self.metrics = metrics
@@ -408,7 +410,17 @@ class Controller:
         planned at once."""
         if self.requests is None or not self.leader or self.keeper.valid_for() <= 0:
             return {"fallback": "this controller does not lead"}
-        answer = await anyio.to_thread.run_sync(self.requests, self.store, request)
+        if self._exiting:  # it would write what no one then reconciles
+            return {"fallback": "this controller is exiting"}
+        # an idle controller must not exit while it applies: the command would get no
+        # answer and apply the file again itself
+        self._busy_at = time.monotonic()
+        self._serving += 1
+        try:
+            answer = await anyio.to_thread.run_sync(self.requests, self.store, request)
+        finally:
+            self._serving -= 1
+            self._busy_at = time.monotonic()
         if answer.pop("wake", False) and self._wake is not None:
             self._wake.wake()
         return answer
@@ -436,11 +448,12 @@ class Controller:
 
     def _idle(self) -> bool:
         """True once no cluster had work for ``idle_exit`` seconds (never without it)."""
-        if self.idle_exit is None or self._running:
+        if self.idle_exit is None or self._running or self._serving:
             return False
         if time.monotonic() - self._busy_at < self.idle_exit:
             return False
         log.info("nothing to do for %.0fs: exiting", self.idle_exit)
+        self._exiting = True  # requests from now on are handed back
         return True
 
     def _woken(self) -> None:

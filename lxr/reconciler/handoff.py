@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import SocketAttribute, SocketStream
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
 from lxr.reconciler.sockets import free_socket_path
 from lxr.reconciler.wakeup import SocketService
@@ -35,6 +35,8 @@ __all__ = ["MAX_REQUEST_BYTES", "Handler", "RequestServer"]
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 #: how long a client may take to send its request
 _RECEIVE_SECONDS = 30.0
+#: how long the answer may take to go out once the request was served
+_SEND_SECONDS = 5.0
 
 #: serves one request: its JSON object in, the answer's out
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -51,8 +53,12 @@ class RequestServer(SocketService):
 
     async def __aenter__(self) -> RequestServer:
         listener = await anyio.create_unix_listener(free_socket_path(self.path))
-        (await self._serve_in()).start_soon(listener.serve, self._serve)
+        (await self._serve_in()).start_soon(self._listen, listener)
         return self
+
+    async def _listen(self, listener: SocketListener) -> None:
+        async with listener:  # serve() alone leaves the listening socket open
+            await listener.serve(self._serve)
 
     async def _serve(self, stream: SocketStream) -> None:
         async with stream:
@@ -68,7 +74,10 @@ class RequestServer(SocketService):
                     log.warning("request %s failed: %s", request.get("command"), exc)
                     log.debug("request error", exc_info=True)
                     answer = {"fallback": f"the controller failed: {exc}"}
-                await stream.send(json.dumps(answer).encode())
+                # applied: the answer goes out even if the controller is stopping now (else
+                # the command would apply the file again itself)
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_SEND_SECONDS):
+                    await stream.send(json.dumps(answer).encode())
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 log.debug("request connection lost: %s", exc)
 
