@@ -15,10 +15,19 @@ import time
 
 import pytest
 
-from lxr.api.resources import Experiment
+from lxr.api.resources import Cluster, Experiment
 from lxr.testing import converge, finished
 from tests.conftest import require
-from tests.test_slurm_integration import CLI, Slurm, attempts_of, run_until, slurm, ssh
+from tests.test_slurm_integration import (
+    CLI,
+    CLUSTER,
+    Slurm,
+    attempts_of,
+    cluster_spec,
+    run_until,
+    slurm,
+    ssh,
+)
 
 __all__ = ["slurm"]  # the fixture, shared with the Slurm tests
 
@@ -117,6 +126,23 @@ def test_a_rank_that_fails_ends_the_gang_and_is_counted(slurm: Slurm) -> None:
     assert codes[2] == 3 and all(c != 0 for c in codes)  # the others were ended, not left
     described = cli("describe", "workunit", f"{name}-0").stdout
     assert "rank 2" in described
+
+
+def test_ranks_that_only_the_cluster_defaults_ask_for_are_read_as_ranks(slurm: Slurm) -> None:
+    """Nodes and tasks from the Cluster's defaults, none in the experiment: recorded with it
+    at apply, so each rank's exit code is read as for an experiment that asks itself."""
+    spec = cluster_spec(slurm.env)
+    spec["defaults"] = {**GANG, "tasksPerNode": 1}
+    slurm.store.apply(Cluster.model_validate({"metadata": {"name": CLUSTER}, "spec": spec}))
+    script = 'if [ "$RANK" = 1 ]; then exit 4; fi; exec sleep 30'
+    name = slurm.apply("defranks", ["bash", "-c", script], 1, backoffLimitPerIndex=0)
+    converge(slurm.store, [name], timeout=120, interval=0.5)
+    (unit,) = slurm.units(name)
+    assert unit.status.phase.value == "Failed", unit.status
+    (att,) = attempts_of(unit)
+    assert att.exit_code == 4 and att.first_failed_rank == 1, att
+    assert att.rank_exit_codes is not None and len(att.rank_exit_codes) == 2, att
+    assert att.rank_exit_codes[1] == 4
 
 
 def test_a_sweep_of_three_multinode_units_is_one_array(slurm: Slurm) -> None:

@@ -111,6 +111,9 @@ class ExperimentRecord:
     cluster: str
     generation: int
     spec: ExperimentSpec
+    #: ``spec.resources`` holds the cluster's defaults as recorded at apply (False: applied
+    #: before they were recorded, the cluster's defaults at submission fill it in)
+    resources_resolved: bool = False
     deleting: bool = False
     failed_reason: str | None = None
     failed_count: int = 0

@@ -148,7 +148,11 @@ class Actor:
             total = 0
             # a heterogeneous job is never an array: one submission per work unit
             size = 1 if exp.spec.components else max(1, self.driver.max_array_size)
-            base = exp.spec.resources.merged_over(self.cluster_spec.defaults)
+            base = (
+                exp.spec.resources
+                if exp.resources_resolved
+                else exp.spec.resources.merged_over(self.cluster_spec.defaults)
+            )
             # entries whose resources a failurePolicy rule scaled go out as arrays of their own
             by_scale: dict[tuple[tuple[str, Any], ...], list[SubmitEntry]] = {}
             for entry in action.entries:

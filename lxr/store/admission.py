@@ -149,16 +149,17 @@ class Admission(StoreEngine):
                 row.resource_version += 1
             return ApplyResult("Cluster", row.name, "configured", generation)
 
-    def _check_scheduler(self, s: Session, spec: ExperimentSpec) -> None:
+    def _check_scheduler(self, s: Session, spec: ExperimentSpec) -> ClusterSpec | None:
         """Refuse what the cluster's scheduler cannot run (several nodes on the local
-        cluster, components on Grid Engine), naming the field and the reason."""
+        cluster, components on Grid Engine), naming the field and the reason. The cluster's
+        spec (None: a cluster the same dry run creates, checked when applied for real)."""
         row = s.get(ClusterRow, spec.cluster)
         if row is not None:
             cluster = ClusterSpec.model_validate(row.spec)
         elif spec.cluster == "local":
             cluster = ClusterSpec(scheduler="local")
         else:  # created by the same dry run: checked when it is applied for real
-            return
+            return None
         resources = spec.resources.merged_over(cluster.defaults)
         problems = unsupported(cluster.scheduler, resources, components=len(spec.components or {}))
         for name, c in (spec.components or {}).items():
@@ -169,6 +170,7 @@ class Admission(StoreEngine):
             )
         if problems:
             raise Invalid("; ".join(problems))
+        return cluster
 
     def _apply_experiment(
         self, obj: Experiment, dry_run: bool, pending_clusters: Sequence[str] = ()
@@ -183,7 +185,7 @@ class Admission(StoreEngine):
                     f"spec.cluster: no cluster named {obj.spec.cluster!r} "
                     f"(apply a Cluster first; known: {', '.join(cluster_names(s))})"
                 )
-            self._check_scheduler(s, obj.spec)
+            cluster = self._check_scheduler(s, obj.spec)
             row = s.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).one_or_none()
             if row is not None and row.deletion_timestamp is not None:
                 raise Invalid(f"experiment {name} is being deleted; wait until it is gone")
@@ -209,6 +211,14 @@ class Admission(StoreEngine):
                             conditions=[],
                             counts={WORK_UNIT_INITIAL.value: len(units), "total": len(units)},
                             failed_indexes=[],
+                            # what it asks is fixed now, not at each submission
+                            cluster_defaults=(
+                                None
+                                if cluster is None
+                                else cluster.defaults.model_dump(
+                                    mode="json", by_alias=True, exclude_none=True
+                                )
+                            ),
                         )
                     )
                     s.flush()

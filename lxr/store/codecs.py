@@ -30,6 +30,7 @@ from lxr.api.resources import (
     ExperimentSpec,
     ExperimentStatus,
     ObjectMeta,
+    Resources,
     WorkUnit,
     WorkUnitSpec,
     WorkUnitStatus,
@@ -147,7 +148,8 @@ def experiment_record(
         name=row.name,
         cluster=row.cluster,
         generation=row.generation,
-        spec=ExperimentSpec.model_validate(row.spec),
+        spec=_resolved_spec(row),
+        resources_resolved=row.cluster_defaults is not None,
         deleting=row.deletion_timestamp is not None,
         failed_reason=row.failed_reason,
         failed_count=failed_count,
@@ -155,6 +157,15 @@ def experiment_record(
         status=status,
         staged=_staged_digests(row.artifacts),
     )
+
+
+def _resolved_spec(row: ExperimentRow) -> ExperimentSpec:
+    """The spec, its resources over the cluster's defaults recorded at apply (when they were)."""
+    spec = ExperimentSpec.model_validate(row.spec)
+    if row.cluster_defaults is None:
+        return spec
+    defaults = Resources.model_validate(row.cluster_defaults)
+    return spec.model_copy(update={"resources": spec.resources.merged_over(defaults)})
 
 
 def _staged_digests(artifacts: list[Any] | None) -> frozenset[str]:

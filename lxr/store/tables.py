@@ -120,6 +120,10 @@ class ExperimentRow(Base):
     next_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # status.artifacts: what the controller staged for it, per artifact (None: nothing yet)
     artifacts: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # the cluster's resource defaults when the experiment was created (desired state is
+    # self-contained: a later change of the cluster's defaults does not change what it asks);
+    # None: applied before they were recorded, the cluster's current defaults apply
+    cluster_defaults: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class WorkUnitRow(Base):
