@@ -190,6 +190,22 @@ def test_staged_bytes_add_up_per_cluster(any_store: Store) -> None:
     assert any_store.staged_bytes() == {"c1": 123, "c2": 5}
 
 
+def test_intent_gives_each_work_unit_its_new_attempt_id(any_store: Store) -> None:
+    any_store.apply(make_experiment(n=3))
+    (record,) = any_store.load_desired("local")
+    entries = [(w.id, 1, w.index + 1, None) for w in record.work_units]
+    attempts: dict[int, int] = {}
+    sid = any_store.record_intent(record.uid, "local", "e-tag", entries, **READY, attempts=attempts)
+    row = submission_transition("Intent", SubmissionEvent.ACCEPTED)
+    when = any_store.mark_submitted(sid, "9", row)
+    (record,) = any_store.load_desired("local")
+    assert len(attempts) == 3
+    assert attempts == {w.id: w.active.id for w in record.work_units if w.active}
+    assert {(w.active.submit_time, w.active.last_seen) for w in record.work_units if w.active} == {
+        (when, when)
+    }
+
+
 def test_retried_intent_leaves_out_attempts_that_ended(any_store: Store) -> None:
     any_store.apply(make_experiment(n=3))
     (record,) = any_store.load_desired("local")
