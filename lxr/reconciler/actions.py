@@ -20,6 +20,7 @@ __all__ = [
     "SetStatus",
     "Submit",
     "SubmitEntry",
+    "SubmittedArray",
     "UpdateStatus",
     "WorkUnitPatch",
 ]
@@ -183,6 +184,21 @@ class Finalize:
     experiment_uid: str
     name: str
     cluster: str
+
+
+@dataclass(frozen=True)
+class SubmittedArray:
+    """What a ``Submit`` wrote: one array the scheduler accepted, as the store now holds it,
+    enough for the controller's cache to take the new attempts in without reading them back."""
+
+    id: int  # the submission
+    tag: str
+    job_id: str
+    #: (work unit id, new attempt id, attempt number, array index) per task
+    tasks: tuple[tuple[int, int, int, int], ...]
+    phase: str  # what the work units became (the Ready row)
+    attempt_phase: str  # what the attempts became (the Accepted row)
+    submitted_at: float  # their submit and last-seen time, as written
 
 
 Action = UpdateStatus | Submit | Resubmit | RetryIntent | Cancel | SetStatus | Finalize

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lxr.api.argv import task_argv
 from lxr.api.container import container_argv
-from lxr.api.phases import SubmissionEvent, submission_transition
+from lxr.api.phases import SubmissionEvent, SubmissionTransition, submission_transition
 from lxr.api.records import ExperimentRecord
 from lxr.api.resources import STAGED_BLOBS, ClusterSpec, Executable, RequeuePolicy, Resources
 from lxr.reconciler.actions import (
@@ -32,6 +32,7 @@ from lxr.reconciler.actions import (
     SetStatus,
     Submit,
     SubmitEntry,
+    SubmittedArray,
     UpdateStatus,
 )
 from lxr.reconciler.policy import scale_resources
@@ -94,8 +95,12 @@ class Actor:
         self.crash_hook = crash_hook or env_crash_hook()
         self.calls = calls or StoreCalls()
         self.guard = guard or _no_guard
-        #: the experiment's change counter after the last status write (for the cache)
-        self.written_version: int | None = None
+        #: what the last action wrote, for the controller's cache: the experiment's change
+        #: counter after a ``SetStatus``, the arrays accepted for a ``Submit``, the time
+        #: recorded for a ``Cancel``; None otherwise
+        self.written: int | float | list[SubmittedArray] | None = None
+        #: the last submission the scheduler took: (job id, time written, the Accepted row)
+        self.accepted: tuple[str, float, SubmissionTransition] | None = None
 
     @property
     def cluster(self) -> str:
@@ -104,6 +109,7 @@ class Actor:
     async def execute(self, action: Action, desired: dict[str, ExperimentRecord]) -> int:
         """Carry out ``action``; returns the number of tasks it submitted."""
         db = self.calls
+        self.written = None
         if isinstance(action, UpdateStatus):
             await db(self.store.apply_update, action, self.cluster)
             for sub_id, job_id in action.adoptions:
@@ -120,7 +126,7 @@ class Actor:
                     self.metrics.failure_handled(self.cluster, h.action)
             return 0
         if isinstance(action, SetStatus):
-            self.written_version = await db(self.store.write_status, action, self.cluster)
+            self.written = await db(self.store.write_status, action, self.cluster)
             if action.finished:
                 log.info("experiment %s: %s", _name(desired, action.experiment_uid), action.phase)
             return 0
@@ -131,7 +137,9 @@ class Actor:
         if isinstance(action, Cancel):
             await self.guard()
             await self.driver.cancel(list(action.targets))
-            await db(self.store.mark_cancel_requested, action.attempt_ids, time.time())
+            when = time.time()
+            await db(self.store.mark_cancel_requested, action.attempt_ids, when)
+            self.written = when
             log.info(
                 "cluster %s: cancelled %d task(s) of experiment %s (%s): %s",
                 self.cluster,
@@ -146,6 +154,7 @@ class Actor:
         if isinstance(action, Submit):  # and Resubmit
             exp = desired[action.experiment_uid]
             total = 0
+            accepted: list[SubmittedArray] = []
             # a heterogeneous job is never an array: one submission per work unit
             size = 1 if exp.spec.components else max(1, self.driver.max_array_size)
             base = (
@@ -163,7 +172,8 @@ class Actor:
                 )
                 for start in range(0, len(entries), size):
                     chunk = entries[start : start + size]
-                    total += await self._record_and_submit(exp, action, chunk, asked)
+                    total += await self._record_and_submit(exp, action, chunk, asked, accepted)
+            self.written = accepted
             return total
         raise TypeError(f"unknown action {action!r}")
 
@@ -173,11 +183,14 @@ class Actor:
         action: Submit,
         chunk: Sequence[SubmitEntry],
         asked: dict[str, Any],
+        accepted: list[SubmittedArray],
     ) -> int:
-        """Record the intent of one array (its attempts asking for ``asked``), then submit it."""
+        """Record the intent of one array (its attempts asking for ``asked``), then submit it;
+        ``accepted`` gets it when the scheduler took it."""
         db = self.calls
         indexes = self.driver.array_indexes([e.index for e in chunk])
         tag = _new_tag(exp.name)
+        attempts: dict[int, int] = {}
         sub_id = await db(
             self.store.record_intent,
             exp.uid,
@@ -190,10 +203,26 @@ class Actor:
             phase=action.phase,
             attempt_phase=action.attempt_phase,
             resources=asked,
+            attempts=attempts,
         )
         if self.crash_hook:
             self.crash_hook("intent-recorded")
-        total = await self._submit(await db(self.store.submission, sub_id))
+        sub = await db(self.store.submission, sub_id)
+        total = await self._submit(sub)
+        if self.accepted is not None:
+            job_id, when, row = self.accepted
+            tasks = tuple(
+                (e.work_unit_id, attempts[e.work_unit_id], e.attempt, ai)
+                for e, ai in zip(chunk, indexes, strict=True)
+                if e.work_unit_id in attempts
+            )
+            attempt_phase = (row.attempt or action.attempt_phase).value
+            if len(tasks) == len(sub.tasks) == len(chunk):  # else the cache reads them back
+                accepted.append(
+                    SubmittedArray(
+                        sub_id, tag, job_id, tasks, action.phase.value, attempt_phase, when
+                    )
+                )
         if isinstance(action, Resubmit) and self.metrics:
             for e in chunk:
                 self.metrics.resubmission(self.cluster, _metric_reason(e.retry_reason))
@@ -279,6 +308,7 @@ class Actor:
 
     async def _submit(self, sub: SubmissionInfo) -> int:
         db = self.calls
+        self.accepted = None
         if sub.spec.needed_artifacts and self.driver.blobs_root is None:
             # an intent retried by a restarted controller: where the blobs are, one check
             stager = Stager(self.cluster, self.driver.transport, self.driver.staging_dir)
@@ -316,12 +346,9 @@ class Actor:
             raise
         if self.crash_hook:
             self.crash_hook("job-submitted")
-        await db(
-            self.store.mark_submitted,
-            sub.id,
-            job_id,
-            submission_transition(sub.state, SubmissionEvent.ACCEPTED),
-        )
+        accepted = submission_transition(sub.state, SubmissionEvent.ACCEPTED)
+        when = await db(self.store.mark_submitted, sub.id, job_id, accepted)
+        self.accepted = (job_id, when, accepted)
         # retries get their own reason, so `lxr get events` tells them from first submissions
         retried = sorted(t.work_unit for t in job.tasks if t.attempt > 1)
         what = f"{len(job.tasks)} task(s)"

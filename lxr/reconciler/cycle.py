@@ -128,7 +128,7 @@ async def _cycle(actor: Actor, snapshot_times: dict[str, float], informer: Infor
             informer.planned(narrowed, snap if seen else None)
             for action in planned:
                 result.submitted_tasks += await actor.execute(action, by_uid)
-                informer.acted(action, now, actor.written_version)
+                informer.acted(action, now, actor.written)
             actions.extend(planned)
 
     # The planner reads the snapshot only for attempts in flight, so an experiment with none

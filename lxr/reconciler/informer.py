@@ -34,9 +34,17 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lxr.api.phases import WORK_UNIT_TERMINAL, TaskPhase, WorkUnitPhase
+from lxr.api.phases import WORK_UNIT_TERMINAL, SubmissionState, TaskPhase, WorkUnitPhase
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
-from lxr.reconciler.actions import Action, Finalize, SetStatus, UpdateStatus
+from lxr.reconciler.actions import (
+    Action,
+    Cancel,
+    Finalize,
+    SetStatus,
+    Submit,
+    SubmittedArray,
+    UpdateStatus,
+)
 from lxr.schedulers.base import ObserveQuery, Snapshot, TaskObservation
 
 __all__ = ["RESYNC_SECONDS", "Informer", "Refresh", "observe_query"]
@@ -354,7 +362,27 @@ class Informer:
                 self._stale.add(uid)
         elif isinstance(action, Finalize):
             self._entries.pop(uid, None)
-        else:  # submissions and cancels: new attempts, read back from the store
+        elif isinstance(action, Submit) and isinstance(result, list) and not entry.record.upstream:
+            # the new attempts as the store wrote them (their ids from the intent): the units
+            # are patched, not read back; the status inputs (counts) are read again
+            units = _submitted(entry.record.work_units, action, result)
+            if units is None:
+                self._stale.add(uid)
+            else:
+                entry.record = dataclasses.replace(entry.record, work_units=units)
+                self._headers.add(uid)
+        elif isinstance(action, Cancel) and isinstance(result, float):
+            cancelled = set(action.attempt_ids)
+            entry.record = dataclasses.replace(
+                entry.record,
+                work_units=tuple(
+                    _with_active(wu, _cancel_requested(wu.active, result))
+                    if wu.active is not None and wu.active.id in cancelled
+                    else wu
+                    for wu in entry.record.work_units
+                ),
+            )
+        else:  # anything else (a retried intent, a refused submission): read back
             self._stale.add(uid)
 
     def failed(self) -> None:
@@ -367,6 +395,52 @@ def _on_clock(obs: TaskObservation) -> bool:
     GANG_GRACE_SECONDS) waits on the clock, not on a new observation, so it is planned every
     cycle until it ends."""
     return obs.phase is TaskPhase.RUNNING and obs.first_failed_rank is not None
+
+
+def _submitted(
+    units: tuple[WorkUnitRecord, ...], action: Submit, arrays: Sequence[SubmittedArray]
+) -> tuple[WorkUnitRecord, ...] | None:
+    """``units`` as the store has them after ``action`` was recorded and submitted as
+    ``arrays``, as
+    :meth:`~lxr.store.writes.ControllerWrites.record_intent` and ``mark_submitted`` wrote
+    them; None when the arrays do not cover every entry (the cache reads them back)."""
+    new: dict[int, AttemptRecord] = {}
+    phase = action.phase.value
+    for arr in arrays:
+        sub_id, tag, job_id = arr.id, arr.tag, arr.job_id
+        att_phase, when = arr.attempt_phase, arr.submitted_at
+        submitted = SubmissionState.SUBMITTED.value
+        for wu_id, att_id, number, array_index in arr.tasks:
+            new[wu_id] = AttemptRecord(
+                att_id, number, sub_id, tag, submitted, None, job_id, array_index, att_phase,
+                None, 0, when, None, when, None,
+            )  # fmt: skip
+    if len(new) != len(action.entries) or any(e.work_unit_id not in new for e in action.entries):
+        return None
+    out: list[WorkUnitRecord] = []
+    for wu in units:
+        att = new.get(wu.id)
+        if att is not None:
+            wu = WorkUnitRecord(
+                wu.id, wu.index, wu.name, phase, wu.failures, wu.disruptions,
+                wu.next_attempt_after, att.number, wu.retry_reason, att, wu.stop_requested,
+                wu.removed, wu.resource_scale, wu.message,
+            )  # fmt: skip
+        out.append(wu)
+    return tuple(out)
+
+
+def _with_active(wu: WorkUnitRecord, att: AttemptRecord | None) -> WorkUnitRecord:
+    """``wu`` with ``att`` its attempt in flight (built positionally: see :func:`_patched`)."""
+    return WorkUnitRecord(
+        wu.id, wu.index, wu.name, wu.phase, wu.failures, wu.disruptions, wu.next_attempt_after,
+        wu.attempt_count, wu.retry_reason, att, wu.stop_requested, wu.removed,
+        wu.resource_scale, wu.message,
+    )  # fmt: skip
+
+
+def _cancel_requested(att: AttemptRecord, when: float) -> AttemptRecord:
+    return dataclasses.replace(att, cancel_requested_at=when)
 
 
 def _patched(
@@ -432,7 +506,23 @@ def _patched(
     return tuple(out)
 
 
-# the positional construction above follows the attempt record's field order
+# the positional constructions above follow the records' field order
+assert [f.name for f in dataclasses.fields(WorkUnitRecord)] == [
+    "id",
+    "index",
+    "name",
+    "phase",
+    "failures",
+    "disruptions",
+    "next_attempt_after",
+    "attempt_count",
+    "retry_reason",
+    "active",
+    "stop_requested",
+    "removed",
+    "resource_scale",
+    "message",
+]
 assert [f.name for f in dataclasses.fields(AttemptRecord)] == [
     "id",
     "number",

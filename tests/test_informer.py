@@ -1,0 +1,103 @@
+"""The controller's cache is only a cache: after every pass, what it holds is what a fresh read
+of the store gives, though it took the pass's own writes in without reading them back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import anyio
+
+from lxr.api.phases import TaskPhase
+from lxr.api.records import ExperimentRecord
+from lxr.api.resources import Experiment
+from lxr.reconciler.controller import Controller
+from lxr.schedulers.base import ArrayJob, Driver, ObserveQuery, Snapshot, TaskObservation
+from lxr.schedulers.transport import LocalTransport
+from lxr.store import Store
+from tests.test_store import any_store  # noqa: F401 - the fixture (SQLite and PostgreSQL)
+
+
+class _Scripted(Driver):
+    """A scheduler that runs nothing: every task it accepted is in the state it is told."""
+
+    scheduler = "local"
+
+    def __init__(self) -> None:
+        super().__init__("local", LocalTransport(), "/nonexistent")
+        self.jobs: dict[str, list[int]] = {}
+        self.phase: TaskPhase | None = None  # None: nothing reported yet
+        self.cancelled: list[tuple[str, int | None]] = []
+
+    @property
+    def max_array_size(self) -> int:
+        return 4  # several arrays per submission
+
+    async def submit(self, job: ArrayJob) -> str:
+        job_id = str(100 + len(self.jobs))
+        self.jobs[job_id] = [t.array_index for t in job.tasks]
+        return job_id
+
+    async def cancel(self, targets: Sequence[tuple[str, int | None]]) -> None:
+        self.cancelled.extend(targets)
+
+    async def observe(self, query: ObserveQuery) -> Snapshot:
+        tasks: dict[tuple[str, int], TaskObservation] = {}
+        if self.phase is not None:
+            state = {TaskPhase.RUNNING: "RUNNING", TaskPhase.SUCCEEDED: "COMPLETED"}[self.phase]
+            for job_id, indexes in self.jobs.items():
+                for i in indexes:
+                    if (job_id, i) in self.cancelled:
+                        continue  # gone from the queue
+                    end = time.time() if self.phase is TaskPhase.SUCCEEDED else None
+                    obs = TaskObservation(job_id, i, self.phase, state, None, 0, None, 1.0, end)
+                    tasks[job_id, i] = obs
+        return Snapshot(self.cluster, time.time(), tasks)
+
+
+def _units(records: Sequence[ExperimentRecord]) -> dict[str, tuple[object, ...]]:
+    return {r.uid: r.work_units for r in records}
+
+
+def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) -> None:  # noqa: F811
+    store = any_store
+    store.apply(
+        Experiment.model_validate(
+            {
+                "metadata": {"name": "cached"},
+                "spec": {
+                    "executable": {"command": ["true"]},
+                    "sweep": {"grid": {"x": [*range(10)]}},
+                },
+            }
+        )
+    )
+    ctl = Controller(store)
+    driver = _Scripted()
+    ctl.drivers["local"] = (driver, store.get_cluster("local").spec)
+    anyio.run(ctl.acquire_lease)
+
+    def one_pass() -> tuple[int, dict[str, tuple[object, ...]]]:
+        result = anyio.run(ctl.reconcile, "local")
+        cached = ctl.informers["local"]
+        held = {uid: e.record.work_units for uid, e in cached._entries.items()}
+        fresh = _units(store.load_desired("local"))
+        # a finished experiment leaves the cache at the next refresh, with no unit left
+        assert all(not held[uid] for uid in held.keys() - fresh.keys())
+        assert {uid: held.get(uid) for uid in fresh} == fresh, "the cache drifted from the store"
+        return result.loaded, held
+
+    loaded, _ = one_pass()  # reads everything, submits 3 arrays (4 + 4 + 2 tasks)
+    assert loaded == 10 and len(driver.jobs) == 3
+    driver.phase = TaskPhase.RUNNING
+    loaded, held = one_pass()  # the new attempts came from the intents, not read back
+    assert loaded == 0
+    assert {wu.active.phase for units in held.values() for wu in units if wu.active} == {"Running"}
+    store.stop_work_units("cached", [3])  # a change counter moves: that experiment is read
+    one_pass()
+    loaded, held = one_pass()  # the cancel's time is taken in, not read back
+    assert loaded == 0 and len(driver.cancelled) == 1
+    driver.phase = TaskPhase.SUCCEEDED
+    loaded, held = one_pass()
+    assert loaded == 0 and not any(held.values())
+    assert store.get_experiment("cached").status.phase.value == "Stopped"  # one was stopped
