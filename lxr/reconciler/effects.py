@@ -69,32 +69,23 @@ class Work:
 
     def patch(self) -> WorkUnitPatch | None:
         wu = self.record
-        changed = (
-            self.phase != wu.phase
-            or self.clear_active
-            or self.failures != wu.failures
-            or self.disruptions != wu.disruptions
-            or self.next_attempt_after != wu.next_attempt_after
-            or self.retry_reason != wu.retry_reason
-            or self.reason is not None
-            or self.resource_scale != wu.resource_scale
-        )
-        if not changed:
+        if (
+            self.phase == wu.phase
+            and not self.clear_active
+            and self.reason is None
+            and self.failures == wu.failures
+            and self.disruptions == wu.disruptions
+            and self.next_attempt_after == wu.next_attempt_after
+            and self.retry_reason == wu.retry_reason
+            and self.resource_scale == wu.resource_scale
+        ):
             return None
+        # positionally, in the patch's field order (keywords cost ~2x, 100k patches a pass)
         return WorkUnitPatch(
-            id=wu.id,
-            index=wu.index,
-            phase=self.phase,
-            reason=self.reason,
-            message=self.message,
-            exit_code=self.exit_code,
-            failures=self.failures,
-            disruptions=self.disruptions,
-            next_attempt_after=self.next_attempt_after,
-            retry_reason=self.retry_reason,
-            clear_active=self.clear_active,
-            resource_scale=self.resource_scale,
-        )
+            wu.id, wu.index, self.phase, self.reason, self.message, self.exit_code,
+            self.failures, self.disruptions, self.next_attempt_after, self.retry_reason,
+            self.clear_active, self.resource_scale,
+        )  # fmt: skip
 
 
 class PlanState:
@@ -201,19 +192,22 @@ class PlanState:
                         self.wu_name(work.record),
                     )
                 )
+            reason = obs.reason.value if obs.reason else None
             self.attempts.append(
                 AttemptPatch(
-                    id=att.id,
-                    phase=phase,
-                    job_id=job_id,
-                    state=obs.state,
-                    reason=obs.reason.value if obs.reason else None,
-                    message=obs.message,
-                    restarts=obs.restarts,
-                    start_time=obs.start_time or att.start_time,
-                    last_seen=self.now,
-                    cancel_requested_at=att.cancel_requested_at,
-                )
+                    att.id,
+                    phase,
+                    job_id,
+                    obs.state,
+                    reason,
+                    obs.message,
+                    None,
+                    obs.restarts,
+                    obs.start_time or att.start_time,
+                    None,
+                    self.now,
+                    att.cancel_requested_at,
+                )  # fmt: skip
             )
 
     def _record_job_id(self, work: Work, seen: Seen, row: Transition) -> None:
@@ -243,25 +237,20 @@ class PlanState:
         att, obs = seen.attempt, seen.task
         assert att is not None and row.attempt is not None
         check_attempt(att.phase, row.attempt.value)
-        self.attempts.append(
-            AttemptPatch(
-                id=att.id,
-                phase=row.attempt.value,
-                job_id=seen.job_id,
-                state=obs.state if obs else att.state,
-                reason=seen.reason,
-                message=seen.message,
-                exit_code=obs.exit_code if obs else None,
-                restarts=obs.restarts if obs else att.restarts,
-                start_time=(obs.start_time if obs else None) or att.start_time,
-                end_time=(obs.end_time if obs else None) or self.now,
-                last_seen=self.now if obs else att.last_seen,
-                cancel_requested_at=att.cancel_requested_at,
-                final=True,
-                rank_exit_codes=obs.rank_exit_codes if obs else None,
-                first_failed_rank=obs.first_failed_rank if obs else None,
-            )
-        )
+        if obs is None:
+            patch = AttemptPatch(
+                att.id, row.attempt.value, seen.job_id, att.state, seen.reason, seen.message,
+                None, att.restarts, att.start_time, self.now, att.last_seen,
+                att.cancel_requested_at, True,
+            )  # fmt: skip
+        else:
+            patch = AttemptPatch(
+                att.id, row.attempt.value, seen.job_id, obs.state, seen.reason, seen.message,
+                obs.exit_code, obs.restarts, obs.start_time or att.start_time,
+                obs.end_time or self.now, self.now, att.cancel_requested_at, True,
+                obs.rank_exit_codes, obs.first_failed_rank,
+            )  # fmt: skip
+        self.attempts.append(patch)
         work.active = None
         work.clear_active = True
 
