@@ -31,8 +31,11 @@ from __future__ import annotations
 import dataclasses
 import gc
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, count
+from operator import ne
 
 from lxr.api.phases import WORK_UNIT_TERMINAL, SubmissionState, TaskPhase, WorkUnitPhase
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
@@ -104,6 +107,13 @@ class _Entry:
     #: keys and those observations, so an unchanged experiment costs one list comparison
     keys: list[tuple[str, int]] | None = None
     prev: list[TaskObservation | None] = field(default_factory=list)
+    #: positions (in ``record.work_units``) of the units this cycle's plan covers, while the
+    #: plan's status update is not taken in yet (None: count every unit)
+    positions: list[int] | None = None
+    #: the observations this cycle's narrowing looked up: (unit id, attempt id, observation)
+    looked: list[tuple[int, int, TaskObservation | None]] = field(default_factory=list)
+    #: positions whose keys and observations ``settle`` brings up to date (``keys`` kept)
+    dirty: list[int] = field(default_factory=list)
 
 
 class Informer:
@@ -119,8 +129,9 @@ class Informer:
         self._snapshot_time: float | None = None  # of the last snapshot planned against
         self._gone_since: dict[int, float] = {}  # attempt id -> when last seen, once unreported
         self._resyncing = False
-        self._shapes: dict[str, tuple[ExperimentRecord, ObserveQuery]] = {}
-        self._submittable: dict[str, tuple[ExperimentRecord, bool]] = {}
+        #: per experiment, memos of its cached work units (the tuple they were computed for)
+        self._shapes: dict[str, tuple[tuple[WorkUnitRecord, ...], ObserveQuery]] = {}
+        self._submittable: dict[str, tuple[tuple[WorkUnitRecord, ...], bool]] = {}
         #: what the last refresh read (for the cycle's log line and the benchmarks)
         self.loaded = 0
 
@@ -144,22 +155,22 @@ class Informer:
 
     def shape(self, exp: ExperimentRecord) -> ObserveQuery:
         """What observing ``exp`` needs (its jobs in flight with their indexes, its tags not
-        confirmed yet), computed once per version of the cached record."""
+        confirmed yet), computed once per version of the cached work units."""
         memo = self._shapes.get(exp.uid)
-        if memo is not None and memo[0] is exp:
+        if memo is not None and memo[0] is exp.work_units:
             return memo[1]
         query = observe_query([exp])
-        self._shapes[exp.uid] = (exp, query)
+        self._shapes[exp.uid] = (exp.work_units, query)
         return query
 
     def submittable(self, exp: ExperimentRecord) -> bool:
         """Whether ``exp`` has a work unit with nothing in flight and no stop asked for (one
         a plan may submit), found once per version of the cached record."""
         memo = self._submittable.get(exp.uid)
-        if memo is not None and memo[0] is exp:
+        if memo is not None and memo[0] is exp.work_units:
             return memo[1]
         found = any(wu.active is None and not wu.stop_requested for wu in exp.work_units)
-        self._submittable[exp.uid] = (exp, found)
+        self._submittable[exp.uid] = (exp.work_units, found)
         return found
 
     def query(self, exps: Sequence[ExperimentRecord]) -> ObserveQuery:
@@ -240,20 +251,29 @@ class Informer:
         entry = self._entries.get(exp.uid)
         if entry is None:
             return exp
+        entry.positions, entry.looked = None, []
         whole = entry.whole or exp.deleting or bool(exp.failed_reason)
-        if (
-            entry.keys is not None
-            and not whole
-            and not entry.status_read
-            and list(map(snap.tasks.get, entry.keys)) == entry.prev
-        ):
-            return None  # every task as it was when last planned
-        seen, tasks, tags = entry.seen, snap.tasks, snap.tags
+        units, tasks = exp.work_units, snap.tasks
+        where: Iterable[int] = range(len(units))
+        if entry.keys is not None and not whole and units is entry.record.work_units:
+            now_seen = list(map(tasks.get, entry.keys))
+            if now_seen == entry.prev:
+                if not entry.status_read:
+                    return None  # every task as it was when last planned
+                where = ()
+            else:  # only the tasks that differ, found in C (not a loop over 100k units)
+                where = list(compress(count(), map(ne, now_seen, entry.prev)))
+        seen, tags, looked = entry.seen, snap.tags, entry.looked
         picked: list[WorkUnitRecord] = []
-        for wu in exp.work_units:
+        positions: list[int] = []
+        for pos in where:
+            wu = units[pos]
             att = wu.active
             if att is None or wu.stop_requested:
                 picked.append(wu)
+                positions.append(pos)
+                if att is not None:
+                    looked.append((wu.id, att.id, _obs(att, tasks, tags)))
                 continue
             job_id = att.job_id or tags.get(att.submission_tag)
             obs = None if job_id is None else tasks.get((job_id, att.array_index))
@@ -261,8 +281,14 @@ class Informer:
                 picked.append(self._with_last_seen(wu, att, seen.get(wu.id, _MISSING)))
             elif whole or att.job_id is None or seen.get(wu.id, _MISSING) != obs or _on_clock(obs):
                 picked.append(wu)
+            else:
+                continue
+            positions.append(pos)
+            looked.append((wu.id, att.id, obs))
         if not picked and not whole and not entry.status_read:
             return None
+        if units is entry.record.work_units:
+            entry.positions = positions
         return dataclasses.replace(exp, work_units=tuple(picked))
 
     def _with_last_seen(
@@ -287,34 +313,39 @@ class Informer:
         if entry is None:
             return
         entry.whole = entry.status_read = False
-        entry.keys = None
-        if snap is None:
+        looked, entry.looked = entry.looked, []
+        if snap is None:  # planned before observing: nothing was seen
+            entry.keys = None
             return
-        tasks, tags, seen = snap.tasks, snap.tags, entry.seen
-        for wu in exp.work_units:
-            att = wu.active
-            if att is None:
-                continue
-            job_id = att.job_id or tags.get(att.submission_tag)
-            obs = None if job_id is None else tasks.get((job_id, att.array_index))
-            seen[wu.id] = obs
-            if obs is not None:
-                self._gone_since.pop(att.id, None)
+        if entry.keys is not None and entry.positions is not None:
+            entry.dirty.extend(entry.positions)
+        else:
+            entry.keys = None
+        seen, gone = entry.seen, self._gone_since
+        for wu_id, att_id, obs in looked:
+            seen[wu_id] = obs
+            if obs is not None and gone:
+                gone.pop(att_id, None)
 
     def settle(self) -> None:
         """After the cycle's actions: note, for each experiment planned this cycle whose
         units all have an observed job in flight, the keys and observations that make the
-        next cycle's unchanged check one list comparison."""
+        next cycle's unchanged check one list comparison (brought up to date where this
+        cycle's plan changed something, built anew only when units came or went)."""
         for uid, entry in self._entries.items():
+            entry.positions = None
             if entry.keys is not None:  # every unit in flight, as last cycle
-                continue
+                dirty, entry.dirty = entry.dirty, []
+                if not dirty or _refreshed_keys(entry, dirty):
+                    continue
+                entry.keys = None
             units = entry.record.work_units
             if any(wu.active is None and wu.phase != _BACKOFF for wu in units):
                 # a unit waiting for something the record does not hold (a dependency, a
                 # submission that did not happen): read it again, as every cycle did
                 self._stale.add(uid)
                 continue
-            if entry.keys is not None or entry.whole:
+            if entry.whole:
                 continue
             keys: list[tuple[str, int]] = []
             prev: list[TaskObservation | None] = []
@@ -345,16 +376,21 @@ class Informer:
         entry = self._entries.get(uid)
         if entry is None:
             return
-        entry.keys = None
+        positions, entry.positions = entry.positions, None  # for this plan's status update
         if isinstance(action, UpdateStatus):
             if action.work_units or action.attempts or action.adoptions:
-                entry.record = dataclasses.replace(
-                    entry.record, work_units=_patched(entry.record.work_units, action, now)
-                )
+                units, removed = _patched(entry.record.work_units, positions, action, now)
+                entry.record = dataclasses.replace(entry.record, work_units=units)
+                if removed and entry.keys is not None:
+                    _drop_keys(entry, removed)
                 self._headers.add(uid)
             if action.fail_experiment:
                 self._stale.add(uid)
-        elif isinstance(action, SetStatus):
+            return
+        if not isinstance(action, SetStatus):
+            entry.keys = None  # units change: the unchanged check is built anew
+            entry.dirty = []
+        if isinstance(action, SetStatus):
             self._headers.add(uid)
             if isinstance(result, int) and result == entry.version + 1:
                 entry.version = result  # our own write: the cached units stay right
@@ -365,11 +401,11 @@ class Informer:
         elif isinstance(action, Submit) and isinstance(result, list) and not entry.record.upstream:
             # the new attempts as the store wrote them (their ids from the intent): the units
             # are patched, not read back; the status inputs (counts) are read again
-            units = _submitted(entry.record.work_units, action, result)
-            if units is None:
+            submitted = _submitted(entry.record.work_units, action, result)
+            if submitted is None:
                 self._stale.add(uid)
             else:
-                entry.record = dataclasses.replace(entry.record, work_units=units)
+                entry.record = dataclasses.replace(entry.record, work_units=submitted)
                 self._headers.add(uid)
         elif isinstance(action, Cancel) and isinstance(result, float):
             cancelled = set(action.attempt_ids)
@@ -401,9 +437,9 @@ def _submitted(
     units: tuple[WorkUnitRecord, ...], action: Submit, arrays: Sequence[SubmittedArray]
 ) -> tuple[WorkUnitRecord, ...] | None:
     """``units`` as the store has them after ``action`` was recorded and submitted as
-    ``arrays``, as
-    :meth:`~lxr.store.writes.ControllerWrites.record_intent` and ``mark_submitted`` wrote
-    them; None when the arrays do not cover every entry (the cache reads them back)."""
+    ``arrays``, as :meth:`~lxr.store.writes.ControllerWrites.record_intent` and
+    ``mark_submitted`` wrote them; None when the arrays do not cover every entry (the cache
+    reads them back)."""
     new: dict[int, AttemptRecord] = {}
     phase = action.phase.value
     for arr in arrays:
@@ -444,19 +480,27 @@ def _cancel_requested(att: AttemptRecord, when: float) -> AttemptRecord:
 
 
 def _patched(
-    units: tuple[WorkUnitRecord, ...], upd: UpdateStatus, now: float
-) -> tuple[WorkUnitRecord, ...]:
+    units: tuple[WorkUnitRecord, ...],
+    positions: Sequence[int] | None,
+    upd: UpdateStatus,
+    now: float,
+) -> tuple[tuple[WorkUnitRecord, ...], list[int]]:
     """``units`` as the store has them after ``upd`` (terminal ones dropped), as
-    :meth:`~lxr.store.writes.ControllerWrites.apply_update` writes them. Records are built
-    positionally (``dataclasses.replace`` costs ~3-5x more, at 100k work units a pass)."""
+    :meth:`~lxr.store.writes.ControllerWrites.apply_update` writes them, and the positions
+    dropped. Only the units at ``positions`` (those the plan covered; None: all) are looked
+    at. Records are built positionally (``dataclasses.replace`` costs ~3-5x more, at 100k
+    work units a pass)."""
     attempts = {a.id: a for a in upd.attempts}
     adopted = dict(upd.adoptions)
     patches = {p.id: p for p in upd.work_units}
     adopted_state = upd.adopted_state.value
-    out: list[WorkUnitRecord] = []
-    for wu in units:
+    out = list(units)
+    removed: list[int] = []
+    for pos in range(len(units)) if positions is None else positions:
+        wu = units[pos]
         p = patches.get(wu.id)
         if p is not None and p.phase in _TERMINAL:
+            removed.append(pos)
             continue
         att = wu.active
         if att is not None and (att.id in attempts or att.submission_id in adopted):
@@ -485,28 +529,63 @@ def _patched(
                 ap.cancel_requested_at if ap else att.cancel_requested_at,
             )
         if p is None:
-            out.append(wu if att is wu.active else _with_active(wu, att))
+            if att is not wu.active:
+                out[pos] = _with_active(wu, att)
             continue
         # the outcome (reason, message) is written only when the patch sets one
-        out.append(
-            WorkUnitRecord(
-                wu.id,
-                wu.index,
-                wu.name,
-                p.phase,
-                p.failures,
-                p.disruptions,
-                p.next_attempt_after,
-                wu.attempt_count,
-                p.retry_reason,
-                None if p.clear_active else att,
-                wu.stop_requested,
-                wu.removed,
-                p.resource_scale,
-                wu.message if p.reason is None else p.message,
-            )  # fmt: skip
-        )
-    return tuple(out)
+        out[pos] = WorkUnitRecord(
+            wu.id, wu.index, wu.name, p.phase, p.failures, p.disruptions,
+            p.next_attempt_after, wu.attempt_count, p.retry_reason,
+            None if p.clear_active else att, wu.stop_requested, wu.removed,
+            p.resource_scale, wu.message if p.reason is None else p.message,
+        )  # fmt: skip
+    if not removed:
+        return tuple(out), removed
+    removed.sort()
+    if len(removed) * 8 < len(out):
+        for pos in reversed(removed):
+            del out[pos]
+        return tuple(out), removed
+    gone = set(removed)
+    return tuple(u for i, u in enumerate(out) if i not in gone), removed
+
+
+def _obs(
+    att: AttemptRecord, tasks: Mapping[tuple[str, int], TaskObservation], tags: Mapping[str, str]
+) -> TaskObservation | None:
+    """The snapshot's observation of ``att``'s task (its job found by tag if need be)."""
+    job_id = att.job_id or tags.get(att.submission_tag)
+    return None if job_id is None else tasks.get((job_id, att.array_index))
+
+
+def _refreshed_keys(entry: _Entry, dirty: Sequence[int]) -> bool:
+    """Bring ``entry``'s unchanged check up to date at the ``dirty`` positions; False when a
+    unit there no longer has an observed job in flight (the check is built anew)."""
+    assert entry.keys is not None
+    units, seen, keys, prev = entry.record.work_units, entry.seen, entry.keys, entry.prev
+    for pos in dirty:
+        wu = units[pos]
+        att = wu.active
+        if att is None or att.job_id is None or wu.stop_requested:
+            return False
+        obs = seen.get(wu.id)
+        if obs is None or _on_clock(obs):
+            return False
+        keys[pos], prev[pos] = (att.job_id, att.array_index), obs
+    return True
+
+
+def _drop_keys(entry: _Entry, removed: Sequence[int]) -> None:
+    """The units at ``removed`` (sorted positions) left ``entry``: so do their keys, and the
+    dirty positions after them move down."""
+    assert entry.keys is not None
+    if len(removed) * 8 >= len(entry.keys):
+        entry.keys = None  # many left: built anew
+        return
+    for pos in reversed(removed):
+        del entry.keys[pos], entry.prev[pos]
+    gone = set(removed)
+    entry.dirty = [p - bisect_left(removed, p) for p in entry.dirty if p not in gone]
 
 
 # the positional constructions above follow the records' field order
