@@ -12,6 +12,7 @@ from lxr.api.phases import TaskPhase
 from lxr.api.records import ExperimentRecord
 from lxr.api.resources import Experiment
 from lxr.reconciler.controller import Controller
+from lxr.reconciler.informer import observe_query
 from lxr.schedulers.base import ArrayJob, Driver, ObserveQuery, Snapshot, TaskObservation
 from lxr.schedulers.transport import LocalTransport
 from lxr.store import Store
@@ -27,6 +28,7 @@ class _Scripted(Driver):
         super().__init__("local", LocalTransport(), "/nonexistent")
         self.jobs: dict[str, list[int]] = {}
         self.phase: TaskPhase | None = None  # None: nothing reported yet
+        self.phases: dict[tuple[str, int], TaskPhase] = {}  # tasks not in self.phase
         self.cancelled: list[tuple[str, int | None]] = []
 
     @property
@@ -44,13 +46,14 @@ class _Scripted(Driver):
     async def observe(self, query: ObserveQuery) -> Snapshot:
         tasks: dict[tuple[str, int], TaskObservation] = {}
         if self.phase is not None:
-            state = {TaskPhase.RUNNING: "RUNNING", TaskPhase.SUCCEEDED: "COMPLETED"}[self.phase]
             for job_id, indexes in self.jobs.items():
                 for i in indexes:
                     if (job_id, i) in self.cancelled:
                         continue  # gone from the queue
-                    end = time.time() if self.phase is TaskPhase.SUCCEEDED else None
-                    obs = TaskObservation(job_id, i, self.phase, state, None, 0, None, 1.0, end)
+                    phase = self.phases.get((job_id, i), self.phase)
+                    state = {TaskPhase.RUNNING: "RUNNING", TaskPhase.SUCCEEDED: "COMPLETED"}[phase]
+                    end = 2.0 if phase is TaskPhase.SUCCEEDED else None
+                    obs = TaskObservation(job_id, i, phase, state, None, 0, None, 1.0, end)
                     tasks[job_id, i] = obs
         return Snapshot(self.cluster, time.time(), tasks)
 
@@ -77,14 +80,19 @@ def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) 
     ctl.drivers["local"] = (driver, store.get_cluster("local").spec)
     anyio.run(ctl.acquire_lease)
 
+    planned: list[int] = []
+
     def one_pass() -> tuple[int, dict[str, tuple[object, ...]]]:
         result = anyio.run(ctl.reconcile, "local")
+        planned.append(result.planned)
         cached = ctl.informers["local"]
         held = {uid: e.record.work_units for uid, e in cached._entries.items()}
         fresh = _units(store.load_desired("local"))
         # a finished experiment leaves the cache at the next refresh, with no unit left
         assert all(not held[uid] for uid in held.keys() - fresh.keys())
         assert {uid: held.get(uid) for uid in fresh} == fresh, "the cache drifted from the store"
+        for e in cached._entries.values():  # what it asks the scheduler about, kept up to date
+            assert cached.shape(e.record) == observe_query([e.record])
         return result.loaded, held
 
     loaded, _ = one_pass()  # reads everything, submits 3 arrays (4 + 4 + 2 tasks)
@@ -93,10 +101,18 @@ def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) 
     loaded, held = one_pass()  # the new attempts came from the intents, not read back
     assert loaded == 0
     assert {wu.active.phase for units in held.values() for wu in units if wu.active} == {"Running"}
+    one_pass()
+    assert planned[-1] == 0  # nothing changed: nothing planned
+    driver.phases[sorted(driver.jobs)[1], 2] = TaskPhase.SUCCEEDED  # one task ends
+    loaded, held = one_pass()
+    assert (loaded, planned[-1]) == (0, 1)  # only it was planned
+    assert sum(map(len, held.values())) == 9
+    one_pass()
+    assert planned[-1] == 0
     store.stop_work_units("cached", [3])  # a change counter moves: that experiment is read
     one_pass()
     loaded, held = one_pass()  # the cancel's time is taken in, not read back
-    assert loaded == 0 and len(driver.cancelled) == 1
+    assert loaded == 0 and len(driver.cancelled) == 1 and planned[-1] == 1
     driver.phase = TaskPhase.SUCCEEDED
     loaded, held = one_pass()
     assert loaded == 0 and not any(held.values())

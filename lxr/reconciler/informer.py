@@ -379,10 +379,13 @@ class Informer:
         positions, entry.positions = entry.positions, None  # for this plan's status update
         if isinstance(action, UpdateStatus):
             if action.work_units or action.attempts or action.adoptions:
-                units, removed = _patched(entry.record.work_units, positions, action, now)
+                old = entry.record.work_units
+                units, removed = _patched(old, positions, action, now)
                 entry.record = dataclasses.replace(entry.record, work_units=units)
                 if removed and entry.keys is not None:
                     _drop_keys(entry, removed)
+                if positions is not None:
+                    self._carry_shape(uid, old, units, positions, removed)
                 self._headers.add(uid)
             if action.fail_experiment:
                 self._stale.add(uid)
@@ -420,6 +423,46 @@ class Informer:
             )
         else:  # anything else (a retried intent, a refused submission): read back
             self._stale.add(uid)
+
+    def _carry_shape(
+        self,
+        uid: str,
+        old: tuple[WorkUnitRecord, ...],
+        new: tuple[WorkUnitRecord, ...],
+        positions: Sequence[int],
+        removed: Sequence[int],
+    ) -> None:
+        """The observe query of ``old`` units holds for ``new`` ones (the units at
+        ``positions`` patched, those at ``removed`` dropped) with the tasks of the units
+        that ended taken out: kept, not computed again over every unit."""
+        memo = self._shapes.get(uid)
+        if memo is None or memo[0] is not old or len(positions) * 8 > len(old):
+            return
+        query = memo[1]
+        gone = set(removed)
+        ended: dict[str, set[int]] = {}
+        for pos in positions:
+            before = old[pos].active
+            after = None if pos in gone else new[pos - bisect_left(removed, pos)].active
+            if before is None or before.job_id is None:
+                if before is not after and (after is None or after.job_id is not None):
+                    return  # an intent confirmed or ended: computed again
+                continue
+            if after is None:
+                ended.setdefault(before.job_id, set()).add(before.array_index)
+            elif (after.job_id, after.array_index) != (before.job_id, before.array_index):
+                return
+        if ended:
+            jobs = dict(query.jobs)
+            for job_id, indexes in ended.items():
+                left = jobs[job_id] - indexes
+                if left:
+                    jobs[job_id] = left
+                else:
+                    del jobs[job_id]
+            gangs = {j: n for j, n in query.gangs.items() if j in jobs}
+            query = ObserveQuery(jobs, query.intents, gangs)
+        self._shapes[uid] = (new, query)
 
     def failed(self) -> None:
         """A cycle failed midway: what it wrote is unknown here, so read everything again."""
