@@ -271,3 +271,110 @@ def test_an_applied_local_cluster_is_named_once_among_the_known(any_store: Store
     with pytest.raises(NotFound) as info:
         any_store.get_cluster("nope")
     assert "(known: local)" in str(info.value)
+
+
+def _written(store: Store, name: str) -> list[tuple[object, ...]]:
+    """Every column of the work units of ``name`` and of their attempts that a status write
+    sets, in index order (no ids)."""
+    with store.session() as s:
+        return [
+            tuple(r)
+            for r in s.execute(
+                text(
+                    "SELECT w.idx, w.phase, w.reason, w.message, w.exit_code, w.failures, "
+                    "w.disruptions, w.next_attempt_after, w.retry_reason, w.updated_at, "
+                    "w.active_attempt_id IS NULL, w.resource_scale, a.phase, a.job_id, "
+                    "a.state, a.reason, a.message, a.exit_code, a.restarts, a.start_time, "
+                    "a.end_time, a.last_seen, a.cancel_requested_at, a.final, "
+                    "a.rank_exit_codes, a.first_failed_rank "
+                    "FROM work_units w JOIN attempts a ON a.work_unit_id = w.id "
+                    "JOIN experiments e ON e.uid = w.experiment_uid "
+                    "WHERE e.name = :name ORDER BY w.idx"
+                ),
+                {"name": name},
+            )
+        ]
+
+
+def test_a_status_write_of_many_rows_writes_what_row_by_row_writes(any_store: Store) -> None:
+    """A status write of hundreds of units (one statement per table from a temporary table,
+    the columns every row sets alike bound once) stores what the same patches store written
+    a few at a time (one statement per row): varying and uniform columns, JSON values and
+    JSON null, job ids kept or changed, awkward text."""
+    from lxr.reconciler.actions import AttemptPatch, UpdateStatus, WorkUnitPatch
+
+    n = 300
+    now = time.time()
+    for name in ("many", "few"):
+        any_store.apply(make_experiment(name, n=n))
+    records = {r.name: r for r in any_store.load_desired("local")}
+    for name, record in records.items():
+        entries = [(w.id, 1, w.index, None) for w in record.work_units]
+        sid = any_store.record_intent(record.uid, "local", f"{name}-tag", entries, **READY)
+        any_store.mark_submitted(
+            sid, "77", submission_transition("Intent", SubmissionEvent.ACCEPTED)
+        )
+    records = {r.name: r for r in any_store.load_desired("local")}
+
+    def patches(record: object) -> tuple[list[AttemptPatch], list[WorkUnitPatch]]:
+        attempts, units = [], []
+        for w in record.work_units:  # type: ignore[attr-defined]
+            i = w.index
+            odd = i % 2 == 1
+            assert w.active is not None
+            attempts.append(
+                AttemptPatch(
+                    id=w.active.id,
+                    phase="Failed" if i % 3 == 0 else "Succeeded",
+                    job_id="78" if i == 5 else "77",  # one job id changes, the rest stay
+                    state="COMPLETED",
+                    reason="Completed",
+                    message=('it\'s "quoted"\n\ttabbed ünïcode' if odd else None),
+                    exit_code=i % 3,
+                    restarts=1,
+                    start_time=now + i,
+                    end_time=now + 100.5,
+                    last_seen=now,
+                    final=True,
+                    rank_exit_codes=(0, None, i) if i % 4 == 0 else None,
+                    first_failed_rank=2 if i % 4 == 0 else None,
+                )
+            )
+            units.append(
+                WorkUnitPatch(
+                    id=w.id,
+                    index=i,
+                    phase="Failed" if i % 3 == 0 else "Succeeded",
+                    reason="Error" if i % 3 == 0 else None,
+                    message="exit 1" if i % 3 == 0 else None,
+                    exit_code=1 if i % 3 == 0 else None,
+                    failures=i % 2,
+                    next_attempt_after=now + 5 if odd else None,
+                    retry_reason="Error" if odd else None,
+                    clear_active=i % 5 != 0,
+                    resource_scale={"mem": 2, "cap": {"mem": "8G"}} if i % 7 == 0 else None,
+                )
+            )
+        return attempts, units
+
+    attempts, units = patches(records["many"])
+    any_store.apply_update(
+        UpdateStatus(records["many"].uid, tuple(units), tuple(attempts)), "local"
+    )
+    attempts, units = patches(records["few"])
+    for start in range(0, n, 50):  # below the size written as one statement
+        any_store.apply_update(
+            UpdateStatus(
+                records["few"].uid,
+                tuple(units[start : start + 50]),
+                tuple(attempts[start : start + 50]),
+            ),
+            "local",
+        )
+    many, few = _written(any_store, "many"), _written(any_store, "few")
+    assert len(many) == n
+    # updated_at is the time of each write: the same within one, close across them
+    assert {r[9] for r in many} == {many[0][9]}
+    assert [r[:9] + r[10:] for r in many] == [r[:9] + r[10:] for r in few]
+    assert many[5][13] == "78" and many[6][13] == "77"
+    assert sum(r[24] is None for r in many) == n - n // 4

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 from pydantic import BaseModel
@@ -49,14 +49,14 @@ __all__ = [
     "ATTEMPT_RECORD",
     "WORK_UNIT_RECORD",
     "RecordCodec",
-    "attempt_patch_rows",
+    "attempt_patch_columns",
     "cluster_from_row",
     "event_row",
     "experiment_from_row",
     "experiment_record",
     "status_record",
     "ts",
-    "work_unit_patch_rows",
+    "work_unit_patch_columns",
     "work_unit_view",
 ]
 
@@ -197,62 +197,57 @@ def status_record(
 
 # ---------------------------------------------------------------------- patches (controller)
 
-_patch_fields: dict[tuple[type, type[Base]], tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
+_patch_fields: dict[tuple[type, type[Base]], tuple[str, ...]] = {}
 
 
-def _patch_columns(kind: type, table: type[Base]) -> tuple[tuple[str, ...], Callable[[Any], Any]]:
-    """The fields of patch type ``kind`` that are columns of ``table`` (``id`` first), and a
-    getter of their values as one tuple."""
+def _patch_columns(kind: type, table: type[Base]) -> tuple[str, ...]:
+    """The fields of patch type ``kind`` that are columns of ``table`` (``id`` first)."""
     key = (kind, table)
     found = _patch_fields.get(key)
     if found is None:
         columns = table.__table__.columns
-        names = tuple(f.name for f in dataclasses.fields(kind) if f.name in columns)
-        assert names[0] == "id", names
-        found = _patch_fields[key] = (names, attrgetter(*names))
+        found = tuple(f.name for f in dataclasses.fields(kind) if f.name in columns)
+        assert found[0] == "id", found
+        _patch_fields[key] = found
     return found
 
 
-def attempt_patch_rows(patches: Sequence[Any]) -> tuple[tuple[str, ...], Iterator[tuple[Any, ...]]]:
+def _columns_of(patches: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Each named field of the patches as one list (a column of the UPDATE)."""
+    return {name: list(map(attrgetter(name), patches)) for name in names}
+
+
+def attempt_patch_columns(patches: Sequence[Any]) -> dict[str, list[Any]]:
     """Attempt patches (``UpdateStatus.attempts``) as the columns of their UPDATE (``id``
-    first) and each one's values in that order."""
+    first), each a list of the patches' values in order."""
     if not patches:
-        return (), iter(())
-    names, get = _patch_columns(type(patches[0]), AttemptRow)
-    return names, map(get, patches)
+        return {}
+    return _columns_of(patches, _patch_columns(type(patches[0]), AttemptRow))
 
 
 _OUTCOME = ("reason", "message", "exit_code")
 
 
-def work_unit_patch_rows(
+def work_unit_patch_columns(
     patches: Sequence[Any], now: float
-) -> list[tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
-    """Work-unit patches as UPDATE rows, grouped by the columns they write (rows with different
-    columns cannot share one executemany): the outcome (reason, message, exit code) only when
-    the patch sets one, the active attempt cleared when asked, ``updated_at`` always."""
+) -> list[tuple[dict[str, list[Any]], dict[str, Any]]]:
+    """Work-unit patches as UPDATEs, grouped by the columns they write: the outcome (reason,
+    message, exit code) only when the patch sets one, the active attempt cleared when asked,
+    ``updated_at`` always. Each group is its columns (``id`` first, a list of values each) and
+    the columns it sets to one value for every row."""
     if not patches:
         return []
-    names, get = _patch_columns(type(patches[0]), WorkUnitRow)
-    keep = tuple(i for i, n in enumerate(names) if n not in _OUTCOME)
-    short = tuple(names[i] for i in keep)
-    pick = itemgetter(*keep)
-    groups: dict[tuple[bool, bool], list[tuple[Any, ...]]] = {}
+    names = _patch_columns(type(patches[0]), WorkUnitRow)
+    short = tuple(n for n in names if n not in _OUTCOME)
+    groups: dict[tuple[bool, bool], list[Any]] = {}
     for patch in patches:
-        values = get(patch)
-        outcome = patch.reason is not None
-        if not outcome:
-            values = pick(values)
-        if patch.clear_active:
-            values = (*values, None, now)
-        else:
-            values = (*values, now)
-        groups.setdefault((outcome, patch.clear_active), []).append(values)
+        groups.setdefault((patch.reason is not None, patch.clear_active), []).append(patch)
     out = []
-    for (outcome, clear), rows in groups.items():
-        cols = names if outcome else short
-        cols = (*cols, "active_attempt_id", "updated_at") if clear else (*cols, "updated_at")
-        out.append((cols, rows))
+    for (outcome, clear), group in groups.items():
+        fixed: dict[str, Any] = {"updated_at": now}
+        if clear:
+            fixed["active_attempt_id"] = None
+        out.append((_columns_of(group, names if outcome else short), fixed))
     return out
 
 

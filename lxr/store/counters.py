@@ -56,12 +56,18 @@ class Counters(StoreEngine):
                     select(ExperimentRow.phase, func.count()).group_by(ExperimentRow.phase)
                 ).all()
             )
-            wus = {
-                (c, p): n
-                for c, p, n in s.execute(
-                    select(WorkUnitRow.cluster, WorkUnitRow.phase, func.count()).group_by(
-                        WorkUnitRow.cluster, WorkUnitRow.phase
-                    )
+            # per experiment and phase from their index; a work unit runs on its
+            # experiment's cluster (an immutable field)
+            per = (
+                select(WorkUnitRow.experiment_uid, WorkUnitRow.phase, func.count().label("n"))
+                .group_by(WorkUnitRow.experiment_uid, WorkUnitRow.phase)
+                .subquery()
+            )
+            wus: dict[tuple[str, str], int] = {}
+            for c, p, n in s.execute(
+                select(ExperimentRow.cluster, per.c.phase, per.c.n).join(
+                    per, per.c.experiment_uid == ExperimentRow.uid
                 )
-            }
+            ):
+                wus[c, p] = wus.get((c, p), 0) + int(n)
         return exps, wus

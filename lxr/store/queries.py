@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import chain, islice
+import sqlite3
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import JSON, ColumnElement, CursorResult, Result, bindparam, delete, select, update
@@ -32,7 +32,7 @@ __all__ = [
     "experiment_uid_of",
     "rowcount",
     "unfinished_experiment",
-    "update_by_id",
+    "update_columns",
 ]
 
 #: work-unit phases that end (the experiment's terminal phases have the same names)
@@ -86,8 +86,10 @@ def bump_version(s: Session, experiment_uid: str) -> None:
     )
 
 
-#: from this many rows on, PostgreSQL updates go through COPY and a temporary table
-_COPY_ROWS = 200
+#: from this many rows on, an update is one statement per table (below: row by row)
+_SET_ROWS = 200
+#: SQLite's UPDATE ... FROM came in 3.33 (older SQLite updates row by row)
+_SQLITE_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
 
 
 def _copy_text(kind: Any) -> Callable[[Any], Any] | None:
@@ -105,26 +107,124 @@ def _copy_text(kind: Any) -> Callable[[Any], Any] | None:
     return text
 
 
-def update_by_id(
-    s: Session, table: type[Base], keys: Sequence[str], rows: Iterable[Sequence[Any]]
+def _same(values: Sequence[Any]) -> bool:
+    """Whether every value equals the first (a column the batch sets to one value)."""
+    return values.count(values[0]) == len(values)
+
+
+def update_columns(
+    s: Session,
+    table: type[Base],
+    columns: Mapping[str, Sequence[Any]],
+    fixed: Mapping[str, Any] | None = None,
+    *,
+    rarely: Collection[str] = (),
 ) -> None:
-    """``UPDATE table SET ... WHERE id = ...`` for every row: ``keys`` name the columns of each
-    row's values, the first of them ``id``. As the driver's own executemany of plain tuples:
-    at 100k rows SQLAlchemy's per-row parameter handling (and a dict per row) cost more than
-    the database's work. A column whose type converts values (JSON) goes through that type's
-    bind processor, as SQLAlchemy would."""
+    """``UPDATE table SET ... WHERE id = ...`` for every row: ``columns`` maps each column
+    written (``id`` first) to its values, one per row; ``fixed`` sets columns to one value
+    for every row. A column whose type converts values (JSON) goes through that type's bind
+    processor (its text for COPY), as SQLAlchemy would.
+
+    From :data:`_SET_ROWS` rows on (SQLite and PostgreSQL) it is one statement per table,
+    not one per row: a column the whole batch sets to one value is a parameter bound once
+    (a pass where every task ended writes the same phase, reason and exit code 100k times),
+    the columns that vary come from a temporary table (filled by the driver's executemany on
+    SQLite, by COPY on PostgreSQL) joined by id. ``rarely`` names indexed columns whose value
+    seldom changes (an attempt's job id): on SQLite, which rewrites the index entries of every
+    indexed column it sets, they are set by a second statement only where they differ."""
+    keys = list(columns)
     assert keys[0] == "id", keys
+    ids = columns["id"]
+    if not ids:
+        return
     t = table.__table__
     conn = s.connection()
-    sqlite = conn.dialect.name == "sqlite"
+    dialect = conn.dialect.name
+    fixed = dict(fixed or {})
+    if (
+        len(ids) < _SET_ROWS
+        or dialect not in ("sqlite", "postgresql")
+        or (dialect == "sqlite" and not _SQLITE_UPDATE_FROM)
+    ):
+        names = [*keys, *fixed]
+        rows = [(*row, *fixed.values()) for row in zip(*columns.values(), strict=True)]
+        _update_each(conn, t, names, rows)
+        return
+
+    def processor(kind: Any) -> Callable[[Any], Any] | None:
+        if not isinstance(kind, JSON):
+            return None
+        return _copy_text(kind) if dialect == "postgresql" else _bound(kind, conn.dialect)
+
+    for k, v in fixed.items():
+        if (proc := processor(t.c[k].type)) is not None:
+            fixed[k] = proc(v)
+    values: dict[str, Sequence[Any]] = {}
+    for k, col in columns.items():
+        proc = processor(t.c[k].type)
+        values[k] = col if proc is None else list(map(proc, col))
+    for k, col in list(values.items())[1:]:
+        if _same(col):
+            fixed[k] = col[0]
+            del values[k]
+    varying = [t.c[k].name for k in values]  # id first
+    guarded = [n for n in varying[1:] if dialect == "sqlite" and n in rarely]
+    temp = f"lxr_set_{t.name}"
+    feed = zip(*values.values(), strict=True)
+    raw: Any = conn.connection.driver_connection
+    cur = raw.cursor()
+    try:
+        if dialect == "sqlite":
+            mark = "?"
+            cur.execute(
+                f"CREATE TEMP TABLE {temp} ({', '.join(['id INTEGER PRIMARY KEY', *varying[1:]])})"
+            )
+            cur.executemany(f"INSERT INTO {temp} VALUES ({', '.join('?' * len(varying))})", feed)
+        else:
+            mark = "%s"
+            cur.execute(
+                f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS "
+                f"SELECT {', '.join(varying)} FROM {t.name} WITH NO DATA"
+            )
+            with cur.copy(f"COPY {temp} ({', '.join(varying)}) FROM STDIN") as copy:
+                for row in feed:
+                    copy.write_row(row)
+        sets = [f"{t.c[k].name} = {_param(t.c[k].type, mark, dialect)}" for k in fixed]
+        sets += [f"{n} = u.{n}" for n in varying[1:] if n not in guarded]
+        where = f"FROM {temp} AS u WHERE {t.name}.id = u.id"
+        if sets:
+            cur.execute(f"UPDATE {t.name} SET {', '.join(sets)} {where}", list(fixed.values()))
+        for n in guarded:
+            cur.execute(f"UPDATE {t.name} SET {n} = u.{n} {where} AND {t.name}.{n} IS NOT u.{n}")
+        cur.execute(f"DROP TABLE {temp}")
+    finally:
+        cur.close()
+
+
+def _param(kind: Any, mark: str, dialect: str) -> str:
+    """A bound parameter for a column of type ``kind`` (JSON text cast to JSON on
+    PostgreSQL)."""
+    return f"CAST({mark} AS JSON)" if dialect == "postgresql" and isinstance(kind, JSON) else mark
+
+
+def _update_each(conn: Any, t: Any, keys: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """The update of a few rows, one statement each (the driver's executemany of plain tuples
+    on SQLite: SQLAlchemy's per-row parameter handling costs more than the database's work)."""
+    if conn.dialect.name != "sqlite":
+        stmt = (
+            t.update().where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in keys[1:]})
+        )
+        conn.execute(
+            stmt, [{"_id": row[0], **dict(zip(keys[1:], row[1:], strict=True))} for row in rows]
+        )
+        return
     # on SQLite only JSON changes form on the way in: the driver stores floats, ints and
     # bools as SQLAlchemy's own coercions would (REAL affinity, booleans as 0/1)
-    procs = [
-        (i, _bound(t.c[k].type, conn.dialect))
+    converts = [
+        (i, p)
         for i, k in enumerate(keys)
-        if not sqlite or isinstance(t.c[k].type, JSON)
+        if isinstance(t.c[k].type, JSON) and (p := _bound(t.c[k].type, conn.dialect)) is not None
     ]
-    converts = [(i, p) for i, p in procs if p is not None]
 
     def converted(row: Sequence[Any]) -> Sequence[Any]:
         if not converts:
@@ -134,53 +234,13 @@ def update_by_id(
             out[i] = p(out[i])
         return out
 
-    if sqlite:
-        # numbered parameters: each row's values go in as they are, ``id`` (?1) first
-        assignments = ", ".join(f"{t.c[k].name} = ?{i + 1}" for i, k in enumerate(keys) if i)
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cur.executemany(
-                f"UPDATE {t.name} SET {assignments} WHERE id = ?1", map(converted, rows)
-            )
-        finally:
-            cur.close()
-        return
-    # the first rows tell whether there are enough for COPY; the rest stream (not held)
-    stream = iter(rows)
-    head = list(islice(stream, _COPY_ROWS))
-    if not head:
-        return
-    names = ", ".join(t.c[k].name for k in keys[1:])
-    if conn.dialect.name == "postgresql" and len(head) >= _COPY_ROWS:
-        # psycopg sends an executemany one statement per row (100k rows: tens of seconds):
-        # COPY the new values into a temporary table, then one UPDATE ... FROM it
-        texts = [(i, f) for i, k in enumerate(keys) if (f := _copy_text(t.c[k].type)) is not None]
-        temp = f"lxr_update_{t.name}"
-        raw: Any = conn.connection.driver_connection
-        with raw.cursor() as cur:
-            cur.execute(
-                f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS "
-                f"SELECT id, {names} FROM {t.name} WITH NO DATA"
-            )
-            with cur.copy(f"COPY {temp} (id, {names}) FROM STDIN") as copy:
-                for row in chain(head, stream):
-                    if texts:
-                        row = list(row)
-                        for i, f in texts:
-                            row[i] = f(row[i])
-                    copy.write_row(row)
-            sets = ", ".join(f"{t.c[k].name} = u.{t.c[k].name}" for k in keys[1:])
-            cur.execute(f"UPDATE {t.name} SET {sets} FROM {temp} u WHERE {t.name}.id = u.id")
-            cur.execute(f"DROP TABLE {temp}")
-        return
-    stmt = t.update().where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in keys[1:]})
-    conn.execute(
-        stmt,
-        [
-            {"_id": row[0], **dict(zip(keys[1:], row[1:], strict=True))}
-            for row in chain(head, stream)
-        ],
-    )
+    # numbered parameters: each row's values go in as they are, ``id`` (?1) first
+    assignments = ", ".join(f"{t.c[k].name} = ?{i + 1}" for i, k in enumerate(keys) if i)
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.executemany(f"UPDATE {t.name} SET {assignments} WHERE id = ?1", map(converted, rows))
+    finally:
+        cur.close()
 
 
 def _bound(kind: Any, dialect: Any) -> Callable[[Any], Any] | None:

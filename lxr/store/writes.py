@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from lxr.api.phases import AttemptPhase, SubmissionState, SubmissionTransition, WorkUnitPhase
-from lxr.store.codecs import attempt_patch_rows, event_row, work_unit_patch_rows
+from lxr.store.codecs import attempt_patch_columns, event_row, work_unit_patch_columns
 from lxr.store.engine import StoreEngine
-from lxr.store.queries import chunks, update_by_id
+from lxr.store.queries import chunks, update_columns
 from lxr.store.tables import AttemptRow, ExperimentRow, SubmissionRow, WorkUnitRow
 
 __all__ = ["ControllerWrites"]
@@ -173,9 +173,11 @@ class ControllerWrites(StoreEngine):
                     .values(job_id=job_id, submit_time=now)
                 )
             if upd.attempts:
-                update_by_id(s, AttemptRow, *attempt_patch_rows(upd.attempts))
-            for columns, rows in work_unit_patch_rows(upd.work_units, now):
-                update_by_id(s, WorkUnitRow, columns, rows)
+                # an attempt's job id is set once (submit, adoption): not rewritten unchanged
+                columns = attempt_patch_columns(upd.attempts)
+                update_columns(s, AttemptRow, columns, rarely=("job_id",))
+            for columns, fixed in work_unit_patch_columns(upd.work_units, now):
+                update_columns(s, WorkUnitRow, columns, fixed)
             # removed by a sweep edit and stopped by this plan: gone in the same transaction
             for chunk in chunks(list(upd.remove), 500):
                 s.execute(delete(AttemptRow).where(AttemptRow.work_unit_id.in_(chunk)))
