@@ -53,6 +53,8 @@ CRASH_ENV = "LXR_TEST_CRASH_AT"
 #: ``LXR_TEST_STOP_AT=intent-recorded|job-submitted`` makes it SIGSTOP itself there, once (a
 #: stalled leader, for the fencing tests: the test resumes it with SIGCONT)
 STOP_ENV = "LXR_TEST_STOP_AT"
+#: how long the stop waits for store calls already under way in worker threads
+_STOP_SETTLE_SECONDS = 3.0
 
 
 async def _no_guard() -> None:
@@ -418,6 +420,11 @@ def env_crash_hook() -> Callable[[str], None] | None:
             log.warning("%s=%s: stopping this controller now (SIGSTOP)", STOP_ENV, stop_at)
             for handler in logging.getLogger().handlers + log.handlers:
                 handler.flush()
+            # a store call another task started (the lease's renewal) finishes its
+            # transaction in its worker thread first: stopped inside it, this process would
+            # hold SQLite's write lock and no standby could take over. Nothing new starts
+            # meanwhile: the event loop waits here.
+            time.sleep(_STOP_SETTLE_SECONDS)
             os.kill(os.getpid(), signal.SIGSTOP)
             log.warning("resumed after SIGSTOP")
 
