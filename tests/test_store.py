@@ -371,10 +371,47 @@ def test_a_status_write_of_many_rows_writes_what_row_by_row_writes(any_store: St
             ),
             "local",
         )
-    many, few = _written(any_store, "many"), _written(any_store, "few")
-    assert len(many) == n
-    # updated_at is the time of each write: the same within one, close across them
-    assert {r[9] for r in many} == {many[0][9]}
-    assert [r[:9] + r[10:] for r in many] == [r[:9] + r[10:] for r in few]
+
+    def compare() -> list[tuple[object, ...]]:
+        many, few = _written(any_store, "many"), _written(any_store, "few")
+        assert len(many) == n
+        # updated_at is the time of each write: the same within one, close across them
+        assert {r[9] for r in many} == {many[0][9]}
+        assert [r[:9] + r[10:] for r in many] == [r[:9] + r[10:] for r in few]
+        return many
+
+    many = compare()
     assert many[5][13] == "78" and many[6][13] == "77"
     assert sum(r[24] is None for r in many) == n - n // 4
+    # a write where only the ids differ (every unit alike: one statement, the ids a parameter)
+    for name in ("many", "few"):
+        record = records[name]
+        uniform = [
+            WorkUnitPatch(
+                id=w.id,
+                index=w.index,
+                phase="Stopped",
+                reason="Stopped",
+                message="stopped: 'all' \\ x",
+            )
+            for w in record.work_units
+        ]
+        tasks = [
+            AttemptPatch(id=w.active.id, phase="Stopped", job_id="77", rank_exit_codes=(1, None))
+            for w in record.work_units
+            if w.active is not None
+        ]
+        step = n if name == "many" else 50
+        for start in range(0, n, step):
+            any_store.apply_update(
+                UpdateStatus(
+                    record.uid,
+                    tuple(uniform[start : start + step]),
+                    tuple(tasks[start : start + step]),
+                ),
+                "local",
+            )
+    many = compare()
+    assert {(r[1], r[3], r[12], r[13]) for r in many} == {
+        ("Stopped", "stopped: 'all' \\ x", "Stopped", "77")
+    }

@@ -90,6 +90,8 @@ def bump_version(s: Session, experiment_uid: str) -> None:
 _SET_ROWS = 200
 #: SQLite's UPDATE ... FROM came in 3.33 (older SQLite updates row by row)
 _SQLITE_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
+#: and its JSON functions are built in from 3.38 on
+_SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
 
 
 def _copy_text(kind: Any) -> Callable[[Any], Any] | None:
@@ -172,16 +174,26 @@ def update_columns(
     temp = f"lxr_set_{t.name}"
     feed = zip(*values.values(), strict=True)
     raw: Any = conn.connection.driver_connection
+    mark = "?" if dialect == "sqlite" else "%s"
+    sets = [f"{t.c[k].name} = {_param(t.c[k].type, mark, dialect)}" for k in fixed]
     cur = raw.cursor()
     try:
+        if len(varying) == 1 and (dialect == "postgresql" or _SQLITE_JSON):
+            # only the ids vary (a work unit's status, most passes): they go in as one
+            # parameter, no temporary table
+            ids_in = "IN (SELECT value FROM json_each(?))" if dialect == "sqlite" else "= ANY(%s)"
+            ids_value = json.dumps(list(ids)) if dialect == "sqlite" else list(ids)
+            cur.execute(
+                f"UPDATE {t.name} SET {', '.join(sets)} WHERE id {ids_in}",
+                [*fixed.values(), ids_value],
+            )
+            return
         if dialect == "sqlite":
-            mark = "?"
             cur.execute(
                 f"CREATE TEMP TABLE {temp} ({', '.join(['id INTEGER PRIMARY KEY', *varying[1:]])})"
             )
             cur.executemany(f"INSERT INTO {temp} VALUES ({', '.join('?' * len(varying))})", feed)
         else:
-            mark = "%s"
             cur.execute(
                 f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS "
                 f"SELECT {', '.join(varying)} FROM {t.name} WITH NO DATA"
@@ -189,7 +201,6 @@ def update_columns(
             with cur.copy(f"COPY {temp} ({', '.join(varying)}) FROM STDIN") as copy:
                 for row in feed:
                     copy.write_row(row)
-        sets = [f"{t.c[k].name} = {_param(t.c[k].type, mark, dialect)}" for k in fixed]
         sets += [f"{n} = u.{n}" for n in varying[1:] if n not in guarded]
         where = f"FROM {temp} AS u WHERE {t.name}.id = u.id"
         if sets:
