@@ -38,10 +38,22 @@ __all__ = [
 API_VERSION = "lxr.dev/v1alpha1"
 
 _seconds_cache: dict[int, str] = {}
+# the text of times seen: the tasks of an array share their submit time, and start and end
+# in bursts of the same second (a listing of 100k attempts formats 300k times)
+_times: dict[float, str] = {}
 
 
 def rfc3339(value: float) -> str:
     """UNIX seconds as pydantic writes an aware UTC datetime (``...T10:32:40.677802Z``)."""
+    text = _times.get(value)
+    if text is None:
+        if len(_times) >= 100_000:
+            _times.clear()
+        text = _times[value] = _rfc3339(value)
+    return text
+
+
+def _rfc3339(value: float) -> str:
     whole = int(value // 1)
     head = _seconds_cache.get(whole)
     if head is None:
