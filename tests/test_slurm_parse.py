@@ -472,3 +472,74 @@ def test_observe_degrades_to_squeue_and_exit_files_when_sacct_fails() -> None:
         anyio.run(d.observe, ObserveQuery(jobs={"77": frozenset({4})}, intents=frozenset({"t"})))
     ok, _ = _driver({"squeue": fx("squeue_all_mine.txt"), "sacct": "", "grep": exit_files})
     assert anyio.run(ok.observe, ObserveQuery(jobs={"77": frozenset({4})})).degraded is None
+
+
+def _big_queue(n: int) -> list[str]:
+    """``n`` lines as squeue printed them: the captured lines of tasks of every kind (running,
+    pending ranges, finished, failed, plain and other users' jobs), each again under more
+    array indexes and job ids, so the output is long enough to be read in pieces."""
+    captured = (fx("squeue_all_mine.txt") + fx("squeue_array_pending_running.txt")).splitlines()
+    out = []
+    for i in range(n):
+        fields = captured[i % len(captured)].split("|", 4)
+        if fields[2].isdigit():  # one array task: give it index i and a job id of its own
+            fields[0], fields[2], fields[3] = f"{fields[1]}_{i}", str(i), str(90_500 + i)
+        out.append("|".join(fields))
+    return out
+
+
+def test_observe_reads_again_only_the_piece_with_a_changed_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lxr.schedulers.slurm import driver as module
+
+    reads: list[str] = []
+    read_piece = module._read_piece
+
+    def counting(text, *args):
+        reads.append(text)
+        return read_piece(text, *args)
+
+    monkeypatch.setattr(module, "_read_piece", counting)
+    lines = _big_queue(12_000)
+    text = "\n".join(lines) + "\n"
+    assert "".join(module._pieces(text)) == text
+    assert len(list(module._pieces(text))) > 20
+
+    def observed(d: SlurmDriver, squeue: str):
+        d.transport.answers = {"squeue": squeue, "grep": ""}  # type: ignore[attr-defined]
+        return anyio.run(d.observe_tasks, ObserveQuery())
+
+    def fresh(squeue: str):
+        return observed(_driver({})[0], squeue)
+
+    d, _ = _driver({})
+    first = observed(d, text)
+    assert len(first.tasks) > 1000 and first.tasks == fresh(text).tasks
+    reads.clear()
+    again = observed(d, text)
+    assert reads == [] and again.tasks == first.tasks and again.tags == first.tags
+    # one running task fails with a longer line: its piece alone is read again, and the
+    # pieces after it, shifted, are still recognised
+    i = next(i for i, ln in enumerate(lines) if "|RUNNING|None|" in ln and i > 3000)
+    lines[i] = lines[i].replace("|RUNNING|None|0|0|", "|FAILED|NonZeroExitCode|0|768|")
+    changed = "\n".join(lines) + "\n"
+    reads.clear()
+    after = observed(d, changed)
+    assert len(reads) == 1 and lines[i] in reads[0]
+    assert after.tasks == fresh(changed).tasks and after.tags == first.tags
+    key = (lines[i].split("|")[1], i)
+    assert after.tasks[key].phase is TaskPhase.FAILED and after.tasks[key].exit_code == 3
+    assert first.tasks[key].phase is TaskPhase.RUNNING
+    assert {k: v for k, v in after.tasks.items() if k != key} == {
+        k: v for k, v in first.tasks.items() if k != key
+    }
+    # a line gone (the task left the queue) and another clock: read as a fresh driver does
+    del lines[i]
+    gone = "\n".join(lines) + "\n"
+    assert observed(d, gone).tasks == fresh(gone).tasks
+    d.utc_offset = 3600.0
+    reads.clear()
+    shifted = observed(d, gone)
+    assert len(reads) == len(list(module._pieces(gone)))
+    assert shifted.tasks != fresh(gone).tasks  # the times moved with the clock

@@ -13,11 +13,13 @@ answer: the job may exist) still fails the cycle.
 
 from __future__ import annotations
 
+import gc
 import re
 import shlex
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from sys import intern
+from typing import Any, NamedTuple
 
 from lxr.api.resources import ClusterSpec, component_variable
 from lxr.schedulers.base import (
@@ -46,6 +48,8 @@ from lxr.schedulers.slurm.parse import (
     parse_config,
     parse_sacct,
     parse_squeue_line,
+    parse_task_line,
+    squeue_lines,
 )
 from lxr.schedulers.slurm.render import sbatch_options
 from lxr.schedulers.transport import CommandResult, Transport
@@ -67,23 +71,112 @@ _TRANSIENT = re.compile(
 _Parsed = tuple[str | None, str, tuple[str, int], TaskObservation | None, SlurmRow | None]
 
 
-@dataclass(frozen=True)
-class _Squeue:
-    """One squeue's output (read at a UTC offset), each line's rows (in order), and the
-    tasks, tags and heterogeneous jobs's rows they make."""
+class _Piece(NamedTuple):
+    """What a piece of squeue's output (whole lines) says: lxr's tasks in it, in the order
+    printed (keys and observations), their tags' job ids, the rows of heterogeneous jobs'
+    components (job id, row), and the array indexes printed per job id."""
 
-    text: str
-    offset: float
-    parsed: list[tuple[_Parsed, ...]]
-    tasks: dict[tuple[str, int], TaskObservation]
+    keys: tuple[tuple[str, int], ...]
+    tasks: tuple[TaskObservation, ...]
     tags: dict[str, str]
-    het: dict[str, tuple[SlurmRow, ...]]
-    reported: dict[str, set[int]]  # job id -> the array indexes of its tasks
+    het: tuple[tuple[str, SlurmRow], ...]
+    reported: tuple[tuple[str, tuple[int, ...]], ...]
 
 
-#: this many lines not printed last cycle: the previous cycle's parsed lines are dropped
-#: before the rest is read (a cycle where most tasks changed holds one set, not two)
-_MOSTLY_NEW = 1_000
+#: squeue's output is read in pieces of whole lines, each starting at a line that holds
+#: _MARK (about one line in 500 of a big queue: task indexes and job ids that end in 000),
+#: at least _MIN_PIECE characters after the start of the one before. So where a piece
+#: starts depends on its own first line, not on the lines before it: a line printed
+#: differently, longer or shorter, changes its own piece, and the pieces after it are the
+#: same text as last cycle. A piece printed exactly as last cycle means what it meant then,
+#: found by its hash: neither the text nor its lines are kept (at 100k tasks that was ~18 MB
+#: of text and ~25 MB of lines' readings kept from one cycle to the next).
+_MARK = "000|"
+_MIN_PIECE = 4096
+
+#: a task line's reading, shared by the lines that differ only in task index and JobID: the
+#: tag (None: not lxr's task), then the fields of its observation but the array index
+_Template = tuple[Any, ...]
+_NOT_LXRS: _Template = (None,)
+#: more templates than this in one cycle: most lines differ in more than the index
+_MAX_TEMPLATES = 8192
+_job_of, _index_of = itemgetter(0), itemgetter(1)
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """``text`` in pieces of whole lines, cut before the lines that hold :data:`_MARK`."""
+    find, rfind = text.find, text.rfind
+    start, end = 0, len(text)
+    while start < end:
+        cut, at = end, start + _MIN_PIECE
+        while at < end:
+            hit = find(_MARK, at)
+            if hit < 0:
+                break
+            line = rfind("\n", start, hit) + 1  # the start of the line that holds it
+            if line > start:
+                cut = line
+                break
+            at = hit + len(_MARK)  # on the piece's first line: look further
+        yield text[start:cut]
+        start = cut
+
+
+def _template(job: str, task: str, rest: str, utc_offset: float) -> _Template:
+    """What a task line (:func:`squeue_lines`) says but for its task index."""
+    row = parse_task_line(job, task, rest, utc_offset)
+    if row is None or not row.name.startswith(JOB_NAME_PREFIX):
+        return _NOT_LXRS
+    obs = observation(row)
+    return (intern(row.name[len(JOB_NAME_PREFIX) :]), obs.job_id, *obs[2:])
+
+
+def _read_piece(
+    text: str, utc_offset: float, templates: dict[tuple[str, str], _Template]
+) -> _Piece:
+    """A piece of squeue's output as :meth:`SlurmDriver.observe_tasks` uses it. A task line
+    that differs from one read before (``templates``, this cycle's) only in its task index
+    and JobID gets that line's reading with its own index, without parsing it again."""
+    keys: list[tuple[str, int]] = []
+    found: list[TaskObservation] = []
+    tags: dict[str, str] = {}
+    het: list[tuple[str, SlurmRow]] = []
+    new, cls = tuple.__new__, TaskObservation
+    for job, task, rest, line in squeue_lines(text):
+        if job:
+            template = templates.get((job, rest))
+            if template is None:
+                if len(templates) >= _MAX_TEMPLATES:
+                    templates.clear()
+                template = templates[job, rest] = _template(job, task, rest, utc_offset)
+            if template[0] is None:  # not lxr's job
+                continue
+            # unpacked and packed again by name: one tuple made, where ``(*tail)`` makes two
+            tag, job_id, ph, st, why, code, msg, t0, t1, rs, rx, rk, tf = template
+            index = int(task)
+            keys.append((job_id, index))
+            found.append(new(cls, (job_id, index, ph, st, why, code, msg, t0, t1, rs, rx, rk, tf)))
+            tags[tag] = job_id
+        elif line:
+            for tag, job_id, key, obs, row in _parse_line(line, utc_offset):
+                if tag is None:  # not lxr's job
+                    continue
+                tags[tag] = job_id
+                if row is not None:  # a component of a heterogeneous job
+                    het.append((job_id, row))
+                elif obs is not None:
+                    keys.append(key)
+                    found.append(obs)
+    jobs = set(map(_job_of, keys))
+    reported: tuple[tuple[str, tuple[int, ...]], ...]
+    if len(jobs) == 1:  # a piece of one array, as most are
+        reported = ((jobs.pop(), tuple(map(_index_of, keys))),)
+    else:
+        per_job: dict[str, list[int]] = {job_id: [] for job_id in jobs}
+        for job_id, index in keys:
+            per_job[job_id].append(index)
+        reported = tuple((job_id, tuple(indexes)) for job_id, indexes in per_job.items())
+    return _Piece(tuple(keys), tuple(found), tags, tuple(het), reported)
 
 
 def _parse_line(line: str, utc_offset: float) -> tuple[_Parsed, ...]:
@@ -145,8 +238,10 @@ class SlurmDriver(BatchDriver):
         self._max_array = 1001  # Slurm's default MaxArraySize, until the config is read
         #: heterogeneous jobs seen: cancelled by their job id (they are not arrays)
         self._het_jobs: set[str] = set()
-        #: the last squeue's output and what was made of it
-        self._last: _Squeue | None = None
+        #: what each piece of the last squeue's output said (by its hash and length), and the
+        #: UTC offset it was read at
+        self._pieces: dict[tuple[int, int], _Piece] = {}
+        self._pieces_offset = 0.0
 
     # ------------------------------------------------------------------ setup
 
@@ -247,56 +342,44 @@ class SlurmDriver(BatchDriver):
         out = Observed()
         tasks, tags = out.tasks, out.tags
         het: dict[str, list[SlurmRow]] = {}
+        reported: dict[str, set[int]] = {}  # job id -> the array indexes printed
         stdout = res.stdout
         del res
-        last = (
-            self._last if self._last is not None and self._last.offset == self.utc_offset else None
-        )
-        if last is not None and stdout == last.text:
-            # printed exactly as last cycle (nothing changed in the queue): what it meant then
-            tasks.update(last.tasks)
-            tags.update(last.tags)
-            for job_id, components in last.het.items():
-                het[job_id] = list(components)
-        else:
-            self._last = None
-            # a line printed as last cycle means what it meant then: its parse is reused
-            # (at 100k running tasks parsing every line again was most of a steady cycle)
-            before = dict(zip(last.text.splitlines(), last.parsed, strict=True)) if last else {}
-            del last
-            parsed_lines: list[tuple[_Parsed, ...]] = []
-            reported: dict[str, set[int]] = {}  # job id -> the array indexes printed
-            misses = 0
-            for line in stdout.splitlines():
-                parsed = before.pop(line, None)
-                if parsed is None:
-                    parsed = _parse_line(line, self.utc_offset)
-                    misses += 1
-                    if misses == _MOSTLY_NEW:  # mostly new lines: let the old ones go now
-                        before = {}
-                parsed_lines.append(parsed)
-                for tag, job_id, key, obs, row in parsed:
-                    if tag is None:  # not lxr's job
-                        continue
-                    tags[tag] = job_id
-                    if row is not None:  # a component of a heterogeneous job
-                        het.setdefault(job_id, []).append(row)
-                    elif obs is not None:
-                        tasks[key] = obs
-                        reported.setdefault(job_id, set()).add(key[1])
-            del before
-            self._last = _Squeue(
-                stdout,
-                self.utc_offset,
-                parsed_lines,
-                dict(tasks),
-                dict(tags),
-                {job_id: tuple(components) for job_id, components in het.items()},
-                reported,
-            )
+        last = self._pieces if self._pieces_offset == self.utc_offset else {}
+        pieces: dict[tuple[int, int], _Piece] = {}
+        templates: dict[tuple[str, str], _Template] = {}
+        # reading 100k changed lines makes 200k objects that hold no cycles: while they are
+        # made the cyclic collector is held off, or its full passes over the growing heap
+        # (several per cycle) cost as much as the reading itself
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for text in _pieces(stdout):
+                digest = (hash(text), len(text))
+                piece = pieces.get(digest)
+                if piece is None:
+                    piece = last.pop(digest, None)
+                    if piece is None:
+                        piece = _read_piece(text, self.utc_offset, templates)
+                    pieces[digest] = piece
+                tasks.update(zip(piece.keys, piece.tasks, strict=True))
+                tags.update(piece.tags)
+                for job_id, row in piece.het:
+                    het.setdefault(job_id, []).append(row)
+                for job_id, indexes in piece.reported:
+                    printed = reported.get(job_id)
+                    if printed is None:
+                        reported[job_id] = set(indexes)
+                    else:
+                        printed.update(indexes)
+        finally:
+            if collecting:
+                gc.enable()
+        del stdout, templates, last
+        self._pieces, self._pieces_offset = pieces, self.utc_offset
         self._het_tasks(het, query, tasks)
 
-        missing = _missing(query.jobs, tasks, self._last.reported if self._last else {})
+        missing = _missing(query.jobs, tasks, reported)
         lost_tags = sorted(t for t in query.intents if t not in tags)
         if self.accounting and (missing or lost_tags):
             try:

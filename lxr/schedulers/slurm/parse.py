@@ -37,6 +37,8 @@ __all__ = [
     "parse_sacct",
     "parse_squeue",
     "parse_squeue_line",
+    "parse_task_line",
+    "squeue_lines",
 ]
 
 #: squeue ``-O`` fields. Every field but the last has the suffix ``|`` and no width, so nothing
@@ -180,9 +182,42 @@ def parse_squeue(text: str, utc_offset: float = 0.0) -> list[SlurmRow]:
     """Rows of ``squeue -h -r -O SQUEUE_FORMAT``; pending ranges (``4-9%4``) are expanded.
     A plain job (ArrayTaskID ``N/A``) gets ``array_index`` None."""
     rows: list[SlurmRow] = []
-    for line in text.splitlines():
-        rows.extend(parse_squeue_line(line, utc_offset))
+    for job, task, rest, line in squeue_lines(text):
+        if job:
+            row = parse_task_line(job, task, rest, utc_offset)
+            if row is not None:
+                rows.append(row)
+        elif line:
+            rows.extend(parse_squeue_line(line, utc_offset))
     return rows
+
+
+#: the line of one array task, as nearly every line of a big queue is (``31_7|31|7|38|...``):
+#: its ArrayJobID, ArrayTaskID and the fields after JobID; any other line is the fourth group
+_TASK_LINE = re.compile(
+    r"^[0-9]+_[0-9]+\|([0-9]+)\|([0-9]+)\|[^|\n]*\|(.*)$|^(.*)$", re.MULTILINE | re.ASCII
+)
+
+
+def squeue_lines(text: str) -> list[tuple[str, str, str, str]]:
+    """The lines of squeue's output (split at ``\\n``): ``(ArrayJobID, ArrayTaskID, the fields
+    after JobID, "")`` for the line of one array task, ``("", "", "", line)`` for any other (a
+    pending range, a plain or heterogeneous job, an empty line). One regular expression over
+    the text instead of a split per line: the fields that tell tasks apart come out alone, and
+    the rest, the same on many lines, as one string."""
+    return _TASK_LINE.findall(text)
+
+
+def parse_task_line(job: str, task: str, rest: str, utc_offset: float = 0.0) -> SlurmRow | None:
+    """The row of a line :func:`squeue_lines` read as one array task's, as
+    :func:`parse_squeue_line` reads that line (None: ``rest`` is not squeue's fields). Only
+    ``job``, ``task`` and ``rest`` say anything about such a task (JobArrayID is
+    ``job_task``, JobID is read for plain jobs only)."""
+    f = [f"{job}_{task}", job, task, "", *rest.split("|", _SQUEUE_COLUMNS - 5)]
+    if len(f) != _SQUEUE_COLUMNS:
+        return None
+    (row,) = _squeue_rows(f, utc_offset)
+    return row
 
 
 _SQUEUE_COLUMNS = len(SQUEUE_FIELDS)
@@ -202,6 +237,11 @@ def parse_squeue_line(line: str, utc_offset: float = 0.0) -> list[SlurmRow]:
     f = line.split("|", _SQUEUE_COLUMNS - 1)
     if len(f) != _SQUEUE_COLUMNS:
         return []
+    return _squeue_rows(f, utc_offset)
+
+
+def _squeue_rows(f: list[str], utc_offset: float) -> list[SlurmRow]:
+    """The rows of a squeue line split into its fields."""
     task = f[_ARRAY_TASK_ID].strip()
     plain = not task or task == "N/A"
     het = _HET_JOBID.match(f[_JOB_ARRAY_ID].strip())
