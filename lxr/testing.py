@@ -76,7 +76,7 @@ def refresh_status(store: Store, experiment_uid: str, now: float) -> tuple[str, 
         for record in store.load_desired(cluster):
             if record.uid != experiment_uid:
                 continue
-            action = plan_status(record, (), 0, (), None, now)
+            action = plan_status(record, {}, 0, (), None, now)
             if isinstance(action, Finalize):
                 store.finalize(action)
                 return ExperimentPhase.STOPPED.value, True

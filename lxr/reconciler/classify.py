@@ -75,7 +75,7 @@ def classify_attempt(
             if why:
                 return None, Seen(Event.INTENT_ABANDONED, att, reason=why, why=why)
             return None, Seen(Event.INTENT_UNCONFIRMED, att)
-        adopted = Seen(Event.ADOPTED, att, job_id=job_id)
+        adopted = Seen(Event.ADOPTED, att, None, job_id)
     obs = snap.tasks.get((job_id, att.array_index))
     if obs is None:
         seen = att.last_seen or att.submit_time or now
@@ -87,13 +87,15 @@ def classify_attempt(
             reason = FailureReason.LOST.value
             return adopted, Seen(Event.TASK_LOST, att, None, job_id, reason, message)
         event = Event.TASK_UNREPORTED_UNWANTED if why else Event.TASK_UNREPORTED
-        return adopted, Seen(event, att, None, job_id, why=why)
+        return adopted, Seen(event, att, None, job_id, None, None, why)
     in_flight = TASK_EVENTS.get(obs.phase)
     if in_flight is not None:
         if not why and _gang_broken(obs, snap.time):
             message = f"rank {obs.first_failed_rank} exited non-zero; the other ranks ran on"
             return adopted, Seen(Event.GANG_BROKEN, att, obs, job_id, None, message)
-        return adopted, Seen(in_flight[1] if why else in_flight[0], att, obs, job_id, why=why)
+        # positionally (keywords cost more; one per task in flight per pass)
+        event = in_flight[1] if why else in_flight[0]
+        return adopted, Seen(event, att, obs, job_id, None, None, why)
     if obs.phase is TaskPhase.SUCCEEDED:
         return adopted, Seen(Event.TASK_SUCCEEDED, att, obs, job_id, "Completed")
     if why and (obs.phase is TaskPhase.CANCELLED or att.cancel_requested_at is not None):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from lxr.api.container import programs_needed_by
 from lxr.api.records import ExperimentRecord
-from lxr.reconciler.actions import Action, Finalize, SetStatus
+from lxr.reconciler.actions import Finalize, SetStatus
 from lxr.reconciler.actor import Actor
 from lxr.reconciler.artifacts import needs_staging, stage_artifacts
 from lxr.reconciler.informer import Informer, observe_query
@@ -115,7 +115,6 @@ async def _cycle(actor: Actor, snapshot_times: dict[str, float], informer: Infor
         changed = await stage_artifacts(actor, staging)
         desired = [changed.get(e.uid, e) for e in desired]
     by_uid = {e.uid: e for e in desired}
-    actions: list[Action] = []
 
     async def plan_and_act(exps: Sequence[ExperimentRecord], snap: Snapshot, seen: bool) -> None:
         now = time.time()
@@ -126,10 +125,18 @@ async def _cycle(actor: Actor, snapshot_times: dict[str, float], informer: Infor
             result.planned += len(narrowed.work_units)
             planned = plan([narrowed], snap, now)
             informer.planned(narrowed, snap if seen else None)
-            for action in planned:
+            result.actions += len(planned)
+            # the plan's actions are let go as they are carried out (100k patches are not
+            # kept to the end of the cycle)
+            planned.reverse()
+            while planned:
+                action = planned.pop()
                 result.submitted_tasks += await actor.execute(action, by_uid)
                 informer.acted(action, now, actor.written)
-            actions.extend(planned)
+                if isinstance(action, Finalize) or (
+                    isinstance(action, SetStatus) and action.finished
+                ):
+                    result.finished.append(by_uid[action.experiment_uid].name)
 
     # The planner reads the snapshot only for attempts in flight, so an experiment with none
     # (a new sweep, one waiting out a backoff) is planned and acted on before the cluster is
@@ -154,10 +161,4 @@ async def _cycle(actor: Actor, snapshot_times: dict[str, float], informer: Infor
     else:  # nothing in flight: an empty view of the cluster is current
         snapshot_times[cluster] = time.time()
     informer.settle()
-    result.actions = len(actions)
-    result.finished = [
-        by_uid[a.experiment_uid].name
-        for a in actions
-        if isinstance(a, Finalize) or (isinstance(a, SetStatus) and a.finished)
-    ]
     return result

@@ -170,7 +170,7 @@ class PlanState:
     def _record_task(self, work: Work, seen: Seen, row: Transition) -> None:
         att, obs, job_id = seen.attempt, seen.task, seen.job_id
         assert att is not None and obs is not None and row.attempt is not None
-        phase = row.attempt.value
+        phase = row.attempt._value_  # the plain attribute: ``.value`` is a slower property
         # written only when something changed: the time a task was last seen is kept by the
         # controller's cache (lxr.reconciler.informer), never rewritten for every task
         if (
@@ -236,16 +236,17 @@ class PlanState:
     def _end_attempt(self, work: Work, seen: Seen, row: Transition) -> None:
         att, obs = seen.attempt, seen.task
         assert att is not None and row.attempt is not None
-        check_attempt(att.phase, row.attempt.value)
+        phase = row.attempt._value_
+        check_attempt(att.phase, phase)
         if obs is None:
             patch = AttemptPatch(
-                att.id, row.attempt.value, seen.job_id, att.state, seen.reason, seen.message,
+                att.id, phase, seen.job_id, att.state, seen.reason, seen.message,
                 None, att.restarts, att.start_time, self.now, att.last_seen,
                 att.cancel_requested_at, True,
             )  # fmt: skip
         else:
             patch = AttemptPatch(
-                att.id, row.attempt.value, seen.job_id, obs.state, seen.reason, seen.message,
+                att.id, phase, seen.job_id, obs.state, seen.reason, seen.message,
                 obs.exit_code, obs.restarts, obs.start_time or att.start_time,
                 obs.end_time or self.now, self.now, att.cancel_requested_at, True,
                 obs.rank_exit_codes, obs.first_failed_rank,

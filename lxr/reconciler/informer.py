@@ -32,21 +32,24 @@ import dataclasses
 import gc
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, count
 from operator import ne
+from typing import Any
 
 from lxr.api.phases import WORK_UNIT_TERMINAL, SubmissionState, TaskPhase, WorkUnitPhase
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
 from lxr.reconciler.actions import (
     Action,
+    AttemptPatch,
     Cancel,
     Finalize,
     SetStatus,
     Submit,
     SubmittedArray,
     UpdateStatus,
+    WorkUnitPatch,
 )
 from lxr.schedulers.base import ObserveQuery, Snapshot, TaskObservation
 
@@ -104,14 +107,16 @@ class _Entry:
     whole: bool = True  # plan every work unit next time (just loaded)
     status_read: bool = False  # its status inputs were read again: plan its status
     #: when every unit has a job in flight that was observed at its last plan: the tasks'
-    #: keys and those observations, so an unchanged experiment costs one list comparison
-    keys: list[tuple[str, int]] | None = None
+    #: keys (job ids and array indexes, two lists: not 100k tuples kept) and those
+    #: observations, so an unchanged experiment costs one list comparison
+    keys: list[str] | None = None
+    indexes: list[int] = field(default_factory=list)
     prev: list[TaskObservation | None] = field(default_factory=list)
     #: positions (in ``record.work_units``) of the units this cycle's plan covers, while the
     #: plan's status update is not taken in yet (None: count every unit)
     positions: list[int] | None = None
-    #: the observations this cycle's narrowing looked up: (unit id, attempt id, observation)
-    looked: list[tuple[int, int, TaskObservation | None]] = field(default_factory=list)
+    #: the observation this cycle's narrowing looked up for each unit it kept, in order
+    looked: list[TaskObservation | None] = field(default_factory=list)
     #: positions whose keys and observations ``settle`` brings up to date (``keys`` kept)
     dirty: list[int] = field(default_factory=list)
 
@@ -256,7 +261,7 @@ class Informer:
         units, tasks = exp.work_units, snap.tasks
         where: Iterable[int] = range(len(units))
         if entry.keys is not None and not whole and units is entry.record.work_units:
-            now_seen = list(map(tasks.get, entry.keys))
+            now_seen = list(map(tasks.get, zip(entry.keys, entry.indexes, strict=True)))
             if now_seen == entry.prev:
                 if not entry.status_read:
                     return None  # every task as it was when last planned
@@ -272,8 +277,7 @@ class Informer:
             if att is None or wu.stop_requested:
                 picked.append(wu)
                 positions.append(pos)
-                if att is not None:
-                    looked.append((wu.id, att.id, _obs(att, tasks, tags)))
+                looked.append(None if att is None else _obs(att, tasks, tags))
                 continue
             job_id = att.job_id or tags.get(att.submission_tag)
             obs = None if job_id is None else tasks.get((job_id, att.array_index))
@@ -284,7 +288,7 @@ class Informer:
             else:
                 continue
             positions.append(pos)
-            looked.append((wu.id, att.id, obs))
+            looked.append(obs)
         if not picked and not whole and not entry.status_read:
             return None
         if units is entry.record.work_units:
@@ -322,10 +326,12 @@ class Informer:
         else:
             entry.keys = None
         seen, gone = entry.seen, self._gone_since
-        for wu_id, att_id, obs in looked:
-            seen[wu_id] = obs
-            if obs is not None and gone:
-                gone.pop(att_id, None)
+        for wu, obs in zip(exp.work_units, looked, strict=True):
+            att = wu.active
+            if att is not None:
+                seen[wu.id] = obs
+                if obs is not None and gone:
+                    gone.pop(att.id, None)
 
     def settle(self) -> None:
         """After the cycle's actions: note, for each experiment planned this cycle whose
@@ -347,7 +353,8 @@ class Informer:
                 continue
             if entry.whole:
                 continue
-            keys: list[tuple[str, int]] = []
+            keys: list[str] = []
+            indexes: list[int] = []
             prev: list[TaskObservation | None] = []
             seen = entry.seen
             for wu in units:
@@ -357,10 +364,11 @@ class Informer:
                 obs = seen.get(wu.id)
                 if obs is None or _on_clock(obs):
                     break
-                keys.append((att.job_id, att.array_index))
+                keys.append(att.job_id)
+                indexes.append(att.array_index)
                 prev.append(obs)
             else:
-                entry.keys, entry.prev = keys, prev
+                entry.keys, entry.indexes, entry.prev = keys, indexes, prev
 
     def observed(self, snap: Snapshot) -> None:
         """The cycle planned against ``snap`` (its time is the last-seen time of every task
@@ -531,24 +539,67 @@ def _patched(
     """``units`` as the store has them after ``upd`` (terminal ones dropped), as
     :meth:`~lxr.store.writes.ControllerWrites.apply_update` writes them, and the positions
     dropped. Only the units at ``positions`` (those the plan covered; None: all) are looked
-    at. Records are built positionally (``dataclasses.replace`` costs ~3-5x more, at 100k
-    work units a pass)."""
-    attempts = {a.id: a for a in upd.attempts}
+    at. The plan made its patches in the order of its units, so they are matched in that
+    order (no 100k-entry dicts of them, ~10 MB at the peak of a pass); by id when not."""
+    where = range(len(units)) if positions is None else positions
+    in_order = _InOrder(upd.work_units), _InOrder(upd.attempts)
+    done = _patch_units(units, where, upd, now, in_order[0].get, in_order[1].get)
+    if done is not None and in_order[0].complete and in_order[1].complete:
+        return done
+    by_id = {p.id: p for p in upd.work_units}, {a.id: a for a in upd.attempts}
+    done = _patch_units(units, where, upd, now, by_id[0].get, by_id[1].get)
+    assert done is not None
+    return done
+
+
+class _InOrder:
+    """Looks patches up by id in the order they were made: each lookup takes the next one
+    when its id is the one asked for."""
+
+    __slots__ = ("_at", "_items")
+
+    def __init__(self, items: Sequence[WorkUnitPatch] | Sequence[AttemptPatch]) -> None:
+        self._items, self._at = items, 0
+
+    def get(self, key: int) -> Any:
+        at, items = self._at, self._items
+        if at < len(items) and items[at].id == key:
+            self._at = at + 1
+            return items[at]
+        return None
+
+    @property
+    def complete(self) -> bool:
+        """Every patch was taken."""
+        return self._at == len(self._items)
+
+
+def _patch_units(
+    units: tuple[WorkUnitRecord, ...],
+    where: Iterable[int],
+    upd: UpdateStatus,
+    now: float,
+    patch_of: Callable[[int], WorkUnitPatch | None],
+    attempt_of: Callable[[int], AttemptPatch | None],
+) -> tuple[tuple[WorkUnitRecord, ...], list[int]] | None:
+    """:func:`_patched` with the patches found by ``patch_of`` and ``attempt_of``. Records
+    are built positionally (``dataclasses.replace`` costs ~3-5x more, at 100k work units a
+    pass)."""
     adopted = dict(upd.adoptions)
-    patches = {p.id: p for p in upd.work_units}
     adopted_state = upd.adopted_state.value
-    out = list(units)
+    out: list[WorkUnitRecord | None] = list(units)
     removed: list[int] = []
-    for pos in range(len(units)) if positions is None else positions:
+    for pos in where:
         wu = units[pos]
-        p = patches.get(wu.id)
+        p = patch_of(wu.id)
+        att = wu.active
+        ap = None if att is None else attempt_of(att.id)
         if p is not None and p.phase in _TERMINAL:
             removed.append(pos)
+            out[pos] = None
             continue
-        att = wu.active
-        if att is not None and (att.id in attempts or att.submission_id in adopted):
+        if att is not None and (ap is not None or att.submission_id in adopted):
             job_id = adopted.get(att.submission_id)
-            ap = attempts.get(att.id)
             state, submit_time = att.submission_state, att.submit_time
             if job_id is not None:
                 state = adopted_state
@@ -582,15 +633,12 @@ def _patched(
             None if p.clear_active else att, wu.stop_requested, wu.removed,
             p.resource_scale, wu.message if p.reason is None else p.message,
         )  # fmt: skip
-    if not removed:
-        return tuple(out), removed
     removed.sort()
     if len(removed) * 8 < len(out):
         for pos in reversed(removed):
             del out[pos]
-        return tuple(out), removed
-    gone = set(removed)
-    return tuple(u for i, u in enumerate(out) if i not in gone), removed
+        return tuple(out), removed  # type: ignore[arg-type]
+    return tuple(filter(None, out)), removed
 
 
 def _obs(
@@ -614,7 +662,7 @@ def _refreshed_keys(entry: _Entry, dirty: Sequence[int]) -> bool:
         obs = seen.get(wu.id)
         if obs is None or _on_clock(obs):
             return False
-        keys[pos], prev[pos] = (att.job_id, att.array_index), obs
+        keys[pos], entry.indexes[pos], prev[pos] = att.job_id, att.array_index, obs
     return True
 
 
@@ -626,7 +674,7 @@ def _drop_keys(entry: _Entry, removed: Sequence[int]) -> None:
         entry.keys = None  # many left: built anew
         return
     for pos in reversed(removed):
-        del entry.keys[pos], entry.prev[pos]
+        del entry.keys[pos], entry.indexes[pos], entry.prev[pos]
     gone = set(removed)
     entry.dirty = [p - bisect_left(removed, p) for p in entry.dirty if p not in gone]
 

@@ -53,6 +53,7 @@ from lxr.reconciler.actions import (
     RetryIntent,
     Submit,
     UpdateStatus,
+    WorkUnitPatch,
 )
 from lxr.reconciler.actions import Event as Notice
 from lxr.reconciler.classify import (
@@ -137,15 +138,18 @@ class _ExperimentPlan(PlanState):
 
     def run(self) -> list[Action]:
         works = [Work.of(wu) for wu in self.exp.work_units]
+        snap, now, fire = self.snap, self.now, self.fire
         for work in works:
             att = work.active
             if att is not None and work.phase not in WORK_UNIT_TERMINAL:
-                adoption, seen = classify_attempt(
-                    att, self.snap, self.stopping_for(work.record), self.now
-                )
+                wu = work.record
+                # the common case (nothing asks it to stop) without a call
+                must_stop = wu.stop_requested or wu.removed or self.stopping is not None
+                why = self.stopping_for(wu) if must_stop else None
+                adoption, seen = classify_attempt(att, snap, why, now)
                 if adoption is not None:
-                    self.fire(work, adoption)
-                self.fire(work, seen)
+                    fire(work, adoption)
+                fire(work, seen)
 
         self.check_failed_indexes()
         if self.fail_experiment:
@@ -201,11 +205,11 @@ class _ExperimentPlan(PlanState):
                 )
             )
         removed = {w.record.id for w in gone}
-        changed = [(w, p) for w in works if (p := w.patch()) is not None]
-        patches = tuple(p for _, p in changed)
+        gone_before = [(w.record.phase, w.record.attempt_count == 0) for w in gone]
         # the experiment's reason, else why the units being cancelled stop (the user stopped
         # them, a sweep edit removed them)
-        stopping = self.stopping or self.units_stopping(works)
+        stopping = self.stopping or (self.units_stopping(works) if self.cancel else "")
+        patches, moves = _patches(works, removed)
         if self.cancel:
             self.events.append(
                 Notice(
@@ -241,11 +245,6 @@ class _ExperimentPlan(PlanState):
         if self.retries:
             actions.append(Resubmit(self.exp.uid, tuple(self.retries), *_READY))
         # last: the experiment's status (or its removal) as this plan leaves it
-        moves = [
-            (w.record.phase, p.phase)
-            for w, p in changed
-            if p.phase != w.record.phase and w.record.id not in removed
-        ]
         status = plan_status(
             self.exp,
             moves,
@@ -253,12 +252,34 @@ class _ExperimentPlan(PlanState):
             self.newly_failed,
             self.fail_experiment,
             self.now,
-            removed=[(w.record.phase, w.record.attempt_count == 0) for w in gone],
+            removed=gone_before,
             runtime_missing=self.held,
         )
         if status is not None:
             actions.append(status)
         return actions
+
+
+def _patches(
+    works: list[Work], removed: set[int]
+) -> tuple[tuple[WorkUnitPatch, ...], dict[tuple[str, str], int]]:
+    """The work units' patches, and how many units move between which phases (those not
+    ``removed``). ``works`` is emptied as it goes: a unit's scratch state is let go as its
+    patch is made (100k of each would be held at once otherwise, ~14 MB at the peak)."""
+    patches: list[WorkUnitPatch] = []
+    moves: dict[tuple[str, str], int] = {}
+    works.reverse()
+    while works:
+        work = works.pop()
+        p = work.patch()
+        if p is None:
+            continue
+        patches.append(p)
+        before = work.record.phase
+        if p.phase != before and work.record.id not in removed:
+            move = (before, p.phase)
+            moves[move] = moves.get(move, 0) + 1
+    return tuple(patches), moves
 
 
 #: (phase, event) -> the row, its effects' methods and its target (a plain string), resolved once

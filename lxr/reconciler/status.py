@@ -187,7 +187,7 @@ def derive_status(
 
 def plan_status(
     exp: ExperimentRecord,
-    moves: Sequence[tuple[str, str]],
+    moves: Mapping[tuple[str, str], int],
     submitted_first: int,
     newly_failed: Sequence[int],
     fail_experiment: tuple[str, str] | None,
@@ -199,19 +199,20 @@ def plan_status(
     """The experiment's status after this plan, or its finalizer; None when nothing changed
     (or the record carries no status inputs).
 
-    ``moves`` are the work units' phase changes this plan makes (old, new), ``submitted_first``
-    how many work units get their first attempt, ``fail_experiment`` the plan's own verdict on
-    the whole experiment: the counts read with the record are moved by what the plan decided,
-    so the status is the plan's, not re-read from the store. ``removed`` are the work units
-    this plan deletes (a sweep edit removed them): ``(phase as read, never submitted)``.
+    ``moves`` counts the work units' phase changes this plan makes by (old, new),
+    ``submitted_first`` how many work units get their first attempt, ``fail_experiment`` the
+    plan's own verdict on the whole experiment: the counts read with the record are moved by
+    what the plan decided, so the status is the plan's, not re-read from the store.
+    ``removed`` are the work units this plan deletes (a sweep edit removed them): ``(phase as
+    read, never submitted)``.
     """
     st = exp.status
     if st is None:
         return None
     counts = dict(st.counts)
-    for old, new in moves:
-        counts[old] = counts.get(old, 0) - 1
-        counts[new] = counts.get(new, 0) + 1
+    for (old, new), n in moves.items():
+        counts[old] = counts.get(old, 0) - n
+        counts[new] = counts.get(new, 0) + n
     for old, _ in removed:
         counts[old] = counts.get(old, 0) - 1
     counts = {phase: n for phase, n in counts.items() if n > 0}
