@@ -35,7 +35,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, count
-from operator import ne
+from operator import attrgetter, ne
 from typing import Any
 
 from lxr.api.phases import WORK_UNIT_TERMINAL, SubmissionState, TaskPhase, WorkUnitPhase
@@ -346,29 +346,26 @@ class Informer:
                     continue
                 entry.keys = None
             units = entry.record.work_units
-            if any(wu.active is None and wu.phase != _BACKOFF for wu in units):
+            # column by column with C's map and attrgetter: ~3x a loop over 100k units (and
+            # all() for "no None": a record's == is a Python call, its truth is not)
+            actives = list(map(_ACTIVE, units))
+            if not all(actives) and any(wu.active is None and wu.phase != _BACKOFF for wu in units):
                 # a unit waiting for something the record does not hold (a dependency, a
                 # submission that did not happen): read it again, as every cycle did
                 self._stale.add(uid)
                 continue
-            if entry.whole:
+            if entry.whole or not all(actives) or any(map(_STOP_REQUESTED, units)):
                 continue
-            keys: list[str] = []
-            indexes: list[int] = []
-            prev: list[TaskObservation | None] = []
-            seen = entry.seen
-            for wu in units:
-                att = wu.active
-                if att is None or att.job_id is None or wu.stop_requested:
-                    break
-                obs = seen.get(wu.id)
-                if obs is None or _on_clock(obs):
-                    break
-                keys.append(att.job_id)
-                indexes.append(att.array_index)
-                prev.append(obs)
-            else:
-                entry.keys, entry.indexes, entry.prev = keys, indexes, prev
+            keys = list(map(_JOB_ID, actives))
+            prev = list(map(entry.seen.get, map(_ID, units)))
+            if None in keys or not all(prev):
+                continue
+            ranks = list(map(_FIRST_FAILED_RANK, prev))
+            if ranks.count(None) != len(ranks) and any(
+                o is not None and _on_clock(o) for o in prev
+            ):
+                continue
+            entry.keys, entry.indexes, entry.prev = keys, list(map(_ARRAY_INDEX, actives)), prev
 
     def observed(self, snap: Snapshot) -> None:
         """The cycle planned against ``snap`` (its time is the last-seen time of every task
@@ -475,6 +472,14 @@ class Informer:
     def failed(self) -> None:
         """A cycle failed midway: what it wrote is unknown here, so read everything again."""
         self.reset()
+
+
+_ACTIVE = attrgetter("active")
+_ARRAY_INDEX = attrgetter("array_index")
+_FIRST_FAILED_RANK = attrgetter("first_failed_rank")
+_ID = attrgetter("id")
+_JOB_ID = attrgetter("job_id")
+_STOP_REQUESTED = attrgetter("stop_requested")
 
 
 def _on_clock(obs: TaskObservation) -> bool:
