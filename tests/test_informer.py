@@ -29,6 +29,7 @@ class _Scripted(Driver):
         self.jobs: dict[str, list[int]] = {}
         self.phase: TaskPhase | None = None  # None: nothing reported yet
         self.phases: dict[tuple[str, int], TaskPhase] = {}  # tasks not in self.phase
+        self.restarts: dict[tuple[str, int], int] = {}  # tasks the scheduler requeued
         self.cancelled: list[tuple[str, int | None]] = []
 
     @property
@@ -53,7 +54,10 @@ class _Scripted(Driver):
                     phase = self.phases.get((job_id, i), self.phase)
                     state = {TaskPhase.RUNNING: "RUNNING", TaskPhase.SUCCEEDED: "COMPLETED"}[phase]
                     end = 2.0 if phase is TaskPhase.SUCCEEDED else None
-                    obs = TaskObservation(job_id, i, phase, state, None, 0, None, 1.0, end)
+                    restarts = self.restarts.get((job_id, i), 0)
+                    obs = TaskObservation(
+                        job_id, i, phase, state, None, 0, None, 1.0, end, restarts
+                    )
                     tasks[job_id, i] = obs
         return Snapshot(self.cluster, time.time(), tasks)
 
@@ -109,6 +113,17 @@ def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) 
     assert sum(map(len, held.values())) == 9
     one_pass()
     assert planned[-1] == 0
+    for job_id, index in [(sorted(driver.jobs)[0], 1), (sorted(driver.jobs)[2], 1)]:
+        driver.phases[job_id, index] = TaskPhase.SUCCEEDED  # two at once: the check is rebuilt
+    one_pass()
+    assert planned[-1] == 2
+    one_pass()
+    driver.restarts[sorted(driver.jobs)[1], 4] = 1  # one requeued: its unit is planned, kept
+    loaded, held = one_pass()
+    assert (loaded, planned[-1], sum(map(len, held.values()))) == (0, 1, 7)
+    driver.phases[sorted(driver.jobs)[0], 2] = TaskPhase.SUCCEEDED  # and one more after that
+    loaded, held = one_pass()
+    assert (loaded, planned[-1], sum(map(len, held.values()))) == (0, 1, 6)
     store.stop_work_units("cached", [3])  # a change counter moves: that experiment is read
     one_pass()
     loaded, held = one_pass()  # the cancel's time is taken in, not read back

@@ -340,8 +340,8 @@ class Informer:
         cycle's plan changed something, built anew only when units came or went)."""
         for uid, entry in self._entries.items():
             entry.positions = None
+            dirty, entry.dirty = entry.dirty, []
             if entry.keys is not None:  # every unit in flight, as last cycle
-                dirty, entry.dirty = entry.dirty, []
                 if not dirty or _refreshed_keys(entry, dirty):
                     continue
                 entry.keys = None
@@ -676,7 +676,7 @@ def _drop_keys(entry: _Entry, removed: Sequence[int]) -> None:
     dirty positions after them move down."""
     assert entry.keys is not None
     if len(removed) * 8 >= len(entry.keys):
-        entry.keys = None  # many left: built anew
+        entry.keys, entry.dirty = None, []  # many left: built anew
         return
     for pos in reversed(removed):
         del entry.keys[pos], entry.indexes[pos], entry.prev[pos]
