@@ -232,7 +232,8 @@ def measure(backend: str, n: int, workdir: Path) -> dict[str, float]:
 
         out["submit"], out["submit_own"] = one_pass()
         assert sum(len(v[2]) for v in driver.jobs.values()) == n
-        # the first observation of the new jobs: the cache reads back the new attempts
+        # the first observation of the new jobs (the cache took the new attempts in from what
+        # the submission wrote: nothing is read back)
         out["reload"], out["reload_own"] = one_pass()
         out["started"], out["started_own"] = out["reload"], out["reload_own"]
         steady = [one_pass() for _ in range(5)]
@@ -337,8 +338,9 @@ def write(
         "anew on every call, parsed by lxr's Slurm driver; `own` leaves the printing out. "
         "One process per size (peak RSS per size); `steady` is the median of 5 passes, "
         "`one line` (squeue prints one running task's restart count up) of 3. "
-        "`started` includes the one read-back of the new attempts after the submission; "
-        "`finish` is a pass where every unit changes with nothing to read back." + note,
+        "`started` is the first pass after the submission (the cache took the new attempts "
+        "in from what the submission wrote, none is read back); `finish` is a pass where every "
+        "unit changes." + note,
         "",
         "| backend | work units | "
         + " | ".join(f"{c.replace('_', ' ')} (s)" for c in cols)
