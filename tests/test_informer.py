@@ -97,6 +97,7 @@ def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) 
         assert {uid: held.get(uid) for uid in fresh} == fresh, "the cache drifted from the store"
         for e in cached._entries.values():  # what it asks the scheduler about, kept up to date
             assert cached.shape(e.record) == observe_query([e.record])
+            assert (e.seen is None) == (e.keys is not None)  # the observations kept once
         return result.loaded, held
 
     loaded, _ = one_pass()  # reads everything, submits 3 arrays (4 + 4 + 2 tasks)

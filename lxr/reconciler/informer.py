@@ -102,8 +102,9 @@ class Refresh:
 class _Entry:
     record: ExperimentRecord
     version: int  # the change counter the cached record is right at
-    #: the observation each work unit (by id) had when it was last planned
-    seen: dict[int, TaskObservation | None] = field(default_factory=dict)
+    #: the observation each work unit (by id) had when it was last planned; None while
+    #: ``prev`` holds them (every unit observed, in order: no 100k-entry dict kept)
+    seen: dict[int, TaskObservation | None] | None = field(default_factory=dict)
     whole: bool = True  # plan every work unit next time (just loaded)
     status_read: bool = False  # its status inputs were read again: plan its status
     #: when every unit has a job in flight that was observed at its last plan: the tasks'
@@ -260,15 +261,20 @@ class Informer:
         whole = entry.whole or exp.deleting or bool(exp.failed_reason)
         units, tasks = exp.work_units, snap.tasks
         where: Iterable[int] = range(len(units))
-        if entry.keys is not None and not whole and units is entry.record.work_units:
-            now_seen = list(map(tasks.get, zip(entry.keys, entry.indexes, strict=True)))
+        if entry.keys is not None and (whole or units is not entry.record.work_units):
+            _drop_check(entry)  # planned whole: the check is built anew after
+        keys = entry.keys
+        fast = keys is not None
+        if keys is not None:
+            now_seen = list(map(tasks.get, zip(keys, entry.indexes, strict=True)))
             if now_seen == entry.prev:
                 if not entry.status_read:
                     return None  # every task as it was when last planned
                 where = ()
             else:  # only the tasks that differ, found in C (not a loop over 100k units)
                 where = list(compress(count(), map(ne, now_seen, entry.prev)))
-        seen, tags, looked = entry.seen, snap.tags, entry.looked
+        prev, tags, looked = entry.prev, snap.tags, entry.looked
+        seen = {} if fast else _seen(entry)
         picked: list[WorkUnitRecord] = []
         positions: list[int] = []
         for pos in where:
@@ -281,9 +287,10 @@ class Informer:
                 continue
             job_id = att.job_id or tags.get(att.submission_tag)
             obs = None if job_id is None else tasks.get((job_id, att.array_index))
+            before = prev[pos] if fast else seen.get(wu.id, _MISSING)
             if obs is None:
-                picked.append(self._with_last_seen(wu, att, seen.get(wu.id, _MISSING)))
-            elif whole or att.job_id is None or seen.get(wu.id, _MISSING) != obs or _on_clock(obs):
+                picked.append(self._with_last_seen(wu, att, before))
+            elif whole or att.job_id is None or before != obs or _on_clock(obs):
                 picked.append(wu)
             else:
                 continue
@@ -319,13 +326,23 @@ class Informer:
         entry.whole = entry.status_read = False
         looked, entry.looked = entry.looked, []
         if snap is None:  # planned before observing: nothing was seen
-            entry.keys = None
+            _drop_check(entry)
             return
-        if entry.keys is not None and entry.positions is not None:
-            entry.dirty.extend(entry.positions)
-        else:
-            entry.keys = None
-        seen, gone = entry.seen, self._gone_since
+        gone = self._gone_since
+        positions = entry.positions
+        if entry.keys is not None and positions is not None:
+            # what it saw goes straight into the unchanged check, brought up to date there
+            prev = entry.prev
+            entry.dirty.extend(positions)
+            for pos, wu, obs in zip(positions, exp.work_units, looked, strict=True):
+                att = wu.active
+                if att is not None:
+                    prev[pos] = obs
+                    if obs is not None and gone:
+                        gone.pop(att.id, None)
+            return
+        _drop_check(entry)
+        seen = _seen(entry)
         for wu, obs in zip(exp.work_units, looked, strict=True):
             att = wu.active
             if att is not None:
@@ -344,7 +361,7 @@ class Informer:
             if entry.keys is not None:  # every unit in flight, as last cycle
                 if not dirty or _refreshed_keys(entry, dirty):
                     continue
-                entry.keys = None
+                _drop_check(entry)
             units = entry.record.work_units
             # column by column with C's map and attrgetter: ~3x a loop over 100k units (and
             # all() for "no None": a record's == is a Python call, its truth is not)
@@ -357,7 +374,7 @@ class Informer:
             if entry.whole or not all(actives) or any(map(_STOP_REQUESTED, units)):
                 continue
             keys = list(map(_JOB_ID, actives))
-            prev = list(map(entry.seen.get, map(_ID, units)))
+            prev = list(map(_seen(entry).get, map(_ID, units)))
             if None in keys or not all(prev):
                 continue
             ranks = list(map(_FIRST_FAILED_RANK, prev))
@@ -366,6 +383,7 @@ class Informer:
             ):
                 continue
             entry.keys, entry.indexes, entry.prev = keys, list(map(_ARRAY_INDEX, actives)), prev
+            entry.seen = None  # held by prev now
 
     def observed(self, snap: Snapshot) -> None:
         """The cycle planned against ``snap`` (its time is the last-seen time of every task
@@ -388,7 +406,7 @@ class Informer:
                 units, removed = _patched(old, positions, action, now)
                 entry.record = dataclasses.replace(entry.record, work_units=units)
                 if removed and entry.keys is not None:
-                    _drop_keys(entry, removed)
+                    _drop_keys(entry, removed, units)
                 if positions is not None:
                     self._carry_shape(uid, old, units, positions, removed)
                 self._headers.add(uid)
@@ -396,8 +414,7 @@ class Informer:
                 self._stale.add(uid)
             return
         if not isinstance(action, SetStatus):
-            entry.keys = None  # units change: the unchanged check is built anew
-            entry.dirty = []
+            _drop_check(entry)  # units change: the unchanged check is built anew
         if isinstance(action, SetStatus):
             self._headers.add(uid)
             if isinstance(result, int) and result == entry.version + 1:
@@ -646,6 +663,24 @@ def _patch_units(
     return tuple(filter(None, out)), removed
 
 
+def _seen(entry: _Entry) -> dict[int, TaskObservation | None]:
+    """What each unit of ``entry`` had when last planned, by unit id (made from the
+    unchanged check's observations while that holds them: ``seen`` is None exactly while
+    ``keys`` is not)."""
+    if entry.seen is None:
+        units = entry.record.work_units
+        entry.seen = dict(zip(map(_ID, units), entry.prev, strict=True))
+    return entry.seen
+
+
+def _drop_check(entry: _Entry) -> None:
+    """The unchanged check no longer holds: what it held goes back by unit id."""
+    if entry.keys is not None:
+        _seen(entry)
+        entry.keys, entry.prev = None, []
+    entry.dirty = []
+
+
 def _obs(
     att: AttemptRecord, tasks: Mapping[tuple[str, int], TaskObservation], tags: Mapping[str, str]
 ) -> TaskObservation | None:
@@ -658,25 +693,28 @@ def _refreshed_keys(entry: _Entry, dirty: Sequence[int]) -> bool:
     """Bring ``entry``'s unchanged check up to date at the ``dirty`` positions; False when a
     unit there no longer has an observed job in flight (the check is built anew)."""
     assert entry.keys is not None
-    units, seen, keys, prev = entry.record.work_units, entry.seen, entry.keys, entry.prev
+    units, keys, prev = entry.record.work_units, entry.keys, entry.prev
     for pos in dirty:
         wu = units[pos]
         att = wu.active
         if att is None or att.job_id is None or wu.stop_requested:
             return False
-        obs = seen.get(wu.id)
+        obs = prev[pos]
         if obs is None or _on_clock(obs):
             return False
-        keys[pos], entry.indexes[pos], prev[pos] = att.job_id, att.array_index, obs
+        keys[pos], entry.indexes[pos] = att.job_id, att.array_index
     return True
 
 
-def _drop_keys(entry: _Entry, removed: Sequence[int]) -> None:
-    """The units at ``removed`` (sorted positions) left ``entry``: so do their keys, and the
-    dirty positions after them move down."""
+def _drop_keys(entry: _Entry, removed: Sequence[int], units: Sequence[WorkUnitRecord]) -> None:
+    """The units at ``removed`` (sorted positions) left ``entry`` (``units`` are those left):
+    so do their keys and observations, and the dirty positions after them move down."""
     assert entry.keys is not None
-    if len(removed) * 8 >= len(entry.keys):
-        entry.keys, entry.dirty = None, []  # many left: built anew
+    if len(removed) * 8 >= len(entry.keys):  # many left: built anew
+        gone = set(removed)
+        kept = [obs for i, obs in enumerate(entry.prev) if i not in gone]
+        entry.keys, entry.dirty, entry.prev = None, [], []
+        entry.seen = dict(zip(map(_ID, units), kept, strict=True))
         return
     for pos in reversed(removed):
         del entry.keys[pos], entry.indexes[pos], entry.prev[pos]
