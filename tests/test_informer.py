@@ -9,10 +9,11 @@ from collections.abc import Sequence
 import anyio
 
 from lxr.api.phases import TaskPhase
-from lxr.api.records import ExperimentRecord
+from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
 from lxr.api.resources import Experiment
+from lxr.reconciler.actions import AttemptPatch, UpdateStatus, WorkUnitPatch
 from lxr.reconciler.controller import Controller
-from lxr.reconciler.informer import observe_query
+from lxr.reconciler.informer import _patched, observe_query
 from lxr.schedulers.base import ArrayJob, Driver, ObserveQuery, Snapshot, TaskObservation
 from lxr.schedulers.transport import LocalTransport
 from lxr.store import Store
@@ -133,3 +134,20 @@ def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) 
     loaded, held = one_pass()
     assert loaded == 0 and not any(held.values())
     assert store.get_experiment("cached").status.phase.value == "Stopped"  # one was stopped
+
+
+def test_patches_out_of_the_units_order_patch_the_same_units() -> None:
+    def unit(i: int) -> WorkUnitRecord:
+        att = AttemptRecord(10 + i, 1, 1, "tag", "Submitted", None, "7", i, "Queued")
+        return WorkUnitRecord(i, i, f"e-{i}", "Pending", active=att)
+
+    units = tuple(unit(i) for i in range(4))
+    wps = [WorkUnitPatch(1, 1, "Running"), WorkUnitPatch(3, 3, "Succeeded", clear_active=True)]
+    aps = [AttemptPatch(11, "Running", "7", "RUNNING"), AttemptPatch(13, "Succeeded", "7")]
+    in_order = _patched(units, None, UpdateStatus("u", tuple(wps), tuple(aps)), 5.0)
+    reverse = UpdateStatus("u", tuple(reversed(wps)), tuple(reversed(aps)))
+    assert _patched(units, None, reverse, 5.0) == in_order
+    patched, removed = in_order
+    assert removed == [3] and [wu.phase for wu in patched] == ["Pending", "Running", "Pending"]
+    assert patched[1].active is not None and patched[1].active.state == "RUNNING"
+    assert patched[0] is units[0] and patched[2] is units[2]  # untouched units are kept

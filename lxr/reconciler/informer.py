@@ -32,11 +32,10 @@ import dataclasses
 import gc
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, count
 from operator import attrgetter, ne
-from typing import Any
 
 from lxr.api.phases import WORK_UNIT_TERMINAL, SubmissionState, TaskPhase, WorkUnitPhase
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
@@ -562,65 +561,63 @@ def _patched(
     :meth:`~lxr.store.writes.ControllerWrites.apply_update` writes them, and the positions
     dropped. Only the units at ``positions`` (those the plan covered; None: all) are looked
     at. The plan made its patches in the order of its units, so they are matched in that
-    order (no 100k-entry dicts of them, ~10 MB at the peak of a pass); by id when not."""
+    order (no 100k-entry dicts of them, ~10 MB at the peak of a pass); when they are not in
+    that order, they are put in it first."""
     where = range(len(units)) if positions is None else positions
-    in_order = _InOrder(upd.work_units), _InOrder(upd.attempts)
-    done = _patch_units(units, where, upd, now, in_order[0].get, in_order[1].get)
-    if done is not None and in_order[0].complete and in_order[1].complete:
+    done = _patch_units(units, where, upd.work_units, upd.attempts, upd, now)
+    if done is not None:
         return done
-    by_id = {p.id: p for p in upd.work_units}, {a.id: a for a in upd.attempts}
-    done = _patch_units(units, where, upd, now, by_id[0].get, by_id[1].get)
-    assert done is not None
+    # by unit: the last patch of each unit and attempt, as the store applies them
+    unit_at = {units[pos].id: pos for pos in where}
+    attempt_at = {a.id: pos for pos in where if (a := units[pos].active) is not None}
+    wps = sorted({p.id: p for p in upd.work_units}.values(), key=lambda p: unit_at[p.id])
+    aps = sorted({a.id: a for a in upd.attempts}.values(), key=lambda a: attempt_at[a.id])
+    done = _patch_units(units, where, wps, aps, upd, now)
+    assert done is not None, "a patch for a unit the plan did not cover"
     return done
-
-
-class _InOrder:
-    """Looks patches up by id in the order they were made: each lookup takes the next one
-    when its id is the one asked for."""
-
-    __slots__ = ("_at", "_items")
-
-    def __init__(self, items: Sequence[WorkUnitPatch] | Sequence[AttemptPatch]) -> None:
-        self._items, self._at = items, 0
-
-    def get(self, key: int) -> Any:
-        at, items = self._at, self._items
-        if at < len(items) and items[at].id == key:
-            self._at = at + 1
-            return items[at]
-        return None
-
-    @property
-    def complete(self) -> bool:
-        """Every patch was taken."""
-        return self._at == len(self._items)
 
 
 def _patch_units(
     units: tuple[WorkUnitRecord, ...],
     where: Iterable[int],
+    wps: Sequence[WorkUnitPatch],
+    aps: Sequence[AttemptPatch],
     upd: UpdateStatus,
     now: float,
-    patch_of: Callable[[int], WorkUnitPatch | None],
-    attempt_of: Callable[[int], AttemptPatch | None],
 ) -> tuple[tuple[WorkUnitRecord, ...], list[int]] | None:
-    """:func:`_patched` with the patches found by ``patch_of`` and ``attempt_of``. Records
-    are built positionally (``dataclasses.replace`` costs ~3-5x more, at 100k work units a
-    pass)."""
+    """:func:`_patched` with the unit patches ``wps`` and attempt patches ``aps`` in the
+    order of the units at ``where``; None when some patch was not taken (not in that
+    order). Records are built positionally (``dataclasses.replace`` costs ~3-5x more, at
+    100k work units a pass)."""
     adopted = dict(upd.adoptions)
     adopted_state = upd.adopted_state.value
     out: list[WorkUnitRecord | None] = list(units)
     removed: list[int] = []
+    i = j = 0
+    n_wps, n_aps = len(wps), len(aps)
     for pos in where:
         wu = units[pos]
-        p = patch_of(wu.id)
+        p = None
+        if i < n_wps and wps[i].id == wu.id:
+            p, i = wps[i], i + 1
         att = wu.active
-        ap = None if att is None else attempt_of(att.id)
+        ap = None
+        if att is not None and j < n_aps and aps[j].id == att.id:
+            ap, j = aps[j], j + 1
         if p is not None and p.phase in _TERMINAL:
             removed.append(pos)
             out[pos] = None
             continue
-        if att is not None and (ap is not None or att.submission_id in adopted):
+        if att is None:
+            pass
+        elif ap is not None and not adopted:  # the common case, without the branches below
+            att = AttemptRecord(
+                att.id, att.number, att.submission_id, att.submission_tag,
+                att.submission_state, att.submission_error, ap.job_id, att.array_index,
+                ap.phase, ap.state, ap.restarts, att.submit_time, ap.start_time,
+                ap.last_seen, ap.cancel_requested_at,
+            )  # fmt: skip
+        elif ap is not None or att.submission_id in adopted:
             job_id = adopted.get(att.submission_id)
             state, submit_time = att.submission_state, att.submit_time
             if job_id is not None:
@@ -655,6 +652,8 @@ def _patch_units(
             None if p.clear_active else att, wu.stop_requested, wu.removed,
             p.resource_scale, wu.message if p.reason is None else p.message,
         )  # fmt: skip
+    if i != n_wps or j != n_aps:
+        return None
     removed.sort()
     if len(removed) * 8 < len(out):
         for pos in reversed(removed):
