@@ -90,7 +90,7 @@ def classify_attempt(
         return adopted, Seen(event, att, None, job_id, None, None, why)
     in_flight = TASK_EVENTS.get(obs.phase)
     if in_flight is not None:
-        if not why and _gang_broken(obs, snap.time):
+        if not why and obs.first_failed_rank is not None and _gang_broken(obs, snap.time):
             message = f"rank {obs.first_failed_rank} exited non-zero; the other ranks ran on"
             return adopted, Seen(Event.GANG_BROKEN, att, obs, job_id, None, message)
         # positionally (keywords cost more; one per task in flight per pass)
