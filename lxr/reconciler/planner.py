@@ -137,14 +137,18 @@ class _ExperimentPlan(PlanState):
             )
 
     def run(self) -> list[Action]:
-        works = [Work.of(wu) for wu in self.exp.work_units]
+        works = list(map(Work.of, self.exp.work_units))
         snap, now, fire = self.snap, self.now, self.fire
+        # the common case (nothing asks a unit to stop) without a call per unit; a row that
+        # fails the experiment midway (fail_experiment) stops the units after it
+        exp_stops = self.exp.deleting or bool(self.exp.failed_reason)
         for work in works:
             att = work.active
             if att is not None and work.phase not in WORK_UNIT_TERMINAL:
                 wu = work.record
-                # the common case (nothing asks it to stop) without a call
-                must_stop = wu.stop_requested or wu.removed or self.stopping is not None
+                must_stop = (
+                    wu.stop_requested or wu.removed or exp_stops or self.fail_experiment is not None
+                )
                 why = self.stopping_for(wu) if must_stop else None
                 adoption, seen = classify_attempt(att, snap, why, now)
                 if adoption is not None:
