@@ -200,6 +200,7 @@ class SubmittedArray:
     #: (work unit id, new attempt id, attempt number, array index) per task
     tasks: tuple[tuple[int, int, int, int], ...]
     phase: str  # what the work units became (the Ready row)
+    state: str  # what the submission became (the Accepted row)
     attempt_phase: str  # what the attempts became (the Accepted row)
     submitted_at: float  # their submit and last-seen time, as written
 

@@ -220,10 +220,9 @@ class Actor:
             )
             attempt_phase = (row.attempt or action.attempt_phase).value
             if len(tasks) == len(sub.tasks) == len(chunk):  # else the cache reads them back
+                phase, state = action.phase.value, row.target.value
                 accepted.append(
-                    SubmittedArray(
-                        sub_id, tag, job_id, tasks, action.phase.value, attempt_phase, when
-                    )
+                    SubmittedArray(sub_id, tag, job_id, tasks, phase, state, attempt_phase, when)
                 )
         if isinstance(action, Resubmit) and self.metrics:
             for e in chunk:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from itertools import compress, count
 from operator import attrgetter, ne
 
-from lxr.api.phases import WORK_UNIT_TERMINAL, SubmissionState, TaskPhase, WorkUnitPhase
+from lxr.api.phases import WORK_UNIT_TERMINAL, TaskPhase, WorkUnitPhase
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
 from lxr.reconciler.actions import (
     Action,
@@ -516,11 +516,10 @@ def _submitted(
     phase = action.phase.value
     for arr in arrays:
         sub_id, tag, job_id = arr.id, arr.tag, arr.job_id
-        att_phase, when = arr.attempt_phase, arr.submitted_at
-        submitted = SubmissionState.SUBMITTED.value
+        state, att_phase, when = arr.state, arr.attempt_phase, arr.submitted_at
         for wu_id, att_id, number, array_index in arr.tasks:
             new[wu_id] = AttemptRecord(
-                att_id, number, sub_id, tag, submitted, None, job_id, array_index, att_phase,
+                att_id, number, sub_id, tag, state, None, job_id, array_index, att_phase,
                 None, 0, when, None, when, None,
             )  # fmt: skip
     if len(new) != len(action.entries) or any(e.work_unit_id not in new for e in action.entries):
