@@ -71,9 +71,7 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
     intents: set[str] = set()
     gangs: dict[str, int] = {}
     for exp in desired:
-        # every component of a heterogeneous job is started as ranks, even a single one
-        ranks = exp.spec.ranks
-        gang = ranks > 1 or exp.spec.components is not None
+        ranks = _gang_ranks(exp)
         for wu in exp.work_units:
             att = wu.active
             if att is None:
@@ -82,9 +80,16 @@ def observe_query(desired: Sequence[ExperimentRecord]) -> ObserveQuery:
                 intents.add(att.submission_tag)
             else:
                 jobs.setdefault(att.job_id, set()).add(att.array_index)
-                if gang:
+                if ranks is not None:
                     gangs[att.job_id] = ranks
     return ObserveQuery({k: frozenset(v) for k, v in jobs.items()}, frozenset(intents), gangs)
+
+
+def _gang_ranks(exp: ExperimentRecord) -> int | None:
+    """The ranks of each task of ``exp`` when they are started as a gang, else None (every
+    component of a heterogeneous job is started as ranks, even a single one)."""
+    ranks = exp.spec.ranks
+    return ranks if ranks > 1 or exp.spec.components is not None else None
 
 
 @dataclass
@@ -425,12 +430,17 @@ class Informer:
         elif isinstance(action, Submit) and isinstance(result, list) and not entry.record.upstream:
             # the new attempts as the store wrote them (their ids from the intent): the units
             # are patched, not read back; the status inputs (counts) are read again
-            submitted = _submitted(entry.record.work_units, action, result)
+            old = entry.record.work_units
+            submitted = _submitted(old, action, result)
             if submitted is None:
                 self._stale.add(uid)
             else:
                 entry.record = dataclasses.replace(entry.record, work_units=submitted)
                 self._headers.add(uid)
+                memo = self._shapes.get(uid)
+                if memo is not None and memo[0] is old:  # the new jobs join the query
+                    query = _with_jobs(memo[1], result, _gang_ranks(entry.record))
+                    self._shapes[uid] = (submitted, query)
         elif isinstance(action, Cancel) and isinstance(result, float):
             cancelled = set(action.attempt_ids)
             entry.record = dataclasses.replace(
@@ -457,9 +467,23 @@ class Informer:
         ``positions`` patched, those at ``removed`` dropped) with the tasks of the units
         that ended taken out: kept, not computed again over every unit."""
         memo = self._shapes.get(uid)
-        if memo is None or memo[0] is not old or len(positions) * 8 > len(old):
+        if memo is None or memo[0] is not old:
             return
         query = memo[1]
+        if not removed and len(positions) * 8 > len(old):
+            # many patched, none ended: the same tasks in flight? (column by column, in C)
+            was, now = list(map(_ACTIVE, old)), list(map(_ACTIVE, new))
+            if (
+                all(was)
+                and all(now)
+                and list(map(_JOB_ID, was)) == list(map(_JOB_ID, now))
+                and None not in map(_JOB_ID, now)
+                and list(map(_ARRAY_INDEX, was)) == list(map(_ARRAY_INDEX, now))
+            ):
+                self._shapes[uid] = (new, query)
+            return
+        if len(positions) * 8 > len(old):
+            return
         gone = set(removed)
         ended: dict[str, set[int]] = {}
         for pos in positions:
@@ -535,6 +559,19 @@ def _submitted(
             )  # fmt: skip
         out.append(wu)
     return tuple(out)
+
+
+def _with_jobs(
+    query: ObserveQuery, arrays: Sequence[SubmittedArray], ranks: int | None
+) -> ObserveQuery:
+    """``query`` with the jobs of newly submitted ``arrays`` in it (``ranks``: of a gang)."""
+    jobs = dict(query.jobs)
+    gangs = dict(query.gangs)
+    for arr in arrays:
+        jobs[arr.job_id] = jobs.get(arr.job_id, frozenset()) | {t[3] for t in arr.tasks}
+        if ranks is not None:
+            gangs[arr.job_id] = ranks
+    return ObserveQuery(jobs, query.intents, gangs)
 
 
 def _with_active(wu: WorkUnitRecord, att: AttemptRecord | None) -> WorkUnitRecord:
