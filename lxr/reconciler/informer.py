@@ -179,7 +179,11 @@ class Informer:
         memo = self._submittable.get(exp.uid)
         if memo is not None and memo[0] is exp.work_units:
             return memo[1]
-        found = any(wu.active is None and not wu.stop_requested for wu in exp.work_units)
+        units = exp.work_units
+        # every unit in flight (the truth of each, in C) is the common case at scale
+        found = not all(map(_ACTIVE, units)) and any(
+            wu.active is None and not wu.stop_requested for wu in units
+        )
         self._submittable[exp.uid] = (exp.work_units, found)
         return found
 
