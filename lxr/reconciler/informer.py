@@ -2,19 +2,23 @@
 
 Records stay in memory between cycles. A cycle reads the experiments' change counters (one
 small query, :meth:`~lxr.store.desired.DesiredState.experiment_versions`) and reloads only an
-experiment whose counter moved (someone applied, deleted or stopped something) or that this
-controller submitted to or cancelled in (the new attempts' ids come from the store). What the
-cycle itself wrote with an ``UpdateStatus`` is applied to the cached records in memory, and
-the status inputs (counts per phase) are read again, without the work units.
+experiment whose counter moved (someone applied, deleted or stopped something). What the
+cycle itself wrote is applied to the cached records in memory: an ``UpdateStatus``, the new
+attempts of a submission (their ids as ``record_intent`` returned them, the job id and time
+``mark_submitted`` wrote), a cancel's time; the status inputs (counts per phase) are read
+again, without the work units. Anything else it wrote (a retried intent, a refused
+submission) makes it read the experiment back.
 
 Planning is narrowed the same way: of an experiment, only the work units whose observation
 changed since the last plan (the snapshot diffed against the last one), that have nothing
 in flight, no observation, no job id yet or a stop asked for are planned; an experiment just
-(re)loaded is planned whole, one where nothing changed not at all. An experiment with a unit
-that has nothing in flight and is not backing off (it waits for a dependency, or a submission
-did not happen) is read again every cycle, as before the cache. The planner is pure and
-idempotent, so leaving out a unit whose record and observation are what they were when it
-was last planned changes nothing.
+(re)loaded is planned whole, one where nothing changed not at all. While every unit of an
+experiment has an observed job in flight, the diff is one comparison of two lists in C, the
+changed positions are found in C too, and only their units are planned and patched. An
+experiment with a unit that has nothing in flight and is not backing off (it waits for a
+dependency, or a submission did not happen) is read again every cycle, as before the cache.
+The planner is pure and idempotent, so leaving out a unit whose record and observation are
+what they were when it was last planned changes nothing.
 
 Still level-triggered: a full resync every :data:`RESYNC_SECONDS` and at every new term
 (:meth:`Informer.reset`), and after any failed cycle. The cache is only a cache: the store
