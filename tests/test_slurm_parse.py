@@ -474,11 +474,18 @@ def test_observe_degrades_to_squeue_and_exit_files_when_sacct_fails() -> None:
     assert anyio.run(ok.observe, ObserveQuery(jobs={"77": frozenset({4})})).degraded is None
 
 
-def _big_queue(n: int) -> list[str]:
-    """``n`` lines as squeue printed them: the captured lines of tasks of every kind (running,
-    pending ranges, finished, failed, plain and other users' jobs), each again under more
-    array indexes and job ids, so the output is long enough to be read in pieces."""
+def _big_queue(n: int, *, every_kind: bool) -> list[str]:
+    """``n`` lines as squeue printed them: the captured lines of array tasks (running,
+    finished, failed), each again under more array indexes and job ids, so the output is
+    long enough to be read in pieces; ``every_kind``: also a pending range (printed again
+    and again here, so its tasks are on more than one line), plain, other users' and
+    heterogeneous jobs."""
     captured = (fx("squeue_all_mine.txt") + fx("squeue_array_pending_running.txt")).splitlines()
+    if every_kind:
+        captured += fx("squeue_array_submitted_unexpanded.txt").splitlines()
+        captured += fx("hetjob-running.txt").splitlines()
+    else:
+        captured = [line for line in captured if line.split("|")[2].isdigit()]
     out = []
     for i in range(n):
         fields = captured[i % len(captured)].split("|", 4)
@@ -488,8 +495,9 @@ def _big_queue(n: int) -> list[str]:
     return out
 
 
+@pytest.mark.parametrize("every_kind", [True, False])
 def test_observe_reads_again_only_the_piece_with_a_changed_line(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, every_kind: bool
 ) -> None:
     from lxr.schedulers.slurm import driver as module
 
@@ -501,7 +509,7 @@ def test_observe_reads_again_only_the_piece_with_a_changed_line(
         return read_piece(text, *args)
 
     monkeypatch.setattr(module, "_read_piece", counting)
-    lines = _big_queue(12_000)
+    lines = _big_queue(12_000, every_kind=every_kind)
     text = "\n".join(lines) + "\n"
     assert "".join(module._pieces(text)) == text
     assert len(list(module._pieces(text))) > 20
@@ -519,6 +527,8 @@ def test_observe_reads_again_only_the_piece_with_a_changed_line(
     reads.clear()
     again = observed(d, text)
     assert reads == [] and again.tasks == first.tasks and again.tags == first.tags
+    # no task on two lines: the tasks of the pieces are kept whole, to be patched next cycle
+    assert (d._tasks is not None) is not every_kind
     # one running task fails with a longer line: its piece alone is read again, and the
     # pieces after it, shifted, are still recognised
     i = next(i for i, ln in enumerate(lines) if "|RUNNING|None|" in ln and i > 3000)

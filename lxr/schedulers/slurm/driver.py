@@ -179,6 +179,31 @@ def _read_piece(
     return _Piece(tuple(keys), tuple(found), tags, tuple(het), reported)
 
 
+def _merge(
+    order: Sequence[_Piece],
+    read: Sequence[_Piece],
+    gone: Sequence[_Piece],
+    last: dict[tuple[str, int], TaskObservation] | None,
+) -> tuple[dict[tuple[str, int], TaskObservation], bool]:
+    """The tasks of the pieces in ``order`` (a task printed twice is what its later line
+    says, as when lines were read one by one), and whether none was printed twice. When
+    few pieces changed, ``last`` (last cycle's, when none was printed twice then) is patched
+    in place instead: without the tasks of the pieces ``gone``, with those ``read`` anew."""
+    total = sum(len(piece.keys) for piece in order)
+    if last is not None and (len(read) + len(gone)) * 4 < len(order):
+        for piece in gone:
+            for key in piece.keys:
+                del last[key]
+        for piece in read:
+            last.update(zip(piece.keys, piece.tasks, strict=True))
+        if len(last) == total:
+            return last, True
+    tasks: dict[tuple[str, int], TaskObservation] = {}
+    for piece in order:
+        tasks.update(zip(piece.keys, piece.tasks, strict=True))
+    return tasks, len(tasks) == total
+
+
 def _parse_line(line: str, utc_offset: float) -> tuple[_Parsed, ...]:
     """A squeue line's rows as :meth:`SlurmDriver.observe_tasks` uses them."""
     out: list[_Parsed] = []
@@ -242,6 +267,8 @@ class SlurmDriver(BatchDriver):
         #: UTC offset it was read at
         self._pieces: dict[tuple[int, int], _Piece] = {}
         self._pieces_offset = 0.0
+        #: the tasks they hold, when no task was printed twice (patched when few changed)
+        self._tasks: dict[tuple[str, int], TaskObservation] | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -340,13 +367,19 @@ class SlurmDriver(BatchDriver):
         if not res.ok:
             raise SchedulerError(res.describe())
         out = Observed()
-        tasks, tags = out.tasks, out.tags
+        tags = out.tags
         het: dict[str, list[SlurmRow]] = {}
         reported: dict[str, set[int]] = {}  # job id -> the array indexes printed
         stdout = res.stdout
         del res
-        last = self._pieces if self._pieces_offset == self.utc_offset else {}
+        same_clock = self._pieces_offset == self.utc_offset
+        last = self._pieces if same_clock else {}
+        merged = self._tasks if same_clock else None
+        self._pieces, self._tasks, self._pieces_offset = {}, None, self.utc_offset
+        kept = len(last)
         pieces: dict[tuple[int, int], _Piece] = {}
+        order: list[_Piece] = []
+        read: list[_Piece] = []  # the pieces read anew
         templates: dict[tuple[str, str], _Template] = {}
         # reading 100k changed lines makes 200k objects that hold no cycles: while they are
         # made the cyclic collector is held off, or its full passes over the growing heap
@@ -361,22 +394,40 @@ class SlurmDriver(BatchDriver):
                     piece = last.pop(digest, None)
                     if piece is None:
                         piece = _read_piece(text, self.utc_offset, templates)
+                        read.append(piece)
+                        # mostly new: last cycle's tasks will not be patched, and few of its
+                        # pieces will be printed again; let them go now (a cycle where every
+                        # task changed holds one reading, not two)
+                        if len(read) * 4 > kept:
+                            merged = None
+                        if len(read) * 2 > kept:
+                            last = {}
                     pieces[digest] = piece
-                tasks.update(zip(piece.keys, piece.tasks, strict=True))
-                tags.update(piece.tags)
-                for job_id, row in piece.het:
-                    het.setdefault(job_id, []).append(row)
-                for job_id, indexes in piece.reported:
-                    printed = reported.get(job_id)
-                    if printed is None:
-                        reported[job_id] = set(indexes)
-                    else:
-                        printed.update(indexes)
+                order.append(piece)
+            del stdout, templates
+            # what is left of last cycle's pieces was not printed again
+            tasks, unique = _merge(order, read, list(last.values()), merged)
         finally:
             if collecting:
                 gc.enable()
-        del stdout, templates, last
-        self._pieces, self._pieces_offset = pieces, self.utc_offset
+        few_changed = len(read) * 4 <= kept
+        del last, read, merged
+        self._pieces = pieces
+        if unique and few_changed:
+            # few changed: kept to be patched next cycle (the snapshot's tasks are a copy)
+            self._tasks = tasks
+            tasks = dict(tasks)
+        out.tasks = tasks
+        for piece in order:
+            tags.update(piece.tags)
+            for job_id, row in piece.het:
+                het.setdefault(job_id, []).append(row)
+            for job_id, indexes in piece.reported:
+                printed = reported.get(job_id)
+                if printed is None:
+                    reported[job_id] = set(indexes)
+                else:
+                    printed.update(indexes)
         self._het_tasks(het, query, tasks)
 
         missing = _missing(query.jobs, tasks, reported)
