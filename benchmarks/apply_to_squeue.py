@@ -193,6 +193,40 @@ class LxrController:
 
         return until_visible(argv, env, name, n, written)
 
+    def remove(self, name: str) -> None:
+        """``lxr delete experiment NAME`` and wait until the controller cancelled its tasks and
+        finished it: the next run's pass has nothing of this one left to do."""
+        subprocess.run(
+            [sys.executable, "-m", "lxr.cli", "delete", "experiment", name],
+            env=self.env, check=True, capture_output=True,
+        )  # fmt: skip
+        db = self.state / "lxr" / "lxr.db"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            try:
+                q = "select count(*) from experiments where name = ?"
+                gone = not con.execute(q, (name,)).fetchone()[0]
+            finally:
+                con.close()
+            if gone and not any(name in job for job in squeue_names()):
+                return
+            if not gone:  # the pass that sees the tasks gone finishes it: now, not in 60 s
+                self.wake()
+            time.sleep(0.2)
+        raise RuntimeError(f"experiment {name} was not deleted within 60 s")
+
+    def wake(self) -> None:
+        """Wake the controller (a pass now), as a command that changed desired state does."""
+        from lxr.reconciler.wakeup import wake_controller
+        from lxr.store import Store
+
+        store = Store(f"sqlite:///{self.state / 'lxr' / 'lxr.db'}")
+        try:
+            wake_controller(store)
+        finally:
+            store.close()
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
@@ -222,13 +256,14 @@ PEER_TOOLS: dict[str, Callable[[str, int, bool, Path, Path], float]] = {
 }
 
 
-def cancel_ours() -> None:
-    """Cancel every job this run submitted (by name), here and over SSH."""
+def cancel_ours(pattern: str = PREFIX) -> None:
+    """Cancel every job this run submitted (by name: those whose name holds ``pattern``), here
+    and over SSH."""
     out = subprocess.run(
         ["squeue", "-h", "-o", "%A %j %u"], capture_output=True, text=True, check=False
     ).stdout
     for user in ("root", "lxr"):
-        ids = [f[0] for f in (line.split() for line in out.splitlines()) if PREFIX in f[1]
+        ids = [f[0] for f in (line.split() for line in out.splitlines()) if pattern in f[1]
                and f[2] == user]  # fmt: skip
         if not ids:
             continue
@@ -291,7 +326,15 @@ def main() -> None:
                             print(
                                 f"{tool:>24} n={n:<5} pyc={pyc!s:<5} {seconds:7.3f} s", flush=True
                             )
-                    cancel_ours()
+                            # every run starts from the same queue and an idle controller:
+                            # the tasks of the runs before would make each squeue poll longer,
+                            # and a controller would end them in the next run's pass
+                            if tool in controllers:
+                                controllers[tool].remove(name)
+                            elif tool == HERE_TOOL:
+                                controllers["lxr apply (ssh)"].remove(name)
+                            else:  # not the controllers' warm-up jobs
+                                cancel_ours(f"{PREFIX}r")
         finally:
             for ctl in controllers.values():
                 ctl.stop()
@@ -342,7 +385,8 @@ def write(
         f"{platform.node()} ({machine()}); load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after, on a machine shared with other work (the ratios hold "
         f"better than the seconds). Median of {repeat} runs each, whole processes from spawn, "
-        "imports included; jobs held and cancelled.",
+        "imports included; jobs held, and cancelled after each run (lxr's experiments deleted "
+        "through lxr, the controller idle again), so every run starts from the same queue.",
         "",
         "| tool | .pyc | " + " | ".join(f"{n:,} tasks (s)" for n in sizes) + " |",
         "|---|---|" + "---:|" * len(sizes),
