@@ -27,6 +27,7 @@ benchmarks/RESULTS-reconcile-scale.md).
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -254,33 +255,41 @@ def measure(backend: str, n: int, workdir: Path) -> dict[str, float]:
     return out
 
 
+def intent_of(store: Store, n: int) -> Callable[[], object]:
+    """A fresh experiment of ``n`` work units applied to ``store``, and the call that records
+    the intent of one ``n``-task array for it (to be timed)."""
+    store.apply(
+        Experiment.model_validate(
+            {
+                "metadata": {"name": "intent"},
+                "spec": {
+                    "cluster": "local",
+                    "executable": {"command": ["true"]},
+                    "sweep": {"grid": {"x": list(range(n))}},
+                },
+            }
+        )
+    )
+    (rec,) = store.load_desired("local")
+    entries = [(wu.id, 1, i + 1, None) for i, wu in enumerate(rec.work_units)]
+    return functools.partial(
+        store.record_intent,
+        rec.uid,
+        "local",
+        "tag-1",
+        entries,
+        phase=WorkUnitPhase.PENDING,
+        attempt_phase=AttemptPhase.PENDING,
+    )
+
+
 def record_intent_seconds(backend: str, n: int, workdir: Path) -> float:
     """``record_intent`` of one ``n``-task array (a fresh experiment)."""
     with database(backend, workdir) as url:
         store = Store(url)
-        store.apply(
-            Experiment.model_validate(
-                {
-                    "metadata": {"name": "intent"},
-                    "spec": {
-                        "cluster": "local",
-                        "executable": {"command": ["true"]},
-                        "sweep": {"grid": {"x": list(range(n))}},
-                    },
-                }
-            )
-        )
-        (rec,) = store.load_desired("local")
-        entries = [(wu.id, 1, i + 1, None) for i, wu in enumerate(rec.work_units)]
+        record = intent_of(store, n)
         t = time.perf_counter()
-        store.record_intent(
-            rec.uid,
-            "local",
-            "tag-1",
-            entries,
-            phase=WorkUnitPhase.PENDING,
-            attempt_phase=AttemptPhase.PENDING,
-        )
+        record()
         took = time.perf_counter() - t
         store.close()
     return took

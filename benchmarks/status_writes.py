@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reconcile_scale import database
+from reconcile_scale import database, intent_of
 
 from lxr.api.phases import (
     AttemptPhase,
@@ -173,20 +173,7 @@ def record_intent(backend: str, n: int, workdir: Path) -> dict[str, float]:
     """``record_intent`` of one ``n``-task array (a fresh experiment)."""
     with database(backend, workdir) as url:
         store = Store(url)
-        store.apply(_experiment("intent", n))
-        (rec,) = store.load_desired("local")
-        entries = [(wu.id, 1, i + 1, None) for i, wu in enumerate(rec.work_units)]
-        took = timed(
-            store,
-            lambda: store.record_intent(
-                rec.uid,
-                "local",
-                "tag-1",
-                entries,
-                phase=WorkUnitPhase.PENDING,
-                attempt_phase=AttemptPhase.PENDING,
-            ),
-        )
+        took = timed(store, intent_of(store, n))
         store.close()
     return took
 
