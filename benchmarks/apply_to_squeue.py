@@ -43,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -56,6 +57,9 @@ from sweep_to_submitted import (  # noqa: E402
     lxm3_env,
     machine,
 )
+
+if TYPE_CHECKING:
+    from lxr.store import Store
 
 PREFIX = f"q{os.getpid() % 100000}"
 #: the command applying the file itself, beside the same controller (for comparison)
@@ -148,6 +152,7 @@ class LxrController:
     def __init__(self, tmp: Path, ssh: bool) -> None:
         self.tmp = tmp
         self.state = tmp / "state"
+        self._store: Store | None = None
         self.env = {**os.environ, "XDG_STATE_HOME": str(self.state), "LXR_NO_DAEMON": "1"}
         self.env.pop("LXR_DATABASE_URL", None)
         tmp.mkdir(parents=True, exist_ok=True)
@@ -179,17 +184,9 @@ class LxrController:
         if here:
             main = "from lxr.cli.main import main; main(fast=False)"
             argv = [sys.executable, "-c", main, "apply", "-f", str(path)]
-        db = self.state / "lxr" / "lxr.db"
 
         def written() -> bool:  # the apply's transaction committed
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-            try:
-                q = "select count(*) from experiments where name = ?"
-                return bool(con.execute(q, (name,)).fetchone()[0])
-            except sqlite3.Error:
-                return False
-            finally:
-                con.close()
+            return bool(self.stored(name))
 
         return until_visible(argv, env, name, n, written)
 
@@ -200,36 +197,46 @@ class LxrController:
             [sys.executable, "-m", "lxr.cli", "delete", "experiment", name],
             env=self.env, check=True, capture_output=True,
         )  # fmt: skip
-        db = self.state / "lxr" / "lxr.db"
         deadline = time.monotonic() + 60
+        next_wake = 0.0
         while time.monotonic() < deadline:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-            try:
-                q = "select count(*) from experiments where name = ?"
-                gone = not con.execute(q, (name,)).fetchone()[0]
-            finally:
-                con.close()
-            if gone and not any(name in job for job in squeue_names()):
-                return
-            if not gone:  # the pass that sees the tasks gone finishes it: now, not in 60 s
-                self.wake()
+            if not any(name in job for job in squeue_names()):  # lxr cancelled its tasks
+                if self.stored(name) == 0:
+                    return
+                # the pass that sees the tasks gone finishes it: now, not in 60 s
+                if time.monotonic() >= next_wake:
+                    self.wake()
+                    next_wake = time.monotonic() + 2.0
             time.sleep(0.2)
         raise RuntimeError(f"experiment {name} was not deleted within 60 s")
+
+    def stored(self, name: str) -> int | None:
+        """How many experiments named ``name`` the controller's store holds (None: it could
+        not be read just now)."""
+        db = self.state / "lxr" / "lxr.db"
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            q = "select count(*) from experiments where name = ?"
+            return int(con.execute(q, (name,)).fetchone()[0])
+        except sqlite3.Error:
+            return None
+        finally:
+            con.close()
 
     def wake(self) -> None:
         """Wake the controller (a pass now), as a command that changed desired state does."""
         from lxr.reconciler.wakeup import wake_controller
         from lxr.store import Store
 
-        store = Store(f"sqlite:///{self.state / 'lxr' / 'lxr.db'}")
-        try:
-            wake_controller(store)
-        finally:
-            store.close()
+        if self._store is None:  # one store for every wake-up, not one each
+            self._store = Store(f"sqlite:///{self.state / 'lxr' / 'lxr.db'}")
+        wake_controller(self._store)
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+        if self._store is not None:
+            self._store.close()
 
 
 def submitit(name: str, n: int, pyc: bool, cache: Path, tmp: Path) -> float:
