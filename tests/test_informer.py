@@ -3,8 +3,10 @@ of the store gives, though it took the pass's own writes in without reading them
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio
 
@@ -18,6 +20,12 @@ from lxr.schedulers.base import ArrayJob, Driver, ObserveQuery, Snapshot, TaskOb
 from lxr.schedulers.transport import LocalTransport
 from lxr.store import Store
 from tests.test_store import any_store  # noqa: F401 - the fixture (SQLite and PostgreSQL)
+
+_STATES = {
+    TaskPhase.RUNNING: "RUNNING",
+    TaskPhase.SUCCEEDED: "COMPLETED",
+    TaskPhase.FAILED: "FAILED",
+}
 
 
 class _Scripted(Driver):
@@ -53,11 +61,12 @@ class _Scripted(Driver):
                     if (job_id, i) in self.cancelled:
                         continue  # gone from the queue
                     phase = self.phases.get((job_id, i), self.phase)
-                    state = {TaskPhase.RUNNING: "RUNNING", TaskPhase.SUCCEEDED: "COMPLETED"}[phase]
-                    end = 2.0 if phase is TaskPhase.SUCCEEDED else None
+                    state = _STATES[phase]
+                    end = None if phase is TaskPhase.RUNNING else 2.0
+                    code = 1 if phase is TaskPhase.FAILED else 0
                     restarts = self.restarts.get((job_id, i), 0)
                     obs = TaskObservation(
-                        job_id, i, phase, state, None, 0, None, 1.0, end, restarts
+                        job_id, i, phase, state, None, code, None, 1.0, end, restarts
                     )
                     tasks[job_id, i] = obs
         return Snapshot(self.cluster, time.time(), tasks)
@@ -65,6 +74,16 @@ class _Scripted(Driver):
 
 def _units(records: Sequence[ExperimentRecord]) -> dict[str, tuple[object, ...]]:
     return {r.uid: r.work_units for r in records}
+
+
+def _same_status(entries: Mapping[str, Any], store: Store) -> None:
+    """The experiments in the cache, their status inputs too, are what a fresh read gives
+    (the cache moved the counts by the pass's own writes, it did not read them again)."""
+    fresh = {r.uid: dataclasses.replace(r, work_units=()) for r in store.load_desired("local")}
+    held = {uid: dataclasses.replace(e.record, work_units=()) for uid, e in entries.items()}
+    for uid, record in fresh.items():
+        assert held[uid].status == record.status, "the status inputs drifted from the store"
+        assert held[uid] == record
 
 
 def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) -> None:  # noqa: F811
@@ -96,6 +115,7 @@ def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) 
         # a finished experiment leaves the cache at the next refresh, with no unit left
         assert all(not held[uid] for uid in held.keys() - fresh.keys())
         assert {uid: held.get(uid) for uid in fresh} == fresh, "the cache drifted from the store"
+        _same_status(cached._entries, store)
         for e in cached._entries.values():  # what it asks the scheduler about, kept up to date
             assert cached.shape(e.record) == observe_query([e.record])
             assert (e.seen is None) == (e.keys is not None)  # the observations kept once
@@ -134,6 +154,52 @@ def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) 
     loaded, held = one_pass()
     assert loaded == 0 and not any(held.values())
     assert store.get_experiment("cached").status.phase.value == "Stopped"  # one was stopped
+
+
+def test_the_status_inputs_move_with_the_passes_writes(any_store: Store) -> None:  # noqa: F811
+    """Units failing for good, others succeeding, some removed by a sweep edit while they ran
+    and new ones added: after every pass the cached counts, never-submitted count and failed
+    indexes are those the store counts."""
+    store = any_store
+
+    def apply(xs: list[int]) -> None:
+        spec = {"executable": {"command": ["true"]}, "sweep": {"grid": {"x": xs}}}
+        spec["backoffLimitPerIndex"] = 0
+        store.apply(Experiment.model_validate({"metadata": {"name": "counted"}, "spec": spec}))
+
+    apply([*range(8)])
+    ctl = Controller(store)
+    driver = _Scripted()
+    ctl.drivers["local"] = (driver, store.get_cluster("local").spec)
+    anyio.run(ctl.acquire_lease)
+
+    def one_pass() -> None:
+        anyio.run(ctl.reconcile, "local")
+        _same_status(ctl.informers["local"]._entries, store)
+
+    def tasks() -> list[tuple[str, int]]:
+        return [(job, i) for job, indexes in sorted(driver.jobs.items()) for i in indexes]
+
+    one_pass()  # 8 submitted
+    driver.phase = TaskPhase.RUNNING
+    one_pass()
+    first, second, third = tasks()[:3]
+    driver.phases[first] = TaskPhase.FAILED  # fails for good (no retry budget)
+    driver.phases[second] = TaskPhase.SUCCEEDED
+    one_pass()
+    one_pass()
+    apply([*range(6), 8, 9])  # two in flight removed (stopped, then deleted), two added
+    for _ in range(3):
+        one_pass()
+    driver.phases[third] = TaskPhase.FAILED
+    one_pass()
+    driver.phase = TaskPhase.SUCCEEDED
+    for _ in range(4):
+        one_pass()
+    status = store.get_experiment("counted").status
+    assert status.phase.value == "Failed" and status.failed_indexes == [0, 2]
+    assert status.work_units == {"Failed": 2, "Succeeded": 6, "total": 8}
+    assert len(tasks()) == 10 and len(driver.cancelled) == 2  # the two removed were stopped
 
 
 def test_patches_out_of_the_units_order_patch_the_same_units() -> None:

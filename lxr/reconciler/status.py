@@ -16,7 +16,7 @@ Conditions (``type``: meaning when ``True``):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from lxr.api.phases import (
@@ -27,11 +27,18 @@ from lxr.api.phases import (
     check_experiment,
     experiment_phase,
 )
-from lxr.api.records import FAILED_INDEXES_SHOWN, ExperimentRecord
+from lxr.api.records import FAILED_INDEXES_SHOWN, ExperimentRecord, StatusRecord
 from lxr.api.resources import Condition, ConditionStatus
 from lxr.reconciler.actions import Event, Finalize, SetStatus
 
-__all__ = ["DerivedStatus", "derive_status", "plan_status", "set_condition"]
+__all__ = [
+    "DerivedStatus",
+    "derive_status",
+    "moved_inputs",
+    "plan_status",
+    "set_condition",
+    "written_status",
+]
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,36 @@ def derive_status(
     return DerivedStatus(phase=phase, conditions=conds, finished=finished)
 
 
+def moved_inputs(
+    st: StatusRecord,
+    moves: Mapping[tuple[str, str], int],
+    submitted_first: int = 0,
+    newly_failed: Sequence[int] = (),
+    removed: Sequence[tuple[str, bool]] = (),
+) -> StatusRecord:
+    """The status inputs ``st`` once work units moved between phases as ``moves`` counts
+    them by (old, new), ``submitted_first`` of them got their first attempt, those at
+    ``newly_failed`` (indexes) failed and the ``removed`` ones (``(phase, never submitted)``)
+    were deleted: the counts a fresh read of the store gives after such writes."""
+    if not (moves or submitted_first or newly_failed or removed):
+        return st
+    counts = dict(st.counts)
+    for (old, new), n in moves.items():
+        counts[old] = counts.get(old, 0) - n
+        counts[new] = counts.get(new, 0) + n
+    for old, _ in removed:
+        counts[old] = counts.get(old, 0) - 1
+    failed = st.failed_indexes
+    if newly_failed:
+        failed = tuple(sorted({*failed, *newly_failed})[:FAILED_INDEXES_SHOWN])
+    return replace(
+        st,
+        counts={phase: n for phase, n in counts.items() if n > 0},
+        never_submitted=st.never_submitted - submitted_first - sum(u for _, u in removed),
+        failed_indexes=failed,
+    )
+
+
 def plan_status(
     exp: ExperimentRecord,
     moves: Mapping[tuple[str, str], int],
@@ -209,15 +246,10 @@ def plan_status(
     st = exp.status
     if st is None:
         return None
-    counts = dict(st.counts)
-    for (old, new), n in moves.items():
-        counts[old] = counts.get(old, 0) - n
-        counts[new] = counts.get(new, 0) + n
-    for old, _ in removed:
-        counts[old] = counts.get(old, 0) - 1
-    counts = {phase: n for phase, n in counts.items() if n > 0}
-    never = st.never_submitted - submitted_first - sum(u for _, u in removed)
-    failed_idx = sorted({*st.failed_indexes, *newly_failed})[:FAILED_INDEXES_SHOWN]
+    moved = moved_inputs(st, moves, submitted_first, newly_failed, removed)
+    counts = {phase: n for phase, n in moved.counts.items() if n > 0}
+    never = moved.never_submitted
+    failed_idx = list(moved.failed_indexes)
     failed_reason, failed_message = exp.failed_reason, st.failed_message
     if failed_reason is None and fail_experiment is not None:
         failed_reason, failed_message = fail_experiment
@@ -276,4 +308,21 @@ def plan_status(
         completion_time=completion,
         finished=derived.finished,
         event=event,
+    )
+
+
+def written_status(st: StatusRecord, status: SetStatus) -> StatusRecord:
+    """The status inputs ``st`` once ``status`` is written: what a fresh read gives then."""
+    return replace(
+        st,
+        conditions=tuple(Condition.model_validate(c) for c in status.conditions),
+        written={
+            "phase": status.phase,
+            "counts": status.counts,
+            "conditions": list(status.conditions),
+            "failed_indexes": list(status.failed_indexes),
+            "observed_generation": status.observed_generation,
+            "start_time": status.start_time,
+            "completion_time": status.completion_time,
+        },
     )
