@@ -361,6 +361,41 @@ def test_a_controller_that_does_not_lead_hands_every_file_back(store: Store) -> 
     assert len(served) == 1
 
 
+def test_a_request_to_a_starting_controller_waits_for_its_first_lease(store: Store) -> None:
+    """``lxr apply`` hands the file to the daemon it just started as soon as its socket is up,
+    before the daemon first tried to lead: it waits for that try, not answering that it does
+    not lead (the command would then apply the file itself, as if no daemon had started)."""
+    import anyio
+
+    from lxr.reconciler.controller import Controller
+
+    served: list[object] = []
+
+    def handler(_store: Store, request: dict[str, object]) -> dict[str, object]:
+        served.append(request)
+        return {"stdout": "ok\n", "stderr": "", "code": 0}
+
+    ctl = Controller(store, requests=handler)
+    answers: list[dict[str, object]] = []
+
+    async def main() -> None:
+        ctl._first_lease = anyio.Event()  # what run() sets up before it listens
+
+        async def ask() -> None:
+            answers.append(await ctl._request({"protocol": PROTOCOL, "command": "apply"}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask)
+            await anyio.sleep(0.3)
+            assert answers == [] and served == []  # waiting
+            assert await ctl.acquire_lease()
+            ctl._first_lease.set()
+
+    anyio.run(main)
+    assert answers == [{"stdout": "ok\n", "stderr": "", "code": 0}]
+    assert len(served) == 1
+
+
 def test_an_idle_controller_answers_the_request_it_is_applying_before_it_exits(
     store: Store,
 ) -> None:

@@ -5,6 +5,7 @@ idle, and ``lxr controller stop|status|install`` manage it. Also what ``-v`` sho
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -114,6 +115,74 @@ def test_a_second_apply_uses_the_running_daemon(
         timeout=60,
     )  # fmt: skip
     assert again.returncode == 0 and "no background controller runs" in again.stderr
+
+
+#: runs ``lxr ...`` and prints the modules it imported as a last line on stderr
+_PROBE = """
+import json, sys
+from lxr.cli.main import main
+sys.argv = ["lxr", *sys.argv[1:]]
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+sys.stderr.flush()
+print("\\nMODULES " + json.dumps(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _probe(env: dict[str, str], *args: str) -> tuple[int, str, str, list[str]]:
+    res = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    err, _, mods = res.stderr.rpartition("\nMODULES ")
+    return res.returncode, res.stdout, err, json.loads(mods)
+
+
+def test_with_no_controller_apply_hands_the_file_to_the_daemon_it_starts(
+    state_home: Path, store: Store, tmp_path: Path, cleanup_daemon: None
+) -> None:
+    """The background controller is started first and applies the file: the command never
+    imports the store or typer (applying here, then starting the daemon, paid both starts
+    one after the other), prints what applying here prints, and the sweep converges."""
+    env = _env(state_home, LXR_DAEMON_IDLE="30")
+    code, out, err, mods = _probe(env, "apply", "-f", str(_sweep(tmp_path / "a.yaml", "cold", 2)))
+    assert (code, out) == (0, "experiment/cold created\n"), err
+    pid = daemon_pid(daemon_files(store.url))
+    assert pid and f"started a controller in the background (pid {pid}, log " in err, err
+    for heavy in ("sqlalchemy", "typer", "pydantic", "lxr.store", "yaml"):
+        assert heavy not in mods, f"{heavy} imported: the command applied the file itself"
+    wait_for(lambda: finished(store, "cold"), 60, "the sweep to converge")
+    assert store.get_experiment("cold").status.phase.value == "Succeeded"
+    lease = store.lease()
+    assert lease is not None and lease[0].split(":")[1] == str(pid)
+
+
+def test_with_no_controller_an_invalid_file_is_refused_in_the_commands_words(
+    state_home: Path, store: Store, tmp_path: Path, cleanup_daemon: None
+) -> None:
+    """Handed to the daemon the command starts, it is refused as the command itself refuses
+    it (exit 2, the same error, nothing written)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: lxr.dev/v1alpha1\nkind: Experiment\nmetadata: {name: bad}\n"
+        "spec: {cluster: local, executable: {command: [true]}, workUnits: 3}\n"
+    )
+    code, out, err, _ = _probe(_env(state_home, LXR_DAEMON_IDLE="30"), "apply", "-f", str(bad))
+    here = subprocess.run(
+        [*CLI, "apply", "-f", str(bad), "--no-daemon"],
+        cwd=REPO, env=_env(state_home), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert here.returncode == 2 and "error:" in here.stderr, here.stderr
+    assert (code, out) == (2, "")
+    assert (
+        err.replace(str(tmp_path), "T").splitlines()[0]
+        == (here.stderr.replace(str(tmp_path), "T").splitlines()[0])
+    )
+    assert store.list_experiments() == []
 
 
 def test_no_daemon_opts_out(state_home: Path, store: Store, tmp_path: Path) -> None:

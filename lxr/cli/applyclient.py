@@ -7,11 +7,13 @@ its exit code (:mod:`lxr.cli.applyserve`). This module imports only the standard
 the command costs little more than starting Python.
 
 Only ``apply -f FILE`` (a file, or ``-`` for stdin) with ``--dry-run``, ``--max-work-units N``
-and ``--no-daemon`` is handed over, in the forms ``--opt VALUE`` and ``--opt=VALUE``. The
-command does the work itself, as it always did, for anything else (``--wait``, ``--help``, a
-directory, a file it cannot read, an unknown option), when no controller answers, when the
-controller does not lead or hands it back (a package to build, another version), or when its
-answer does not come.
+and ``--no-daemon`` is handed over, in the forms ``--opt VALUE`` and ``--opt=VALUE``. When no
+controller answers, the command starts this store's background controller first (unless
+``--dry-run``, ``--no-daemon`` or ``LXR_NO_DAEMON``) and hands the file to it once it listens.
+The command does the work itself, as it always did, for anything else (``--wait``, ``--help``,
+a directory, a file it cannot read, an unknown option), when the controller does not lead or
+hands it back (a package to build, another version), or when its answer (or a daemon it
+started) does not come.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ _OPTIONS = {
 }
 #: a larger file is left to the command (which refuses one over its limit in its own words)
 _MAX_FILE_BYTES = 16 * 1024 * 1024
+#: how long a background controller this command started may take to listen before the
+#: command applies the file itself (Python's start-up and imports on a busy machine)
+_DAEMON_START_SECONDS = 20.0
 #: how long to wait for the controller's answer before applying here (a write is one
 #: transaction and applying again is idempotent: nothing is done twice)
 _ANSWER_SECONDS = 120.0
@@ -74,18 +79,72 @@ def handoff(argv: list[str]) -> int | None:
     from lxr.paths import default_database_url
     from lxr.reconciler.sockets import request_sockets
 
+    url = default_database_url()
     payload = json.dumps(request).encode()
-    for path in request_sockets(default_database_url()):
+    for path in request_sockets(url):
         answer = _ask(path, payload)
         if answer is None or "fallback" in answer:
             continue
-        sys.stdout.write(answer["stdout"])
-        sys.stderr.write(answer["stderr"])
-        return int(answer["code"])
+        return _answered(answer)
+    if _may_start_daemon(args):
+        answer = _ask_new_daemon(url, payload, request["color"])
+        if answer is not None:
+            return _answered(answer)
     if args["filename"] == "-":  # read already: the command reads it again from here
         import io
 
         sys.stdin = io.StringIO(request["text"])
+    return None
+
+
+def _answered(answer: dict[str, Any]) -> int:
+    """Print what the controller answered; its exit code."""
+    sys.stdout.write(answer["stdout"])
+    sys.stderr.write(answer["stderr"])
+    return int(answer["code"])
+
+
+def _may_start_daemon(args: dict[str, Any]) -> bool:
+    """Whether this apply starts the background controller when none answered (as the
+    command would after writing the file: not for --dry-run, --no-daemon, LXR_NO_DAEMON)."""
+    from lxr.cli.daemon import NO_DAEMON_ENV
+
+    if args["dry_run"] or args.get("no_daemon"):
+        return False
+    return os.environ.get(NO_DAEMON_ENV, "") in ("", "0")
+
+
+def _ask_new_daemon(url: str, payload: bytes, color: bool) -> dict[str, Any] | None:
+    """No controller answered: start this store's background controller now and hand the
+    file to it once it listens. It starts while this process would otherwise be importing
+    what applying here needs, and submits without a second start-up after the write. None
+    (the command applies the file itself, and finds the daemon started) when it does not
+    listen within :data:`_DAEMON_START_SECONDS`, exits, or hands the file back."""
+    import time
+
+    from lxr.cli.daemon import daemon_files, process_alive, start_daemon
+    from lxr.reconciler.sockets import request_sockets
+
+    pid, started = start_daemon(url)
+    if not pid:  # another apply's daemon is starting (its pid not written yet)
+        return None
+    deadline = time.monotonic() + _DAEMON_START_SECONDS
+    while time.monotonic() < deadline and process_alive(pid):
+        # its socket's name has its pid: {store digest}.{pid}.{token}.api.sock
+        ours = [p for p in request_sockets(url) if p.name.split(".")[1:2] == [str(pid)]]
+        answer = _ask(ours[0], payload) if ours else None
+        if answer is not None:
+            if "fallback" in answer:
+                return None
+            if started:
+                log = daemon_files(url).log
+                message = (
+                    f"started a controller in the background (pid {pid}, log {log}); it "
+                    "exits when idle, `lxr controller stop` stops it"
+                )
+                answer["stderr"] += f"\x1b[2m{message}\x1b[0m\n" if color else message + "\n"
+            return answer
+        time.sleep(0.01)
     return None
 
 

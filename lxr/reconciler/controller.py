@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CRASH_ENV",
     "DEFAULT_INTERVAL",
+    "FIRST_LEASE_SECONDS",
     "STOP_ENV",
     "Actor",
     "Controller",
@@ -74,6 +75,8 @@ cycle_log = logging.getLogger("lxr.cycles")
 
 #: seconds between the cycles of a busy Slurm or Grid Engine cluster unless told otherwise
 DEFAULT_INTERVAL = 2.0
+#: how long a request waits for a just-started controller's first try at the lease
+FIRST_LEASE_SECONDS = 10.0
 #: a failing cluster's ReconcileError event is repeated at most this often (same message)
 _EVENT_REPEAT_SECONDS = 60.0
 #: a cluster's spec is read again at least this often (and after every wake-up)
@@ -114,6 +117,9 @@ class Controller:
         self._busy_at = time.monotonic()  # when a cluster last had work (or we started)
         self._serving = 0  # requests being applied
         self._exiting = False  # idle: decided to exit
+        #: set once :meth:`run` first tried to lead: a request that comes before it (to a
+        #: controller just started by ``lxr apply``) waits for that, not answered "not leading"
+        self._first_lease: anyio.Event | None = None
         self.interval = interval
         self.local_interval = local_interval
         self.metrics = metrics
@@ -380,6 +386,7 @@ class Controller:
         standby (or an in-process waiter) takes the lease over once its holder stopped
         renewing it, never before. Never exits on a store or cluster error."""
         remove_dead_sockets(self.socket_path)
+        self._first_lease = anyio.Event()
         async with contextlib.AsyncExitStack() as stack:
             wake = WakeupListener(self.socket_path, self.store.postgres_conninfo())
             self._wake = await stack.enter_async_context(wake)
@@ -393,6 +400,7 @@ class Controller:
                     except Exception as exc:  # never exit on a store error
                         log.warning("cannot take or renew the lease (retrying): %s", exc)
                         leading = False
+                    self._first_lease.set()
                     if leading and await self._term(until):
                         return
                     if not leading:
@@ -407,7 +415,11 @@ class Controller:
     async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
         """Serve a request handed over the request socket, while leading (a standby's
         work would wait for the leader's next resync): then its desired state is
-        planned at once."""
+        planned at once. A request that comes while the controller first tries to lead
+        waits for that (at most :data:`FIRST_LEASE_SECONDS`)."""
+        if self._first_lease is not None and not self._first_lease.is_set():
+            with anyio.move_on_after(FIRST_LEASE_SECONDS):
+                await self._first_lease.wait()
         if self.requests is None or not self.leader or self.keeper.valid_for() <= 0:
             return {"fallback": "this controller does not lead"}
         if self._exiting:  # it would write what no one then reconciles
