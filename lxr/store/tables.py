@@ -127,13 +127,13 @@ class ExperimentRow(Base):
 
 
 class WorkUnitRow(Base):
-    """One work unit; ``phase`` is indexed because the controller reads only active ones."""
+    """One work unit."""
 
     __tablename__ = "work_units"
     __table_args__ = (
+        # an experiment's units, in index order; no index holds a column a status write
+        # sets (phase above all: 0011), so PostgreSQL updates rows in their page (HOT)
         UniqueConstraint("experiment_uid", "idx", name="uq_work_units_experiment_idx"),
-        # the only index a phase change moves (per-cluster counts join the experiments)
-        Index("ix_work_units_experiment_phase", "experiment_uid", "phase"),
         # room in each page for a row's next version (PostgreSQL's HOT update: 0010)
         {"postgresql_with": {"fillfactor": 50}},
     )
