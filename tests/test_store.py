@@ -296,6 +296,125 @@ def _written(store: Store, name: str) -> list[tuple[object, ...]]:
         ]
 
 
+def _written_text(store: Store, name: str) -> list[tuple[object, ...]]:
+    """What :func:`_written` reads, JSON as its stored text and floats as text (JSON's
+    ``true`` and ``1`` are equal once parsed, as are a float and its neighbour in print)."""
+    with store.session() as s:
+        return [
+            tuple(r)
+            for r in s.execute(
+                text(
+                    "SELECT w.idx, w.phase, w.message, w.exit_code, w.failures, "
+                    "CAST(w.next_attempt_after AS TEXT), CAST(w.resource_scale AS TEXT), "
+                    "a.job_id, a.state, a.message, a.exit_code, a.restarts, "
+                    "CAST(a.start_time AS TEXT), a.end_time, a.final, "
+                    "CAST(a.rank_exit_codes AS TEXT), a.first_failed_rank "
+                    "FROM work_units w JOIN attempts a ON a.work_unit_id = w.id "
+                    "JOIN experiments e ON e.uid = w.experiment_uid "
+                    "WHERE e.name = :name ORDER BY w.idx"
+                ),
+                {"name": name},
+            )
+        ]
+
+
+#: text a status write must store as given (quoting, escapes and separators of SQL, COPY and
+#: array literals; NULL spelled out)
+_AWKWARD = (
+    "a\\b",
+    "{x,y}",
+    '"',
+    "NULL",
+    "",
+    " padded ",
+    "tab\there",
+    "line\nbreak\r",
+    '\\"{,}\\',
+    "ünïcode ✓",
+    "'single'",
+)
+
+
+def test_a_status_write_of_many_rows_stores_awkward_values_as_given(any_store: Store) -> None:
+    """Hundreds of units written in one statement per table store what a few at a time
+    store: text with quotes, backslashes, braces, commas and NULL; booleans, negative and
+    missing numbers, floats to their last bit (and infinite), JSON ``true`` apart from ``1``,
+    also when all but one unit write the same JSON."""
+    from lxr.reconciler.actions import AttemptPatch, UpdateStatus, WorkUnitPatch
+
+    n = 300
+    now = time.time()
+    for name in ("many", "few"):
+        any_store.apply(make_experiment(name, n=n))
+    records = {r.name: r for r in any_store.load_desired("local")}
+    for name, record in records.items():
+        entries = [(w.id, 1, w.index, None) for w in record.work_units]
+        sid = any_store.record_intent(record.uid, "local", f"{name}-tag", entries, **READY)
+        any_store.mark_submitted(
+            sid, "77", submission_transition("Intent", SubmissionEvent.ACCEPTED)
+        )
+    records = {r.name: r for r in any_store.load_desired("local")}
+
+    def write(same_scale: bool) -> None:
+        for name, record in records.items():
+            attempts, units = [], []
+            for w in record.work_units:
+                i = w.index
+                assert w.active is not None
+                odd_scale = {"flag": 1} if i == 7 else {"flag": True}
+                attempts.append(
+                    AttemptPatch(
+                        id=w.active.id,
+                        phase="Running",
+                        job_id=_AWKWARD[i % len(_AWKWARD)] if i % 2 else "77",
+                        state=_AWKWARD[(i + 3) % len(_AWKWARD)],
+                        message=None if i % 5 == 0 else _AWKWARD[i % len(_AWKWARD)],
+                        exit_code=None if i % 4 == 0 else -i,
+                        restarts=i,
+                        start_time=float("inf") if i == 9 else now + i / 7,
+                        end_time=1e-300 * i,
+                        final=i % 3 == 0,
+                        rank_exit_codes=(0, None, -i) if i % 6 == 0 else None,
+                        first_failed_rank=i % 2 or None,
+                    )
+                )
+                units.append(
+                    WorkUnitPatch(
+                        id=w.id,
+                        index=i,
+                        phase="Running",
+                        message=_AWKWARD[(i + 1) % len(_AWKWARD)],
+                        exit_code=None if i % 3 else i,
+                        failures=i % 2,
+                        next_attempt_after=now + i / 3 if i % 2 else None,
+                        resource_scale=odd_scale
+                        if same_scale
+                        else ({"flag": True} if i % 3 == 0 else {"flag": 1} if i % 3 else None),
+                    )
+                )
+            step = n if name == "many" else 50  # below the size written as one statement
+            for start in range(0, n, step):
+                any_store.apply_update(
+                    UpdateStatus(
+                        record.uid,
+                        tuple(units[start : start + step]),
+                        tuple(attempts[start : start + step]),
+                    ),
+                    "local",
+                )
+        many, few = _written_text(any_store, "many"), _written_text(any_store, "few")
+        assert len(many) == n
+        assert many == few
+        assert many[9][12] in ("Infinity", "inf", "Inf")
+        scales = [r[6] for r in many]
+        if same_scale:
+            assert scales[7] is not None and "1" in scales[7] and "true" in scales[6]
+            assert all(s is not None and "true" in s for k, s in enumerate(scales) if k != 7)
+
+    write(same_scale=False)
+    write(same_scale=True)
+
+
 def test_a_status_write_of_many_rows_writes_what_row_by_row_writes(any_store: Store) -> None:
     """A status write of hundreds of units (one statement per table from a temporary table,
     the columns every row sets alike bound once) stores what the same patches store written

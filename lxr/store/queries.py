@@ -7,7 +7,19 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, ColumnElement, CursorResult, Result, bindparam, delete, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    CursorResult,
+    Float,
+    Integer,
+    Result,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from lxr.api.phases import EXPERIMENT_TERMINAL, WORK_UNIT_TERMINAL
@@ -95,8 +107,8 @@ _SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
 
 
 def _copy_text(kind: Any) -> Callable[[Any], Any] | None:
-    """How a value of a column of type ``kind`` goes into COPY: JSON as its text (SQL NULL or
-    JSON ``null`` for None, as the type says), anything else as it is."""
+    """How a value of a column of type ``kind`` goes into PostgreSQL as text: JSON as its text
+    (SQL NULL or JSON ``null`` for None, as the type says), anything else as it is."""
     if not isinstance(kind, JSON):
         return None
     null_is_sql = kind.none_as_null
@@ -114,6 +126,37 @@ def _same(values: Sequence[Any]) -> bool:
     return values.count(values[0]) == len(values)
 
 
+def _uniform(kind: Any, values: Sequence[Any]) -> bool:
+    """Whether a column's values are one value for the whole batch. A JSON column's are
+    compared as given only when all are None (``True == 1`` in Python, not in JSON); the
+    caller compares their text otherwise."""
+    if isinstance(kind, JSON):
+        return values[0] is None and _same(values)
+    return _same(values)
+
+
+def _array_element(value: Any) -> str:
+    """One element of a PostgreSQL array literal (``{...}``): NULL, a boolean, a number as
+    Python prints it (``repr`` of a float reads back as the same double), or text quoted."""
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _array_literal(kind: Any, values: Sequence[Any]) -> str:
+    """A column's values as one PostgreSQL array literal: one parameter, parsed by the server
+    (a driver's list of 100k values is dumped element by element in Python, ~0.17 s)."""
+    if isinstance(kind, (Integer, Float)) and not isinstance(kind, Boolean):
+        if None not in values:  # numbers alone (the common case): printed by map in C
+            return "{" + ",".join(map(repr, values)) + "}"
+    return "{" + ",".join(map(_array_element, values)) + "}"
+
+
 def update_columns(
     s: Session,
     table: type[Base],
@@ -125,15 +168,16 @@ def update_columns(
     """``UPDATE table SET ... WHERE id = ...`` for every row: ``columns`` maps each column
     written (``id`` first) to its values, one per row; ``fixed`` sets columns to one value
     for every row. A column whose type converts values (JSON) goes through that type's bind
-    processor (its text for COPY), as SQLAlchemy would.
+    processor (its text on PostgreSQL), as SQLAlchemy would.
 
     From :data:`_SET_ROWS` rows on (SQLite and PostgreSQL) it is one statement per table,
     not one per row: a column the whole batch sets to one value is a parameter bound once
-    (a pass where every task ended writes the same phase, reason and exit code 100k times),
-    the columns that vary come from a temporary table (filled by the driver's executemany on
-    SQLite, by COPY on PostgreSQL) joined by id. ``rarely`` names indexed columns whose value
-    seldom changes (an attempt's job id): on SQLite, which rewrites the index entries of every
-    indexed column it sets, they are set by a second statement only where they differ."""
+    (a pass where every task ended writes the same phase, reason and exit code 100k times).
+    The columns that vary come, on PostgreSQL, as one array parameter each (``unnest``),
+    on SQLite from a temporary table filled by the driver's executemany, joined by id.
+    ``rarely`` names indexed columns whose value seldom changes (an attempt's job id): on
+    SQLite, which rewrites the index entries of every indexed column it sets, they are set
+    by a second statement only where they differ."""
     keys = list(columns)
     assert keys[0] == "id", keys
     ids = columns["id"]
@@ -158,58 +202,92 @@ def update_columns(
             return None
         return _copy_text(kind) if dialect == "postgresql" else _bound(kind, conn.dialect)
 
-    for k, v in fixed.items():
-        if (proc := processor(t.c[k].type)) is not None:
-            fixed[k] = proc(v)
-    values: dict[str, Sequence[Any]] = {}
-    for k, col in columns.items():
+    def bound(k: str, value: Any) -> Any:
         proc = processor(t.c[k].type)
-        values[k] = col if proc is None else list(map(proc, col))
-    for k, col in list(values.items())[1:]:
-        if _same(col):
-            fixed[k] = col[0]
-            del values[k]
-    varying = [t.c[k].name for k in values]  # id first
-    guarded = [n for n in varying[1:] if dialect == "sqlite" and n in rarely]
-    temp = f"lxr_set_{t.name}"
-    feed = zip(*values.values(), strict=True)
+        return value if proc is None else proc(value)
+
+    # every column set to one value, as bound; a column the batch sets alike is found before
+    # its values are converted (100k JSON nulls are one null, not 100k calls of the encoder)
+    sets = {k: bound(k, v) for k, v in fixed.items()}
+    values: dict[str, Sequence[Any]] = {"id": ids}
+    for k, col in list(columns.items())[1:]:
+        if dialect == "sqlite" and k in rarely:  # set only where it differs, even if alike
+            values[k] = col if (proc := processor(t.c[k].type)) is None else list(map(proc, col))
+            continue
+        if _uniform(t.c[k].type, col):
+            sets[k] = bound(k, col[0])
+            continue
+        if (proc := processor(t.c[k].type)) is not None:
+            col = list(map(proc, col))
+            if _same(col):
+                sets[k] = col[0]
+                continue
+        values[k] = col
     raw: Any = conn.connection.driver_connection
-    mark = "?" if dialect == "sqlite" else "%s"
-    sets = [f"{t.c[k].name} = {_param(t.c[k].type, mark, dialect)}" for k in fixed]
     cur = raw.cursor()
     try:
-        if len(varying) == 1 and (dialect == "postgresql" or _SQLITE_JSON):
-            # only the ids vary (a work unit's status, most passes): they go in as one
-            # parameter, no temporary table
-            ids_in = "IN (SELECT value FROM json_each(?))" if dialect == "sqlite" else "= ANY(%s)"
-            ids_value = json.dumps(list(ids)) if dialect == "sqlite" else list(ids)
-            cur.execute(
-                f"UPDATE {t.name} SET {', '.join(sets)} WHERE id {ids_in}",
-                [*fixed.values(), ids_value],
-            )
-            return
-        if dialect == "sqlite":
-            cur.execute(
-                f"CREATE TEMP TABLE {temp} ({', '.join(['id INTEGER PRIMARY KEY', *varying[1:]])})"
-            )
-            cur.executemany(f"INSERT INTO {temp} VALUES ({', '.join('?' * len(varying))})", feed)
+        if dialect == "postgresql":
+            _update_postgresql(cur, t, conn.dialect, values, sets)
         else:
-            cur.execute(
-                f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS "
-                f"SELECT {', '.join(varying)} FROM {t.name} WITH NO DATA"
-            )
-            with cur.copy(f"COPY {temp} ({', '.join(varying)}) FROM STDIN") as copy:
-                for row in feed:
-                    copy.write_row(row)
-        sets += [f"{n} = u.{n}" for n in varying[1:] if n not in guarded]
-        where = f"FROM {temp} AS u WHERE {t.name}.id = u.id"
-        if sets:
-            cur.execute(f"UPDATE {t.name} SET {', '.join(sets)} {where}", list(fixed.values()))
-        for n in guarded:
-            cur.execute(f"UPDATE {t.name} SET {n} = u.{n} {where} AND {t.name}.{n} IS NOT u.{n}")
-        cur.execute(f"DROP TABLE {temp}")
+            _update_sqlite(cur, t, values, sets, [k for k in values if k in rarely])
     finally:
         cur.close()
+
+
+def _update_postgresql(
+    cur: Any, t: Any, dialect: Any, values: Mapping[str, Sequence[Any]], sets: Mapping[str, Any]
+) -> None:
+    """One UPDATE on PostgreSQL: each varying column (``values``, ``id`` first) one array
+    parameter, read by ``unnest`` and joined by id; only ids varying: ``id = ANY(...)``."""
+    assigns = [f"{t.c[k].name} = {_param(t.c[k].type, '%s', 'postgresql')}" for k in sets]
+    varying = [k for k in values if k != "id"]
+    assigns += [f"{t.c[k].name} = u.{t.c[k].name}" for k in varying]
+    if not assigns:
+        return
+    arrays = [_array_literal(t.c[k].type, col) for k, col in values.items()]
+    if not varying:
+        sql = f"UPDATE {t.name} SET {', '.join(assigns)} WHERE id = ANY(%s::INTEGER[])"
+    else:
+        kinds = ", ".join(f"%s::{t.c[k].type.compile(dialect=dialect)}[]" for k in values)
+        names = ", ".join(t.c[k].name for k in values)
+        sql = (
+            f"UPDATE {t.name} SET {', '.join(assigns)} FROM unnest({kinds}) AS u({names}) "
+            f"WHERE {t.name}.id = u.id"
+        )
+    cur.execute(sql, [*sets.values(), *arrays])
+
+
+def _update_sqlite(
+    cur: Any,
+    t: Any,
+    values: Mapping[str, Sequence[Any]],
+    sets: Mapping[str, Any],
+    guarded: Sequence[str],
+) -> None:
+    """One UPDATE on SQLite: the varying columns (``values``, ``id`` first) from a temporary
+    table filled by executemany, joined by id; only ids varying: one JSON parameter (3.38 on).
+    A ``guarded`` column is set by a second statement, only where it differs."""
+    assigns = [f"{t.c[k].name} = ?" for k in sets]
+    varying = [t.c[k].name for k in values]  # id first
+    if len(varying) == 1 and _SQLITE_JSON:
+        if assigns:
+            cur.execute(
+                f"UPDATE {t.name} SET {', '.join(assigns)} "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                [*sets.values(), json.dumps(list(values["id"]))],
+            )
+        return
+    temp = f"lxr_set_{t.name}"
+    cur.execute(f"CREATE TEMP TABLE {temp} ({', '.join(['id INTEGER PRIMARY KEY', *varying[1:]])})")
+    feed = zip(*values.values(), strict=True)
+    cur.executemany(f"INSERT INTO {temp} VALUES ({', '.join('?' * len(varying))})", feed)
+    assigns += [f"{n} = u.{n}" for n in varying[1:] if n not in guarded]
+    where = f"FROM {temp} AS u WHERE {t.name}.id = u.id"
+    if assigns:
+        cur.execute(f"UPDATE {t.name} SET {', '.join(assigns)} {where}", list(sets.values()))
+    for n in guarded:
+        cur.execute(f"UPDATE {t.name} SET {n} = u.{n} {where} AND {t.name}.{n} IS NOT u.{n}")
+    cur.execute(f"DROP TABLE {temp}")
 
 
 def _param(kind: Any, mark: str, dialect: str) -> str:
