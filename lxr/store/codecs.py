@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from operator import attrgetter
 from typing import Any
@@ -212,17 +212,35 @@ def _patch_columns(kind: type, table: type[Base]) -> tuple[str, ...]:
     return found
 
 
-def _columns_of(patches: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]]:
-    """Each named field of the patches as one list (a column of the UPDATE)."""
-    return {name: list(map(attrgetter(name), patches)) for name in names}
+class _PatchColumns(Mapping[str, list[Any]]):
+    """Each named field of the patches as one list (a column of the UPDATE), made when asked
+    for: a writer that keeps only the columns that vary holds no 100k-entry list of a value
+    every patch shares (most of an attempt's fields in a pass where every task started)."""
+
+    __slots__ = ("_names", "_patches")
+
+    def __init__(self, patches: Sequence[Any], names: Sequence[str]) -> None:
+        self._patches = patches
+        self._names = tuple(names)
+
+    def __getitem__(self, name: str) -> list[Any]:
+        if name not in self._names:
+            raise KeyError(name)
+        return list(map(attrgetter(name), self._patches))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
-def attempt_patch_columns(patches: Sequence[Any]) -> dict[str, list[Any]]:
+def attempt_patch_columns(patches: Sequence[Any]) -> Mapping[str, list[Any]]:
     """Attempt patches (``UpdateStatus.attempts``) as the columns of their UPDATE (``id``
-    first), each a list of the patches' values in order."""
+    first), each a list of the patches' values in order (made when asked for)."""
     if not patches:
         return {}
-    return _columns_of(patches, _patch_columns(type(patches[0]), AttemptRow))
+    return _PatchColumns(patches, _patch_columns(type(patches[0]), AttemptRow))
 
 
 _OUTCOME = ("reason", "message", "exit_code")
@@ -230,11 +248,11 @@ _OUTCOME = ("reason", "message", "exit_code")
 
 def work_unit_patch_columns(
     patches: Sequence[Any], now: float
-) -> list[tuple[dict[str, list[Any]], dict[str, Any]]]:
+) -> list[tuple[Mapping[str, list[Any]], dict[str, Any]]]:
     """Work-unit patches as UPDATEs, grouped by the columns they write: the outcome (reason,
     message, exit code) only when the patch sets one, the active attempt cleared when asked,
-    ``updated_at`` always. Each group is its columns (``id`` first, a list of values each) and
-    the columns it sets to one value for every row."""
+    ``updated_at`` always. Each group is its columns (``id`` first, a list of values each, made
+    when asked for) and the columns it sets to one value for every row."""
     if not patches:
         return []
     names = _patch_columns(type(patches[0]), WorkUnitRow)
@@ -242,12 +260,12 @@ def work_unit_patch_columns(
     groups: dict[tuple[bool, bool], list[Any]] = {}
     for patch in patches:
         groups.setdefault((patch.reason is not None, patch.clear_active), []).append(patch)
-    out = []
+    out: list[tuple[Mapping[str, list[Any]], dict[str, Any]]] = []
     for (outcome, clear), group in groups.items():
         fixed: dict[str, Any] = {"updated_at": now}
         if clear:
             fixed["active_attempt_id"] = None
-        out.append((_columns_of(group, names if outcome else short), fixed))
+        out.append((_PatchColumns(group, names if outcome else short), fixed))
     return out
 
 

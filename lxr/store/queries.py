@@ -210,7 +210,8 @@ def update_columns(
     # its values are converted (100k JSON nulls are one null, not 100k calls of the encoder)
     sets = {k: bound(k, v) for k, v in fixed.items()}
     values: dict[str, Sequence[Any]] = {"id": ids}
-    for k, col in list(columns.items())[1:]:
+    for k in keys[1:]:
+        col = columns[k]  # (a list made on demand: one alike is let go at once)
         if dialect == "sqlite" and k in rarely:  # set only where it differs, even if alike
             values[k] = col if (proc := processor(t.c[k].type)) is None else list(map(proc, col))
             continue
