@@ -11,11 +11,11 @@ full resync is only the safety net.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from lxr.api.dependencies import upstream_experiments
@@ -128,21 +128,25 @@ class DesiredState(StoreEngine):
         """Every work unit of ``exp`` counted per phase, those never submitted, the smallest
         failed indexes: what the plan derives the experiment's status from."""
         w, uid = WorkUnitRow, exp.uid
-        counts = dict(
-            s.execute(
-                select(w.phase, func.count()).where(w.experiment_uid == uid).group_by(w.phase)
+        # one pass over the experiment's units (no index holds the phase: 0011), the failed
+        # indexes looked for only when some failed
+        counts, never = {}, 0
+        for phase, n, unsubmitted in s.execute(
+            select(w.phase, func.count(), func.sum(case((w.attempt_count == 0, 1), else_=0)))
+            .where(w.experiment_uid == uid)
+            .group_by(w.phase)
+        ):
+            counts[phase] = n
+            never += int(unsubmitted or 0)
+        failed: Sequence[int] = ()
+        if counts.get(WorkUnitPhase.FAILED.value):
+            failed = s.scalars(
+                select(w.idx)
+                .where(w.experiment_uid == uid, w.phase == WorkUnitPhase.FAILED.value)
+                .order_by(w.idx)
+                .limit(FAILED_INDEXES_SHOWN)
             ).all()
-        )
-        never = s.scalar(
-            select(func.count()).select_from(w).where(w.experiment_uid == uid, w.attempt_count == 0)
-        )
-        failed = s.scalars(
-            select(w.idx)
-            .where(w.experiment_uid == uid, w.phase == WorkUnitPhase.FAILED.value)
-            .order_by(w.idx)
-            .limit(FAILED_INDEXES_SHOWN)
-        ).all()
-        return status_record(exp, counts, never or 0, failed)
+        return status_record(exp, counts, never, failed)
 
     def submission(self, submission_id: int) -> SubmissionInfo:
         """A submission and the tasks it holds, in array-index order."""
