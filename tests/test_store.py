@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -273,49 +274,80 @@ def test_an_applied_local_cluster_is_named_once_among_the_known(any_store: Store
     assert "(known: local)" in str(info.value)
 
 
-def _written(store: Store, name: str) -> list[tuple[object, ...]]:
-    """Every column of the work units of ``name`` and of their attempts that a status write
-    sets, in index order (no ids)."""
+def _unit_rows(store: Store, name: str, columns: str) -> list[tuple[object, ...]]:
+    """``columns`` of the work units of experiment ``name`` joined with their attempts (``w``,
+    ``a``), in index order."""
     with store.session() as s:
         return [
             tuple(r)
             for r in s.execute(
                 text(
-                    "SELECT w.idx, w.phase, w.reason, w.message, w.exit_code, w.failures, "
-                    "w.disruptions, w.next_attempt_after, w.retry_reason, w.updated_at, "
-                    "w.active_attempt_id IS NULL, w.resource_scale, a.phase, a.job_id, "
-                    "a.state, a.reason, a.message, a.exit_code, a.restarts, a.start_time, "
-                    "a.end_time, a.last_seen, a.cancel_requested_at, a.final, "
-                    "a.rank_exit_codes, a.first_failed_rank "
-                    "FROM work_units w JOIN attempts a ON a.work_unit_id = w.id "
+                    f"SELECT {columns} FROM work_units w JOIN attempts a ON a.work_unit_id = w.id "
                     "JOIN experiments e ON e.uid = w.experiment_uid "
                     "WHERE e.name = :name ORDER BY w.idx"
                 ),
                 {"name": name},
             )
         ]
+
+
+def _written(store: Store, name: str) -> list[tuple[object, ...]]:
+    """Every column of the work units of ``name`` and of their attempts that a status write
+    sets, in index order (no ids)."""
+    return _unit_rows(
+        store,
+        name,
+        "w.idx, w.phase, w.reason, w.message, w.exit_code, w.failures, "
+        "w.disruptions, w.next_attempt_after, w.retry_reason, w.updated_at, "
+        "w.active_attempt_id IS NULL, w.resource_scale, a.phase, a.job_id, "
+        "a.state, a.reason, a.message, a.exit_code, a.restarts, a.start_time, "
+        "a.end_time, a.last_seen, a.cancel_requested_at, a.final, "
+        "a.rank_exit_codes, a.first_failed_rank",
+    )
+
+
+def _submitted_pair(store: Store, n: int) -> dict[str, Any]:
+    """Experiments ``many`` and ``few`` of ``n`` work units each, every unit submitted (job
+    77): their records by name."""
+    for name in ("many", "few"):
+        store.apply(make_experiment(name, n=n))
+    records = {r.name: r for r in store.load_desired("local")}
+    for name, record in records.items():
+        entries = [(w.id, 1, w.index, None) for w in record.work_units]
+        sid = store.record_intent(record.uid, "local", f"{name}-tag", entries, **READY)
+        store.mark_submitted(sid, "77", submission_transition("Intent", SubmissionEvent.ACCEPTED))
+    return {r.name: r for r in store.load_desired("local")}
+
+
+def _write_in_steps(
+    store: Store, record: Any, units: Sequence[Any], attempts: Sequence[Any], step: int
+) -> None:
+    """The patches of ``record``'s units written ``step`` units at a time."""
+    from lxr.reconciler.actions import UpdateStatus
+
+    for start in range(0, len(units), step):
+        store.apply_update(
+            UpdateStatus(
+                record.uid,
+                tuple(units[start : start + step]),
+                tuple(attempts[start : start + step]),
+            ),
+            "local",
+        )
 
 
 def _written_text(store: Store, name: str) -> list[tuple[object, ...]]:
     """What :func:`_written` reads, JSON as its stored text and floats as text (JSON's
     ``true`` and ``1`` are equal once parsed, as are a float and its neighbour in print)."""
-    with store.session() as s:
-        return [
-            tuple(r)
-            for r in s.execute(
-                text(
-                    "SELECT w.idx, w.phase, w.message, w.exit_code, w.failures, "
-                    "CAST(w.next_attempt_after AS TEXT), CAST(w.resource_scale AS TEXT), "
-                    "a.job_id, a.state, a.message, a.exit_code, a.restarts, "
-                    "CAST(a.start_time AS TEXT), a.end_time, a.final, "
-                    "CAST(a.rank_exit_codes AS TEXT), a.first_failed_rank "
-                    "FROM work_units w JOIN attempts a ON a.work_unit_id = w.id "
-                    "JOIN experiments e ON e.uid = w.experiment_uid "
-                    "WHERE e.name = :name ORDER BY w.idx"
-                ),
-                {"name": name},
-            )
-        ]
+    return _unit_rows(
+        store,
+        name,
+        "w.idx, w.phase, w.message, w.exit_code, w.failures, "
+        "CAST(w.next_attempt_after AS TEXT), CAST(w.resource_scale AS TEXT), "
+        "a.job_id, a.state, a.message, a.exit_code, a.restarts, "
+        "CAST(a.start_time AS TEXT), a.end_time, a.final, "
+        "CAST(a.rank_exit_codes AS TEXT), a.first_failed_rank",
+    )
 
 
 #: text a status write must store as given (quoting, escapes and separators of SQL, COPY and
@@ -341,20 +373,11 @@ def test_a_status_write_of_many_rows_stores_awkward_values_as_given(any_store: S
     store: text with quotes, backslashes, braces, commas and NULL; booleans, negative and
     missing numbers, floats to their last bit (and infinite), JSON ``true`` apart from ``1``,
     also when all but one unit write the same JSON."""
-    from lxr.reconciler.actions import AttemptPatch, UpdateStatus, WorkUnitPatch
+    from lxr.reconciler.actions import AttemptPatch, WorkUnitPatch
 
     n = 300
     now = time.time()
-    for name in ("many", "few"):
-        any_store.apply(make_experiment(name, n=n))
-    records = {r.name: r for r in any_store.load_desired("local")}
-    for name, record in records.items():
-        entries = [(w.id, 1, w.index, None) for w in record.work_units]
-        sid = any_store.record_intent(record.uid, "local", f"{name}-tag", entries, **READY)
-        any_store.mark_submitted(
-            sid, "77", submission_transition("Intent", SubmissionEvent.ACCEPTED)
-        )
-    records = {r.name: r for r in any_store.load_desired("local")}
+    records = _submitted_pair(any_store, n)
 
     def write(same_scale: bool) -> None:
         for name, record in records.items():
@@ -393,16 +416,8 @@ def test_a_status_write_of_many_rows_stores_awkward_values_as_given(any_store: S
                         else ({"flag": True} if i % 3 == 0 else {"flag": 1} if i % 3 else None),
                     )
                 )
-            step = n if name == "many" else 50  # below the size written as one statement
-            for start in range(0, n, step):
-                any_store.apply_update(
-                    UpdateStatus(
-                        record.uid,
-                        tuple(units[start : start + step]),
-                        tuple(attempts[start : start + step]),
-                    ),
-                    "local",
-                )
+            # a few at a time: below the size written as one statement
+            _write_in_steps(any_store, record, units, attempts, n if name == "many" else 50)
         many, few = _written_text(any_store, "many"), _written_text(any_store, "few")
         assert len(many) == n
         assert many == few
@@ -417,24 +432,15 @@ def test_a_status_write_of_many_rows_stores_awkward_values_as_given(any_store: S
 
 
 def test_a_status_write_of_many_rows_writes_what_row_by_row_writes(any_store: Store) -> None:
-    """A status write of hundreds of units (one statement per table from a temporary table,
-    the columns every row sets alike bound once) stores what the same patches store written
+    """A status write of hundreds of units (one statement per table, the varying columns
+    from a temporary table or arrays, the columns every row sets alike bound once) stores what the same patches store written
     a few at a time (one statement per row): varying and uniform columns, JSON values and
     JSON null, job ids kept or changed, awkward text."""
     from lxr.reconciler.actions import AttemptPatch, UpdateStatus, WorkUnitPatch
 
     n = 300
     now = time.time()
-    for name in ("many", "few"):
-        any_store.apply(make_experiment(name, n=n))
-    records = {r.name: r for r in any_store.load_desired("local")}
-    for name, record in records.items():
-        entries = [(w.id, 1, w.index, None) for w in record.work_units]
-        sid = any_store.record_intent(record.uid, "local", f"{name}-tag", entries, **READY)
-        any_store.mark_submitted(
-            sid, "77", submission_transition("Intent", SubmissionEvent.ACCEPTED)
-        )
-    records = {r.name: r for r in any_store.load_desired("local")}
+    records = _submitted_pair(any_store, n)
 
     def patches(record: object) -> tuple[list[AttemptPatch], list[WorkUnitPatch]]:
         attempts, units = [], []
@@ -482,15 +488,7 @@ def test_a_status_write_of_many_rows_writes_what_row_by_row_writes(any_store: St
         UpdateStatus(records["many"].uid, tuple(units), tuple(attempts)), "local"
     )
     attempts, units = patches(records["few"])
-    for start in range(0, n, 50):  # below the size written as one statement
-        any_store.apply_update(
-            UpdateStatus(
-                records["few"].uid,
-                tuple(units[start : start + 50]),
-                tuple(attempts[start : start + 50]),
-            ),
-            "local",
-        )
+    _write_in_steps(any_store, records["few"], units, attempts, 50)  # below one statement's
 
     def compare() -> list[tuple[object, ...]]:
         many, few = _written(any_store, "many"), _written(any_store, "few")
@@ -521,16 +519,7 @@ def test_a_status_write_of_many_rows_writes_what_row_by_row_writes(any_store: St
             for w in record.work_units
             if w.active is not None
         ]
-        step = n if name == "many" else 50
-        for start in range(0, n, step):
-            any_store.apply_update(
-                UpdateStatus(
-                    record.uid,
-                    tuple(uniform[start : start + step]),
-                    tuple(tasks[start : start + step]),
-                ),
-                "local",
-            )
+        _write_in_steps(any_store, record, uniform, tasks, n if name == "many" else 50)
     many = compare()
     assert {(r[1], r[3], r[12], r[13]) for r in many} == {
         ("Stopped", "stopped: 'all' \\ x", "Stopped", "77")
