@@ -105,12 +105,21 @@ def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) 
     anyio.run(ctl.acquire_lease)
 
     planned: list[int] = []
+    carried: list[bool] = []  # whether "a unit to submit?" was carried over the pass's writes
 
     def one_pass() -> tuple[int, dict[str, tuple[object, ...]]]:
         result = anyio.run(ctl.reconcile, "local")
         planned.append(result.planned)
         cached = ctl.informers["local"]
         held = {uid: e.record.work_units for uid, e in cached._entries.items()}
+        memos = [cached._submittable.get(uid) for uid in held]
+        carried.append(
+            all(m is not None and m[0] is held[uid] for uid, m in zip(held, memos, strict=True))
+        )
+        for e in cached._entries.values():  # kept up to date, or found again
+            units = e.record.work_units
+            wanted = any(wu.active is None and not wu.stop_requested for wu in units)
+            assert cached.submittable(e.record) == wanted
         fresh = _units(store.load_desired("local"))
         # a finished experiment leaves the cache at the next refresh, with no unit left
         assert all(not held[uid] for uid in held.keys() - fresh.keys())
@@ -143,6 +152,7 @@ def test_the_cache_holds_what_the_store_holds_after_each_pass(any_store: Store) 
     driver.restarts[sorted(driver.jobs)[1], 4] = 1  # one requeued: its unit is planned, kept
     loaded, held = one_pass()
     assert (loaded, planned[-1], sum(map(len, held.values()))) == (0, 1, 7)
+    assert carried[-1]  # nothing to submit still: not looked for again over every unit
     driver.phases[sorted(driver.jobs)[0], 2] = TaskPhase.SUCCEEDED  # and one more after that
     loaded, held = one_pass()
     assert (loaded, planned[-1], sum(map(len, held.values()))) == (0, 1, 6)
@@ -200,6 +210,35 @@ def test_the_status_inputs_move_with_the_passes_writes(any_store: Store) -> None
     assert status.phase.value == "Failed" and status.failed_indexes == [0, 2]
     assert status.work_units == {"Failed": 2, "Succeeded": 6, "total": 8}
     assert len(tasks()) == 10 and len(driver.cancelled) == 2  # the two removed were stopped
+
+
+def test_a_unit_left_with_nothing_in_flight_is_one_to_submit(any_store: Store) -> None:  # noqa: F811
+    """One of many running tasks fails and its unit backs off: the cache's answer to "is
+    there a unit to submit?" (kept over the pass's writes while nothing changes it) is yes."""
+    store = any_store
+    spec = {
+        "executable": {"command": ["true"]},
+        "sweep": {"grid": {"x": [*range(12)]}},
+        "backoffLimitPerIndex": 1,
+        "backoff": {"initialSeconds": 600},
+    }
+    store.apply(Experiment.model_validate({"metadata": {"name": "backs-off"}, "spec": spec}))
+    ctl = Controller(store)
+    driver = _Scripted()
+    ctl.drivers["local"] = (driver, store.get_cluster("local").spec)
+    anyio.run(ctl.acquire_lease)
+    driver.phase = TaskPhase.RUNNING
+    for _ in range(3):
+        anyio.run(ctl.reconcile, "local")
+    cached = ctl.informers["local"]
+    (record,) = (e.record for e in cached._entries.values())
+    assert not cached.submittable(record)
+    driver.phases[sorted(driver.jobs)[1], 2] = TaskPhase.FAILED
+    anyio.run(ctl.reconcile, "local")
+    (record,) = (e.record for e in cached._entries.values())
+    assert [wu.phase for wu in record.work_units].count("BackOff") == 1
+    assert cached.submittable(record)
+    _same_status(cached._entries, store)
 
 
 def test_patches_out_of_the_units_order_patch_the_same_units() -> None:

@@ -454,6 +454,7 @@ class Informer:
                     _drop_keys(entry, removed, units)
                 if positions is not None:
                     self._carry_shape(uid, old, units, positions, removed)
+                    self._carry_submittable(uid, old, units, positions, removed)
             if action.fail_experiment:
                 self._stale.add(uid)
             return
@@ -509,6 +510,28 @@ class Informer:
             st = moved_inputs(st, tally.moves, tally.first, tally.failed, tally.removed)
             record = dataclasses.replace(record, status=st, failed_count=st.counts.get(_FAILED, 0))
         entry.record = record
+
+    def _carry_submittable(
+        self,
+        uid: str,
+        old: tuple[WorkUnitRecord, ...],
+        new: tuple[WorkUnitRecord, ...],
+        positions: Sequence[int],
+        removed: Sequence[int],
+    ) -> None:
+        """Whether ``old`` units had one a plan may submit holds for ``new`` ones (those at
+        ``positions`` patched, those at ``removed`` dropped) when it was no and no patched
+        unit is left with nothing in flight: kept, not found again over every unit."""
+        memo = self._submittable.get(uid)
+        if memo is None or memo[0] is not old or memo[1] or len(positions) * 4 > len(old):
+            return
+        gone = set(removed)
+        for pos in positions:
+            if pos not in gone:
+                wu = new[pos - bisect_left(removed, pos)]
+                if wu.active is None and not wu.stop_requested:
+                    return
+        self._submittable[uid] = (new, False)
 
     def _carry_shape(
         self,
@@ -692,10 +715,11 @@ def _patch_units(
     order). Records are built positionally (``dataclasses.replace`` costs ~3-5x more, at
     100k work units a pass)."""
     adopted = dict(upd.adoptions)
-    deleted = frozenset(upd.remove)
     adopted_state = upd.adopted_state.value
     out: list[WorkUnitRecord | None] = list(units)
     removed: list[int] = []
+    ended: list[tuple[WorkUnitRecord, str]] = []
+    moves = tally.moves
     i = j = 0
     n_wps, n_aps = len(wps), len(aps)
     for pos in where:
@@ -707,15 +731,16 @@ def _patch_units(
         ap = None
         if att is not None and j < n_aps and aps[j].id == att.id:
             ap, j = aps[j], j + 1
-        if p is not None and p.phase != wu.phase:
-            if deleted and wu.id in deleted:  # a sweep edit removed it: gone from the store
-                tally.removed.append((wu.phase, wu.attempt_count == 0))
-            else:
-                tally.move(wu, p.phase)
-        if p is not None and p.phase in _TERMINAL:
-            removed.append(pos)
-            out[pos] = None
-            continue
+        if p is not None:
+            phase = p.phase
+            if phase != wu.phase:  # counted inline: no call per unit
+                key = (wu.phase, phase)
+                moves[key] = moves.get(key, 0) + 1
+            if phase in _TERMINAL:
+                ended.append((wu, phase))
+                removed.append(pos)
+                out[pos] = None
+                continue
         if att is None:
             pass
         elif ap is not None and not adopted:  # the common case, without the branches below
@@ -762,6 +787,14 @@ def _patch_units(
         )  # fmt: skip
     if i != n_wps or j != n_aps:
         return None
+    deleted = frozenset(upd.remove)
+    for wu, phase in ended:
+        if wu.id in deleted:  # a sweep edit removed it: gone from the store, not moved
+            if phase != wu.phase:
+                moves[wu.phase, phase] -= 1
+            tally.removed.append((wu.phase, wu.attempt_count == 0))
+        elif phase == _FAILED:
+            tally.failed.append(wu.index)
     removed.sort()
     if len(removed) * 8 < len(out):
         for pos in reversed(removed):
