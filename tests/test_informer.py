@@ -4,18 +4,23 @@ of the store gives, though it took the pass's own writes in without reading them
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
+import pytest
 
 from lxr.api.phases import TaskPhase
 from lxr.api.records import AttemptRecord, ExperimentRecord, WorkUnitRecord
 from lxr.api.resources import Experiment
+from lxr.reconciler import cycle as cycle_module
+from lxr.reconciler import informer as informer_module
 from lxr.reconciler.actions import AttemptPatch, UpdateStatus, WorkUnitPatch
 from lxr.reconciler.controller import Controller
-from lxr.reconciler.informer import _patched, observe_query
+from lxr.reconciler.informer import Informer, _patched, observe_query
 from lxr.schedulers.base import ArrayJob, Driver, ObserveQuery, Snapshot, TaskObservation
 from lxr.schedulers.transport import LocalTransport
 from lxr.store import Store
@@ -239,6 +244,60 @@ def test_a_unit_left_with_nothing_in_flight_is_one_to_submit(any_store: Store) -
     assert [wu.phase for wu in record.work_units].count("BackOff") == 1
     assert cached.submittable(record)
     _same_status(cached._entries, store)
+
+
+class _Cycle:
+    """Garbage only the cyclic collector frees (it refers to itself)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_big_cache_stays_out_of_the_collectors_scans_until_the_resync(
+    any_store: Store,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a pass over a big cache (here "big" is 5 units), what the cache keeps is out of
+    the cyclic collector's scans (the first collection after a pass where 100k units changed
+    walked all of it); a reference cycle that became garbage meanwhile is freed by the next
+    full resync."""
+    monkeypatch.setattr(informer_module, "_FREEZE_AFTER", 5)
+    monkeypatch.setattr(cycle_module, "BIG_CYCLE", 5)
+    store = any_store
+    spec = {"executable": {"command": ["true"]}, "sweep": {"grid": {"x": [*range(10)]}}}
+    store.apply(Experiment.model_validate({"metadata": {"name": "big"}, "spec": spec}))
+    ctl = Controller(store)
+    driver = _Scripted()
+    ctl.drivers["local"] = (driver, store.get_cluster("local").spec)
+    anyio.run(ctl.acquire_lease)
+    cached = ctl.informers["local"] = Informer(resync_seconds=3600.0)
+    garbage: list[weakref.ref[_Cycle]] = []
+    snapshots: list[Snapshot] = []  # kept, as a driver keeps what it read last
+    observe = driver.observe
+
+    async def observe_making_garbage(query: ObserveQuery) -> Snapshot:
+        garbage.append(weakref.ref(_Cycle()))
+        snapshots.append(await observe(query))
+        return snapshots[-1]
+
+    driver.observe = observe_making_garbage  # type: ignore[method-assign]
+    try:
+        anyio.run(ctl.reconcile, "local")
+        driver.phase = TaskPhase.RUNNING
+        anyio.run(ctl.reconcile, "local")  # every unit changes: new records in the cache
+        (entry,) = cached._entries.values()
+        records = {id(wu) for wu in entry.record.work_units}
+        assert len(records) == 10
+        assert not any(id(o) in records for o in gc.get_objects()), "scanned by the collector"
+        driver.phase = TaskPhase.SUCCEEDED
+        anyio.run(ctl.reconcile, "local")  # every unit ends: the cache is empty after it
+        assert not cached._entries[entry.record.uid].record.work_units
+        assert not any(o is snapshots[-1] for o in gc.get_objects()), "scanned by the collector"
+        cached.resync_seconds = 0.0
+        anyio.run(ctl.reconcile, "local")
+        assert len(garbage) == 2 and all(ref() is None for ref in garbage)
+    finally:
+        gc.unfreeze()
 
 
 def test_patches_out_of_the_units_order_patch_the_same_units() -> None:

@@ -179,6 +179,7 @@ class Informer:
         self._submittable: dict[str, tuple[tuple[WorkUnitRecord, ...], bool]] = {}
         #: what the last refresh read (for the cycle's log line and the benchmarks)
         self.loaded = 0
+        self._cycle_size = 0  # work units in the cache as this cycle began
 
     @property
     def size(self) -> int:
@@ -253,6 +254,10 @@ class Informer:
         for memo in (self._entries, self._shapes, self._submittable):
             for uid in [u for u in memo if u not in todo.versions or u in todo.full]:
                 del memo[uid]
+        if self._resyncing and _frozen:
+            # what was frozen since the last resync goes back to the collector, which frees
+            # the few reference cycles that became garbage meanwhile, the cache let go
+            _thaw()
         return todo
 
     def refreshed(
@@ -273,7 +278,7 @@ class Informer:
             # the cache's records are long-lived and hold no cycles: keep them out of the
             # cyclic collector's full passes (each would walk all 100k of them; freeing
             # them later is by reference counting, which freezing does not affect)
-            gc.freeze()
+            _freeze()
         for head in headers:
             entry = self._entries.get(head.uid)
             if entry is not None:
@@ -281,6 +286,7 @@ class Informer:
                 entry.status_read = True
         self._stale.clear()
         self._headers.clear()
+        self._cycle_size = self.size
         if self._resyncing:  # forget attempts that are no longer in flight
             self._resyncing = False
             live = {
@@ -427,6 +433,12 @@ class Informer:
                 continue
             entry.keys, entry.indexes, entry.prev = keys, list(map(_ARRAY_INDEX, actives)), prev
             entry.seen = None  # held by prev now
+        if self._cycle_size >= _FREEZE_AFTER or self.size >= _FREEZE_AFTER:
+            # what the cycle made and the cache keeps (100k new records where every unit
+            # changed, the snapshot's observations) leaves the collector's scans too: the
+            # first collection after a big cycle walked all of it (~0.3 s at 100k units), and
+            # the next ones again as it aged; garbage cycles made meanwhile wait for the resync
+            _freeze()
 
     def observed(self, snap: Snapshot) -> None:
         """The cycle planned against ``snap`` (its time is the last-seen time of every task
@@ -598,6 +610,26 @@ _FIRST_FAILED_RANK = attrgetter("first_failed_rank")
 _ID = attrgetter("id")
 _JOB_ID = attrgetter("job_id")
 _STOP_REQUESTED = attrgetter("stop_requested")
+
+
+#: whether this process froze objects (see :func:`_freeze`) since the collector last saw them
+_frozen = False
+
+
+def _freeze() -> None:
+    """Move every object alive now out of the cyclic collector's scans (``gc.freeze``: O(1))."""
+    global _frozen
+    gc.freeze()
+    _frozen = True
+
+
+def _thaw() -> None:
+    """Give the frozen objects back to the collector and collect: the reference cycles that
+    became garbage while frozen are freed (once per resync, with the cache let go)."""
+    global _frozen
+    gc.unfreeze()
+    gc.collect()
+    _frozen = False
 
 
 def _on_clock(obs: TaskObservation) -> bool:
