@@ -107,11 +107,9 @@ def _answered(answer: dict[str, Any]) -> int:
 def _may_start_daemon(args: dict[str, Any]) -> bool:
     """Whether this apply starts the background controller when none answered (as the
     command would after writing the file: not for --dry-run, --no-daemon, LXR_NO_DAEMON)."""
-    from lxr.cli.daemon import NO_DAEMON_ENV
+    from lxr.cli.daemon import daemon_wanted
 
-    if args["dry_run"] or args.get("no_daemon"):
-        return False
-    return os.environ.get(NO_DAEMON_ENV, "") in ("", "0")
+    return not args["dry_run"] and daemon_wanted(bool(args.get("no_daemon")))
 
 
 def _ask_new_daemon(url: str, payload: bytes, color: bool) -> dict[str, Any] | None:
@@ -122,26 +120,21 @@ def _ask_new_daemon(url: str, payload: bytes, color: bool) -> dict[str, Any] | N
     listen within :data:`_DAEMON_START_SECONDS`, exits, or hands the file back."""
     import time
 
-    from lxr.cli.daemon import daemon_files, process_alive, start_daemon
-    from lxr.reconciler.sockets import request_sockets
+    from lxr.cli.daemon import daemon_files, process_alive, start_daemon, started_note
+    from lxr.reconciler.sockets import request_sockets, socket_pid
 
     pid, started = start_daemon(url)
     if not pid:  # another apply's daemon is starting (its pid not written yet)
         return None
     deadline = time.monotonic() + _DAEMON_START_SECONDS
     while time.monotonic() < deadline and process_alive(pid):
-        # its socket's name has its pid: {store digest}.{pid}.{token}.api.sock
-        ours = [p for p in request_sockets(url) if p.name.split(".")[1:2] == [str(pid)]]
+        ours = [p for p in request_sockets(url) if socket_pid(p) == pid]
         answer = _ask(ours[0], payload) if ours else None
         if answer is not None:
             if "fallback" in answer:
                 return None
             if started:
-                log = daemon_files(url).log
-                message = (
-                    f"started a controller in the background (pid {pid}, log {log}); it "
-                    "exits when idle, `lxr controller stop` stops it"
-                )
+                message = started_note(pid, daemon_files(url))
                 answer["stderr"] += f"\x1b[2m{message}\x1b[0m\n" if color else message + "\n"
             return answer
         time.sleep(0.01)

@@ -35,9 +35,11 @@ __all__ = [
     "DaemonFiles",
     "daemon_files",
     "daemon_pid",
+    "daemon_wanted",
     "hold_daemon_lock",
     "process_alive",
     "start_daemon",
+    "started_note",
     "stop_daemon",
 ]
 
@@ -64,6 +66,20 @@ def daemon_files(database_url: str) -> DaemonFiles:
     digest = hashlib.sha256(database_url.encode()).hexdigest()[:12]
     base = state_dir() / "controller"
     return DaemonFiles(base / f"{digest}.pid", base / f"{digest}.log")
+
+
+def daemon_wanted(no_daemon: bool) -> bool:
+    """Whether ``lxr apply`` may start the background controller: not with ``--no-daemon``
+    (``no_daemon``) or :data:`NO_DAEMON_ENV` set (to anything but ``0``)."""
+    return not no_daemon and os.environ.get(NO_DAEMON_ENV, "") in ("", "0")
+
+
+def started_note(pid: int, files: DaemonFiles) -> str:
+    """What ``lxr apply`` says when it started the background controller ``pid``."""
+    return (
+        f"started a controller in the background (pid {pid}, log {files.log}); it exits when "
+        "idle, `lxr controller stop` stops it"
+    )
 
 
 def daemon_pid(files: DaemonFiles) -> int | None:

@@ -150,20 +150,13 @@ def reconcile_until_submitted(store, names: list[str], timeout: float | None) ->
 def start_background_controller(store, no_daemon: bool) -> None:
     """No controller leads: start this store's background controller (it exits when idle),
     unless asked not to."""
-    import os
+    from lxr.cli.daemon import daemon_files, daemon_wanted, start_daemon, started_note
 
-    from lxr.cli.daemon import NO_DAEMON_ENV, daemon_files, start_daemon
-
-    if no_daemon or os.environ.get(NO_DAEMON_ENV, "") not in ("", "0"):
+    if not daemon_wanted(no_daemon):
         note(no_controller_message(store), dim=True)
         return
     pid, started = start_daemon(store.url)
-    log = daemon_files(store.url).log
     if started:
-        note(
-            f"started a controller in the background (pid {pid}, log {log}); it exits when "
-            "idle, `lxr controller stop` stops it",
-            dim=True,
-        )
+        note(started_note(pid, daemon_files(store.url)), dim=True)
     else:
         note(f"the background controller (pid {pid or 'starting'}) will pick this up", dim=True)

@@ -21,6 +21,7 @@ __all__ = [
     "remove_dead_sockets",
     "request_socket_path",
     "request_sockets",
+    "socket_pid",
 ]
 
 #: the longest path a Unix socket can bind on Linux (``sun_path`` is 108 bytes with its NUL)
@@ -92,15 +93,22 @@ def _short_base() -> Path:
     return Path(tempfile.gettempdir()) / f"lxr-{os.getuid()}"
 
 
+def socket_pid(path: Path) -> int | None:
+    """The pid of the controller a socket of :func:`controller_socket_path` (or its request
+    socket) belongs to: ``{digest}.{pid}.{token}[.api].sock``; None for another name."""
+    parts = path.name.split(".")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+
+
 def remove_dead_sockets(path: Path) -> None:
     """Remove the sockets of controllers of this store whose process is gone (kill -9)."""
     digest = path.name.split(".")[0]
     for other in path.parent.glob(f"{digest}.*.sock"):
-        pid = other.name.split(".")[1]
-        if not pid.isdigit() or other == path:
+        pid = socket_pid(other)
+        if pid is None or other == path:
             continue
         try:
-            os.kill(int(pid), 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
             with contextlib.suppress(OSError):
                 other.unlink()
