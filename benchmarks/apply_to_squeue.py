@@ -155,6 +155,15 @@ def env_for(pyc: bool, cache: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def apply_argv(path: Path, here: bool) -> list[str]:
+    """``lxr apply -f path``; ``here``: through typer's path (``main(fast=False)``), which
+    applies the file in the command's own process, never handing it to a controller."""
+    if here:
+        main = "from lxr.cli.main import main; main(fast=False)"
+        return [sys.executable, "-c", main, "apply", "-f", str(path)]
+    return [sys.executable, "-m", "lxr.cli", "apply", "-f", str(path)]
+
+
 class LxrController:
     """``lxr controller run`` on a fresh store, leading, connected, warmed up."""
 
@@ -189,10 +198,7 @@ class LxrController:
         path = self.tmp / f"{name}.yaml"
         path.write_text(experiment_yaml(name, n))
         env = env_for(pyc, cache, XDG_STATE_HOME=str(self.state), LXR_NO_DAEMON="1")
-        argv = [sys.executable, "-m", "lxr.cli", "apply", "-f", str(path)]
-        if here:
-            main = "from lxr.cli.main import main; main(fast=False)"
-            argv = [sys.executable, "-c", main, "apply", "-f", str(path)]
+        argv = apply_argv(path, here)
 
         def written() -> bool:  # the apply's transaction committed
             return bool(self.stored(name))
@@ -274,10 +280,7 @@ class ColdLxr:
         )  # fmt: skip
         path = base / f"{name}.yaml"
         path.write_text(experiment_yaml(name, n))
-        argv = [sys.executable, "-m", "lxr.cli", "apply", "-f", str(path)]
-        if here:
-            main = "from lxr.cli.main import main; main(fast=False)"
-            argv = [sys.executable, "-c", main, "apply", "-f", str(path)]
+        argv = apply_argv(path, here)
         try:
             return until_visible(argv, env, name, n)
         finally:

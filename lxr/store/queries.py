@@ -136,6 +136,11 @@ def _uniform(kind: Any, values: Sequence[Any]) -> bool:
     return _same(values)
 
 
+def _escaped(text: str) -> str:
+    """``text`` as it goes between the double quotes of an array literal's element."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _array_element(value: Any) -> str:
     """One element of a PostgreSQL array literal (``{...}``): NULL, a boolean, a number as
     Python prints it (``repr`` of a float reads back as the same double), or text quoted."""
@@ -145,8 +150,7 @@ def _array_element(value: Any) -> str:
         return "t" if value else "f"
     if isinstance(value, (int, float)):
         return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    return f'"{_escaped(str(value))}"'
 
 
 def _array_literal(kind: Any, values: Sequence[Any]) -> str:
@@ -157,7 +161,7 @@ def _array_literal(kind: Any, values: Sequence[Any]) -> str:
             return "{" + ",".join(map(repr, values)) + "}"
         if isinstance(kind, String) and all(map(str.__instancecheck__, values)):
             if "\\" in (whole := "\0".join(values)) or '"' in whole:  # (one string to search)
-                values = [v.replace("\\", "\\\\").replace('"', '\\"') for v in values]
+                values = list(map(_escaped, values))
             return '{"' + '","'.join(values) + '"}'
     return "{" + ",".join(map(_array_element, values)) + "}"
 
